@@ -1,0 +1,492 @@
+//! The archive core: the pipeline plus the database and the object store, with no knowledge of
+//! HTTP or the command line. `guidang serve` and `guidang import` both call [`Archive::ingest`],
+//! so online and offline archiving apply exactly the same rules.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use serde::Serialize;
+use serde_json::json;
+use tokio::sync::Semaphore;
+
+use crate::auth::{Caller, Role};
+use crate::config::Settings;
+use crate::db::cases::{CaseFilter, CaseRow, EventRow, FileRow};
+use crate::db::{Db, DbError};
+use crate::metrics::Metrics;
+use crate::pipeline::identify::Action;
+use crate::pipeline::sign::{PublicKeyInfo, Signer};
+use crate::pipeline::store::{Store, StoreError, package_key};
+use crate::pipeline::unpack::Source;
+use crate::pipeline::{self, Agent, PrepareError, PrepareInput, Prepared};
+use crate::problem::{Code, Problem, Problems};
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, std::io::Error),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] crate::pipeline::sign::KeyError),
+}
+
+/// Why an ingest did not archive anything.
+#[derive(Debug, thiserror::Error)]
+pub enum IngestError {
+    /// Not a readable submission at all (HTTP 400).
+    #[error("{0}")]
+    Unreadable(String),
+    /// Every problem found (HTTP 422).
+    #[error("the submission was rejected with {} problem(s)", .0.errors.len())]
+    Rejected(Problems),
+    /// The case exists with other content (HTTP 409).
+    #[error("case {social_code}/{task_code}/{project_id} is already archived as {archive_id} with other content")]
+    Conflict {
+        archive_id: String,
+        social_code: String,
+        task_code: String,
+        project_id: String,
+    },
+    #[error("{0}")]
+    Forbidden(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<DbError> for IngestError {
+    fn from(e: DbError) -> Self {
+        IngestError::Internal(e.to_string())
+    }
+}
+impl From<StoreError> for IngestError {
+    fn from(e: StoreError) -> Self {
+        IngestError::Internal(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct IngestSummary {
+    pub archive_id: String,
+    pub status: String,
+    pub social_code: String,
+    pub task_code: String,
+    pub project_id: String,
+    pub year: i64,
+    pub package: PackageInfo,
+    pub files: Vec<FileRow>,
+    pub warnings: Vec<Problem>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct PackageInfo {
+    pub size: i64,
+    /// SHA-256 of `tagmanifest-sha256.txt`, which covers every byte of the package through the
+    /// manifests; it is also what the transparency log records.
+    pub digest: String,
+    pub digest_algorithm: &'static str,
+    pub signature: serde_json::Value,
+}
+
+pub enum Outcome {
+    /// A new case was archived (HTTP 201).
+    Created(IngestSummary),
+    /// The identical submission was already archived (HTTP 200).
+    Existing(IngestSummary),
+}
+
+pub struct Archive {
+    pub settings: Settings,
+    pub db: Db,
+    pub store: Store,
+    pub signer: Arc<Signer>,
+    pub metrics: Metrics,
+    policy: Arc<BTreeMap<String, Action>>,
+    slots: Arc<Semaphore>,
+    key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+fn summary(c: &CaseRow, files: Vec<FileRow>, warnings: Vec<Problem>) -> IngestSummary {
+    IngestSummary {
+        archive_id: c.archive_id.clone(),
+        status: c.status.clone(),
+        social_code: c.social_code.clone(),
+        task_code: c.task_code.clone(),
+        project_id: c.project_id.clone(),
+        year: c.year,
+        package: PackageInfo {
+            size: c.package_size,
+            digest: c.tagmanifest_sha256.clone(),
+            digest_algorithm: "SHA-256",
+            signature: serde_json::from_str(&c.signature_json).unwrap_or_default(),
+        },
+        files,
+        warnings,
+    }
+}
+
+fn mask_name(s: &str) -> String {
+    let mut c = s.chars();
+    match c.next() {
+        Some(first) => format!("{first}{}", "*".repeat(c.count().max(1))),
+        None => String::new(),
+    }
+}
+
+impl Archive {
+    /// Opens the data directory, database and object store, loads (or creates) the signing key,
+    /// and cleans up after any ingest a crash interrupted.
+    pub async fn open(settings: Settings) -> Result<Arc<Archive>, OpenError> {
+        for d in [settings.data_dir.clone(), settings.tmp_dir()] {
+            std::fs::create_dir_all(&d).map_err(|e| OpenError::DataDir(d.display().to_string(), e))?;
+        }
+        let db = Db::connect(&settings.database_url(), settings.db_max_connections).await?;
+        let store = Store::open(&settings.object_store_url())?;
+        let signer = Signer::load_or_create(&settings.signing_key_path())?;
+        db.publish_key(&signer.info).await?;
+        let archive = Archive {
+            policy: Arc::new(settings.policy()),
+            slots: Arc::new(Semaphore::new(settings.ingest_concurrency)),
+            settings,
+            db,
+            store,
+            signer: Arc::new(signer),
+            metrics: Metrics::default(),
+            key_locks: Mutex::new(HashMap::new()),
+        };
+        archive.recover().await?;
+        Ok(Arc::new(archive))
+    }
+
+    /// Removes packages whose ingest stopped between storing and recording, and staging files.
+    pub async fn recover(&self) -> Result<usize, OpenError> {
+        let grace = self.settings.recovery_grace_secs;
+        let before = chrono::Utc::now().timestamp() - grace as i64;
+        let mut n = 0;
+        for (archive_id, key) in self.db.stale_intents(before).await? {
+            self.store.delete(&key).await?;
+            self.db.delete_intent(&archive_id).await?;
+            tracing::warn!(archive_id, key, "removed a package left by an interrupted ingest");
+            n += 1;
+        }
+        let staged = pipeline::clean_staging(&self.settings.tmp_dir(), Duration::from_secs(grace)).unwrap_or(0);
+        if staged > 0 {
+            tracing::warn!(files = staged, "removed staging files left by interrupted ingests");
+        }
+        Ok(n)
+    }
+
+    pub fn staging_dir(&self) -> std::path::PathBuf {
+        self.settings.tmp_dir()
+    }
+
+    fn key_lock(&self, key: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut m = self.key_locks.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() > 10_000 {
+            m.retain(|_, v| Arc::strong_count(v) > 1);
+        }
+        m.entry(key.to_string()).or_default().clone()
+    }
+
+    /// Archives one submission: the one code path for online and offline archiving.
+    pub async fn ingest(&self, source: Source, agent: Agent) -> Result<Outcome, IngestError> {
+        let _permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| IngestError::Internal("shutting down".into()))?;
+        self.metrics.ingests_in_flight.fetch_add(1, Ordering::Relaxed);
+        let started = Instant::now();
+        let r = self.ingest_inner(source, &agent).await;
+        self.metrics.ingests_in_flight.fetch_sub(1, Ordering::Relaxed);
+        match &r {
+            Ok(Outcome::Created(s)) => {
+                self.metrics.cases_archived.fetch_add(1, Ordering::Relaxed);
+                let bytes: i64 = s.files.iter().map(|f| f.size).sum();
+                self.metrics.bytes_archived.fetch_add(bytes as u64, Ordering::Relaxed);
+                self.metrics
+                    .ingest_seconds_sum_ms
+                    .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
+                tracing::info!(archive_id = %s.archive_id, files = s.files.len(), bytes, channel = agent.channel, "case archived");
+            }
+            Ok(Outcome::Existing(s)) => {
+                self.metrics.cases_duplicate.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(archive_id = %s.archive_id, "identical submission: existing case returned");
+            }
+            Err(IngestError::Rejected(p)) => {
+                self.metrics.submissions_rejected.fetch_add(1, Ordering::Relaxed);
+                for e in &p.errors {
+                    self.metrics.problem(e.code.as_str());
+                }
+                let codes: Vec<&str> = p.errors.iter().map(|e| e.code.as_str()).collect();
+                tracing::info!(problems = ?codes, channel = agent.channel, "submission rejected");
+            }
+            Err(IngestError::Conflict { archive_id, .. }) => {
+                self.metrics.cases_conflict.fetch_add(1, Ordering::Relaxed);
+                tracing::info!(%archive_id, "case exists with other content");
+            }
+            Err(IngestError::Unreadable(m)) => {
+                self.metrics.submissions_rejected.fetch_add(1, Ordering::Relaxed);
+                self.metrics.problem("not_a_zip");
+                tracing::info!(reason = %m, "unreadable submission");
+            }
+            Err(e) => tracing::error!(error = %e, "ingest failed"),
+        }
+        r
+    }
+
+    async fn ingest_inner(&self, source: Source, agent: &Agent) -> Result<Outcome, IngestError> {
+        let archive_id = uuid::Uuid::now_v7().to_string();
+        let received_at = chrono::Utc::now().fixed_offset();
+        let settings = self.settings.clone();
+        let policy = self.policy.clone();
+        let signer = self.signer.clone();
+        let agent_c = agent.clone();
+        let id_c = archive_id.clone();
+        let prepared = tokio::task::spawn_blocking(move || {
+            pipeline::prepare(PrepareInput {
+                source: &source,
+                settings: &settings,
+                policy: &policy,
+                signer: &signer,
+                archive_id: &id_c,
+                agent: &agent_c,
+                received_at,
+            })
+        })
+        .await
+        .map_err(|e| IngestError::Internal(format!("ingest task failed: {e}")))?;
+        let prepared = match prepared {
+            Ok(p) => p,
+            Err(PrepareError::Unreadable(m)) => return Err(IngestError::Unreadable(m)),
+            Err(PrepareError::Rejected(p)) => return Err(IngestError::Rejected(p)),
+            Err(PrepareError::Io(e)) => return Err(IngestError::Internal(e.to_string())),
+        };
+        let m = &prepared.metadata;
+        if agent.role == "submitter" && agent.org.as_deref() != Some(m.social_code.as_str()) {
+            return Err(IngestError::Forbidden(format!(
+                "this token may submit cases of organisation {} only; metadata.xml names {}",
+                agent.org.as_deref().unwrap_or("-"),
+                m.social_code
+            )));
+        }
+        let case_key = format!("{}\u{1f}{}\u{1f}{}", m.social_code, m.task_code, m.project_id);
+        let lock = self.key_lock(&case_key);
+        let _guard = lock.lock().await;
+        if let Some(existing) = self.db.case_by_key(&m.social_code, &m.task_code, &m.project_id).await? {
+            return self.existing_or_conflict(existing, &prepared).await;
+        }
+        self.commit(prepared, agent).await
+    }
+
+    async fn existing_or_conflict(&self, existing: CaseRow, p: &Prepared) -> Result<Outcome, IngestError> {
+        if existing.content_digest == p.content_digest {
+            let files = self.db.case_files(&existing.archive_id).await?;
+            let warnings = serde_json::from_str(&existing.warnings_json).unwrap_or_default();
+            let warnings: Vec<Problem> = warnings_from_json(warnings);
+            return Ok(Outcome::Existing(summary(&existing, files, warnings)));
+        }
+        Err(IngestError::Conflict {
+            archive_id: existing.archive_id,
+            social_code: existing.social_code,
+            task_code: existing.task_code,
+            project_id: existing.project_id,
+        })
+    }
+
+    /// Store, then record. The intent row makes a crash between the two recoverable.
+    async fn commit(&self, p: Prepared, agent: &Agent) -> Result<Outcome, IngestError> {
+        let key = package_key(&p.archive_id, 1);
+        self.db.insert_intent(&p.archive_id, &key).await?;
+        if let Err(e) = self.store.commit(&p.staged, &key).await {
+            let _ = self.db.delete_intent(&p.archive_id).await;
+            return Err(e.into());
+        }
+        failpoint("after_store");
+        let m = &p.metadata;
+        let now = crate::db::now_rfc3339();
+        let row = CaseRow {
+            archive_id: p.archive_id.clone(),
+            social_code: m.social_code.clone(),
+            task_code: m.task_code.clone(),
+            project_id: m.project_id.clone(),
+            content_digest: p.content_digest.clone(),
+            version: 1,
+            status: "archived".into(),
+            year: m.year().unwrap_or_default() as i64,
+            task_name: m.task_name.clone(),
+            task_type: m.task_type.clone(),
+            catalog_code: m.catalog_code.clone(),
+            project_name: m.project_name.clone(),
+            region_code: m.region_code.clone(),
+            lead_department: m.lead_department.clone(),
+            result: m.result.clone(),
+            security_classification: m.security_classification.clone(),
+            retention_proposed: m.retention_period.clone(),
+            retention: None,
+            archival_code: None,
+            receive_time: m.receive_time.clone(),
+            transact_time: m.transact_time.clone(),
+            source: agent.channel.to_string(),
+            submitted_by: agent.id.clone(),
+            package_key: key.clone(),
+            package_size: p.package.size as i64,
+            tagmanifest_sha256: p.package.tagmanifest_sha256.clone(),
+            signature_json: serde_json::to_string(&p.package.signature).unwrap_or_default(),
+            key_id: p.package.signature.key_id.clone(),
+            metadata_json: serde_json::to_string(m).unwrap_or_default(),
+            warnings_json: serde_json::to_string(&p.warnings).unwrap_or_default(),
+            archived_at: now.clone(),
+        };
+        let t = |d: &chrono::DateTime<chrono::FixedOffset>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let events = vec![
+            EventRow { kind: "received".into(), at: t(&p.received_at), agent: agent.label(), detail: None },
+            EventRow { kind: "validated".into(), at: t(&p.validated_at), agent: "guidang".into(), detail: Some(format!("{} files, {} warnings", p.files.len(), p.warnings.len())) },
+            EventRow { kind: "signed".into(), at: p.package.signature.signed_at.clone(), agent: "guidang".into(), detail: Some(format!("Ed25519 key {}", p.package.signature.key_id)) },
+            EventRow { kind: "stored".into(), at: now.clone(), agent: "guidang".into(), detail: Some(key.clone()) },
+        ];
+        match self.db.insert_case(&row, &p.files, &events).await {
+            Ok(()) => Ok(Outcome::Created(summary(&row, p.files.clone(), p.warnings.clone()))),
+            Err(e) => {
+                // Another server won the race for this case key, or the database failed: our
+                // package is not referenced by any case, so it goes.
+                let _ = self.store.delete(&key).await;
+                let _ = self.db.delete_intent(&p.archive_id).await;
+                if e.is_unique_violation()
+                    && let Some(existing) = self.db.case_by_key(&m.social_code, &m.task_code, &m.project_id).await?
+                {
+                    return self.existing_or_conflict(existing, &p).await;
+                }
+                Err(e.into())
+            }
+        }
+    }
+
+    /// Whether `caller` may see the case at all (submitters: their organisation only).
+    fn visible(caller: &Caller, c: &CaseRow) -> bool {
+        caller.role != Role::Submitter || caller.org.as_deref() == Some(c.social_code.as_str())
+    }
+
+    pub async fn case_for(&self, caller: &Caller, archive_id: &str) -> Result<Option<CaseRow>, DbError> {
+        Ok(self.db.case(archive_id).await?.filter(|c| Self::visible(caller, c)))
+    }
+
+    /// The full description of a case as `caller` may see it.
+    pub async fn case_view(&self, caller: &Caller, archive_id: &str) -> Result<Option<serde_json::Value>, DbError> {
+        let Some(c) = self.case_for(caller, archive_id).await? else {
+            return Ok(None);
+        };
+        let files = self.db.case_files(archive_id).await?;
+        let events = self.db.case_events(archive_id).await?;
+        let mut metadata: serde_json::Value = serde_json::from_str(&c.metadata_json).unwrap_or_default();
+        if !caller.role.sees_personal_data() {
+            if let Some(v) = metadata.get_mut("apply_card_no")
+                && let Some(s) = v.as_str()
+            {
+                *v = json!(crate::codes::mask_id(s));
+            }
+            if let Some(v) = metadata.get_mut("apply_name")
+                && let Some(s) = v.as_str()
+                && metadata_is_person(&c)
+            {
+                *v = json!(mask_name(s));
+            }
+        }
+        let licenses = metadata.get("licenses").cloned().unwrap_or(json!([]));
+        let warnings: serde_json::Value = serde_json::from_str(&c.warnings_json).unwrap_or(json!([]));
+        let sum = summary(&c, files, vec![]);
+        Ok(Some(json!({
+            "archive_id": c.archive_id,
+            "status": c.status,
+            "version": c.version,
+            "social_code": c.social_code,
+            "task_code": c.task_code,
+            "project_id": c.project_id,
+            "project_name": c.project_name,
+            "task_name": c.task_name,
+            "task_type": c.task_type,
+            "year": c.year,
+            "result": c.result,
+            "security_classification": c.security_classification,
+            "retention": c.retention,
+            "retention_proposed": c.retention_proposed,
+            "archival_code": c.archival_code,
+            "channel": c.source,
+            "archived_at": c.archived_at,
+            "metadata": metadata,
+            "files": sum.files,
+            "licenses": licenses,
+            "package": sum.package,
+            "warnings": warnings,
+            "events": events,
+        })))
+    }
+
+    pub async fn list(&self, caller: &Caller, mut f: CaseFilter) -> Result<serde_json::Value, DbError> {
+        if caller.role == Role::Submitter {
+            f.org = Some(caller.org.clone().unwrap_or_default());
+        }
+        let (rows, total) = self.db.list_cases(&f).await?;
+        let items: Vec<serde_json::Value> = rows
+            .iter()
+            .map(|c| {
+                json!({
+                    "archive_id": c.archive_id,
+                    "social_code": c.social_code,
+                    "task_code": c.task_code,
+                    "project_id": c.project_id,
+                    "project_name": c.project_name,
+                    "task_name": c.task_name,
+                    "year": c.year,
+                    "status": c.status,
+                    "result": c.result,
+                    "archival_code": c.archival_code,
+                    "archived_at": c.archived_at,
+                })
+            })
+            .collect();
+        Ok(json!({"items": items, "total": total, "page": f.page, "per_page": f.per_page}))
+    }
+
+    pub async fn keys(&self) -> Result<Vec<PublicKeyInfo>, DbError> {
+        self.db.keys().await
+    }
+}
+
+fn metadata_is_person(c: &CaseRow) -> bool {
+    serde_json::from_str::<serde_json::Value>(&c.metadata_json)
+        .ok()
+        .and_then(|m| m.get("apply_type").and_then(|v| v.as_str()).map(|s| s == "person"))
+        .unwrap_or(true)
+}
+
+fn warnings_from_json(v: serde_json::Value) -> Vec<Problem> {
+    v.as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|w| {
+                    Some(Problem {
+                        code: Code::parse(w.get("code")?.as_str()?)?,
+                        path: w.get("path").and_then(|p| p.as_str()).map(str::to_string),
+                        field: w.get("field").and_then(|p| p.as_str()).map(str::to_string),
+                        message: w.get("message")?.as_str()?.to_string(),
+                    })
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Crash-test hook: `GUIDANG_FAILPOINT=after_store` aborts the process right after a package is
+/// stored and before its case is recorded, the worst moment for a crash.
+fn failpoint(name: &str) {
+    if std::env::var("GUIDANG_FAILPOINT").is_ok_and(|v| v == name) {
+        eprintln!("failpoint {name}: aborting");
+        std::process::abort();
+    }
+}

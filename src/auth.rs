@@ -1,0 +1,106 @@
+//! Tokens and roles (CONTRACT.md §3). Tokens are random, shown once, and stored as SHA-256.
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use sha2::{Digest, Sha256};
+
+use crate::db::{Db, DbError, TokenRow};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Role {
+    Submitter,
+    Archivist,
+    Auditor,
+    Admin,
+}
+
+impl Role {
+    pub fn parse(s: &str) -> Option<Role> {
+        Some(match s {
+            "submitter" => Role::Submitter,
+            "archivist" => Role::Archivist,
+            "auditor" => Role::Auditor,
+            "admin" => Role::Admin,
+            _ => return None,
+        })
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Submitter => "submitter",
+            Role::Archivist => "archivist",
+            Role::Auditor => "auditor",
+            Role::Admin => "admin",
+        }
+    }
+    /// Whether personal information (applicant name, ID number) is shown in clear.
+    pub fn sees_personal_data(self) -> bool {
+        matches!(self, Role::Submitter | Role::Archivist)
+    }
+}
+
+/// An authenticated caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub token_id: String,
+    pub role: Role,
+    pub org: Option<String>,
+    pub name: String,
+}
+
+pub fn hash_token(token: &str) -> String {
+    hex::encode(Sha256::digest(token.as_bytes()))
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TokenError {
+    #[error("unknown role {0:?}: use submitter, archivist, auditor or admin")]
+    Role(String),
+    #[error("a submitter token needs --org (the organisation's unified social credit code)")]
+    OrgRequired,
+    #[error("--org is not a unified social credit code: {0}")]
+    Org(String),
+    #[error("cannot get randomness: {0}")]
+    Random(String),
+    #[error(transparent)]
+    Db(#[from] DbError),
+}
+
+/// Creates a token and returns it in clear; only its hash is stored.
+pub async fn create_token(db: &Db, role: &str, org: Option<&str>, name: Option<&str>) -> Result<(String, TokenRow), TokenError> {
+    let r = Role::parse(role).ok_or_else(|| TokenError::Role(role.into()))?;
+    if r == Role::Submitter && org.is_none() {
+        return Err(TokenError::OrgRequired);
+    }
+    if let Some(o) = org
+        && let Some(e) = crate::codes::uscc_problem(o)
+    {
+        return Err(TokenError::Org(e));
+    }
+    let mut raw = [0u8; 32];
+    getrandom::fill(&mut raw).map_err(|e| TokenError::Random(e.to_string()))?;
+    let token = format!("gd_{}", URL_SAFE_NO_PAD.encode(raw));
+    let row = TokenRow {
+        token_id: uuid::Uuid::now_v7().to_string(),
+        role: r.as_str().into(),
+        org: org.map(str::to_string),
+        name: name.map(str::to_string),
+        created_at: crate::db::now_rfc3339(),
+    };
+    db.insert_token(&row, &hash_token(&token)).await?;
+    Ok((token, row))
+}
+
+pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Caller>, DbError> {
+    let Some(row) = db.token_by_hash(&hash_token(token)).await? else {
+        return Ok(None);
+    };
+    let Some(role) = Role::parse(&row.role) else {
+        return Ok(None);
+    };
+    Ok(Some(Caller {
+        name: row.name.clone().unwrap_or_else(|| format!("token {}", &row.token_id)),
+        token_id: row.token_id,
+        role,
+        org: row.org,
+    }))
+}

@@ -1,0 +1,255 @@
+//! Command line (CONTRACT.md §1): thin wrappers over the archive core.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::archive::{Archive, IngestError, Outcome};
+use crate::config::Settings;
+use crate::pipeline::Agent;
+use crate::pipeline::unpack::Source;
+use crate::verify;
+
+#[derive(Parser)]
+#[command(name = "guidang", version, about = "Archive for government-service case records (归档)")]
+pub struct Cli {
+    /// TOML configuration file (default: ./guidang.toml if present).
+    #[arg(long, global = true)]
+    pub config: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand)]
+pub enum Command {
+    /// Run the HTTP service.
+    Serve,
+    /// Manage API tokens.
+    Token {
+        #[command(subcommand)]
+        cmd: TokenCmd,
+    },
+    /// Offline archiving of submission ZIPs or unpacked submission folders.
+    Import {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Who is importing (recorded in the package's events).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Verify archival packages offline: no server, no database.
+    Verify {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// Public keys to trust (the JSON of `guidang keys export`).
+        #[arg(long)]
+        trusted_keys: Option<PathBuf>,
+        /// Machine-readable output.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Signing keys.
+    Keys {
+        #[command(subcommand)]
+        cmd: KeysCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TokenCmd {
+    /// Create a token and print it once.
+    Create {
+        #[arg(long)]
+        role: String,
+        #[arg(long)]
+        org: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum KeysCmd {
+    /// Print the public keys for auditors to pin.
+    Export,
+}
+
+fn settings(config: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
+    Settings::load(config).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+async fn open(config: Option<&std::path::Path>) -> Result<std::sync::Arc<Archive>, ExitCode> {
+    let s = settings(config)?;
+    Archive::open(s).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+pub async fn run(cli: Cli) -> ExitCode {
+    let cfg = cli.config.as_deref();
+    let r = match cli.command {
+        Command::Serve => serve(cfg).await,
+        Command::Token { cmd: TokenCmd::Create { role, org, name } } => token_create(cfg, &role, org, name).await,
+        Command::Import { paths, name } => import(cfg, paths, name).await,
+        Command::Verify { paths, trusted_keys, json } => Ok(verify_cmd(paths, trusted_keys, json)),
+        Command::Keys { cmd: KeysCmd::Export } => keys_export(cfg).await,
+    };
+    r.unwrap_or_else(|code| code)
+}
+
+async fn serve(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {
+    let s = settings(cfg)?;
+    crate::telemetry::init(s.log_format == "json");
+    let listen = s.listen.clone();
+    let app = crate::http::Application::build(s).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    tracing::info!(listen = %listen, port = app.port(), "guidang serving");
+    app.run_until_stopped().await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(1)
+    })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn token_create(cfg: Option<&std::path::Path>, role: &str, org: Option<String>, name: Option<String>) -> Result<ExitCode, ExitCode> {
+    let archive = open(cfg).await?;
+    match crate::auth::create_token(&archive.db, role, org.as_deref(), name.as_deref()).await {
+        Ok((token, row)) => {
+            println!("{token}");
+            eprintln!("token {} created for role {}; it is shown only this once", row.token_id, row.role);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn keys_export(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {
+    let archive = open(cfg).await?;
+    match archive.keys().await {
+        Ok(keys) => {
+            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"keys": keys})).unwrap_or_default());
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn import(cfg: Option<&std::path::Path>, paths: Vec<PathBuf>, name: Option<String>) -> Result<ExitCode, ExitCode> {
+    let archive = open(cfg).await?;
+    let user = name.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "archivist".into());
+    let agent = Agent {
+        id: format!("cli:{user}"),
+        name: user,
+        role: "archivist".into(),
+        org: None,
+        channel: "offline",
+    };
+    let bar = indicatif::ProgressBar::new(paths.len() as u64);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+    );
+    let (mut archived, mut present, mut rejected) = (0usize, 0usize, 0usize);
+    for p in &paths {
+        bar.set_message(p.display().to_string());
+        let source = match std::fs::metadata(p) {
+            Ok(m) if m.is_dir() => Source::Folder(p.clone()),
+            Ok(_) => Source::Zip(p.clone()),
+            Err(e) => {
+                rejected += 1;
+                bar.println(format!("rejected  {}: cannot read: {e}", p.display()));
+                bar.inc(1);
+                continue;
+            }
+        };
+        let line = match archive.ingest(source, agent.clone()).await {
+            Ok(Outcome::Created(s)) => {
+                archived += 1;
+                let mut l = format!("archived  {} -> {}", p.display(), s.archive_id);
+                for w in &s.warnings {
+                    l.push_str(&format!("\n          warning {} {}: {}", w.code, w.path.as_deref().unwrap_or(""), w.message));
+                }
+                l
+            }
+            Ok(Outcome::Existing(s)) => {
+                present += 1;
+                format!("present   {} -> {} (identical submission already archived)", p.display(), s.archive_id)
+            }
+            Err(IngestError::Rejected(probs)) => {
+                rejected += 1;
+                let mut l = format!("rejected  {}: {} problem(s)", p.display(), probs.errors.len());
+                for e in &probs.errors {
+                    let at = e.path.as_deref().or(e.field.as_deref()).unwrap_or("-");
+                    l.push_str(&format!("\n          {} {}: {}", e.code, at, e.message));
+                }
+                l
+            }
+            Err(IngestError::Unreadable(m)) => {
+                rejected += 1;
+                format!("rejected  {}: not_a_zip: {m}", p.display())
+            }
+            Err(e @ IngestError::Conflict { .. }) => {
+                rejected += 1;
+                format!("rejected  {}: case_exists: {e}", p.display())
+            }
+            Err(e) => {
+                rejected += 1;
+                format!("failed    {}: {e}", p.display())
+            }
+        };
+        bar.println(line);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    println!("{archived} archived, {present} already present, {rejected} rejected");
+    Ok(if rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+fn verify_cmd(paths: Vec<PathBuf>, trusted_keys: Option<PathBuf>, json: bool) -> ExitCode {
+    let trusted = match trusted_keys.as_deref().map(verify::load_trusted_keys).transpose() {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let mut reports = Vec::new();
+    for p in &paths {
+        match verify::verify_package(p, trusted.as_deref()) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    if json {
+        let all_valid = reports.iter().all(|r| r.valid);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({"valid": all_valid, "packages": reports})).unwrap_or_default()
+        );
+    } else {
+        for r in &reports {
+            print!("{}", r.human());
+        }
+    }
+    if reports.iter().all(|r| r.valid) {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    }
+}

@@ -1,0 +1,235 @@
+//! Configuration: built-in defaults, then a TOML file, then `GUIDANG_*` environment variables.
+//!
+//! With nothing configured the service runs on SQLite and the local file system under `./data`.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use crate::pipeline::identify::{Action, default_policy};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read configuration file {0}: {1}")]
+    Read(PathBuf, std::io::Error),
+    #[error("configuration file {0} is not valid: {1}")]
+    Parse(PathBuf, String),
+    #[error("environment variable {0} is not valid: {1}")]
+    Env(String, String),
+    #[error("configuration is not valid: {0}")]
+    Invalid(String),
+}
+
+/// Limits that stop hostile submissions before they cost memory or disk.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Limits {
+    /// Largest request body accepted by `POST /api/v1/cases` (413 above it).
+    pub max_body_bytes: u64,
+    /// Most entries a submission ZIP may hold.
+    pub max_entries: usize,
+    /// Largest sum of declared uncompressed sizes.
+    pub max_total_bytes: u64,
+    /// Largest uncompressed/compressed ratio of one entry (zip bombs), checked for entries over 1 MiB.
+    pub max_ratio: u64,
+    /// Largest `metadata.xml`.
+    pub max_metadata_bytes: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body_bytes: 4 << 30,
+            max_entries: 10_000,
+            max_total_bytes: 16 << 30,
+            max_ratio: 1_000,
+            max_metadata_bytes: 8 << 20,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Settings {
+    pub listen: String,
+    pub data_dir: PathBuf,
+    /// `sqlite://…` or `postgres://…`; default: SQLite file in the data directory.
+    pub database_url: Option<String>,
+    /// `file:///…` or `s3://bucket/prefix`; default: `objects/` in the data directory.
+    pub object_store: Option<String>,
+    pub fonds_code: String,
+    /// Ed25519 signing key; default: `keys/signing.ed25519` in the data directory.
+    pub signing_key: Option<PathBuf>,
+    pub log_name: String,
+    pub limits: Limits,
+    /// Ingests processed at once; further requests wait (bounded memory and disk).
+    pub ingest_concurrency: usize,
+    /// Age after which an interrupted ingest's leftovers are removed at start.
+    pub recovery_grace_secs: u64,
+    /// Verify the ISO 7064 MOD 37,36 check character of e-licence identifiers.
+    pub check_license_check_char: bool,
+    /// Format id → `accept`, `warn`, `proprietary_format`, `archive_container` or `unknown_format`.
+    pub format_policy: BTreeMap<String, Action>,
+    pub db_max_connections: u32,
+    /// `text` or `json`.
+    pub log_format: String,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            listen: "127.0.0.1:8080".into(),
+            data_dir: PathBuf::from("./data"),
+            database_url: None,
+            object_store: None,
+            fonds_code: "GD01".into(),
+            signing_key: None,
+            log_name: "guidang.local/log".into(),
+            limits: Limits::default(),
+            ingest_concurrency: std::thread::available_parallelism()
+                .map(|n| n.get() * 2)
+                .unwrap_or(4),
+            recovery_grace_secs: 3600,
+            check_license_check_char: true,
+            format_policy: BTreeMap::new(),
+            db_max_connections: 16,
+            log_format: "text".into(),
+        }
+    }
+}
+
+impl Settings {
+    /// Defaults, then the TOML file (explicit path, or `./guidang.toml` if present), then the environment.
+    pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
+        let mut s = match file {
+            Some(p) => Self::from_file(p)?,
+            None if Path::new("guidang.toml").exists() => Self::from_file(Path::new("guidang.toml"))?,
+            None => Settings::default(),
+        };
+        s.apply_env(|k| std::env::var(k).ok())?;
+        s.validate()?;
+        Ok(s)
+    }
+
+    fn from_file(p: &Path) -> Result<Settings, ConfigError> {
+        let text = std::fs::read_to_string(p).map_err(|e| ConfigError::Read(p.into(), e))?;
+        toml::from_str(&text).map_err(|e| ConfigError::Parse(p.into(), e.to_string()))
+    }
+
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
+        fn num<T: std::str::FromStr>(k: &str, v: String) -> Result<T, ConfigError> {
+            v.trim()
+                .parse()
+                .map_err(|_| ConfigError::Env(k.into(), format!("{v:?} is not a number")))
+        }
+        if let Some(v) = get("GUIDANG_LISTEN") {
+            self.listen = v;
+        }
+        if let Some(v) = get("GUIDANG_DATA_DIR") {
+            self.data_dir = v.into();
+        }
+        if let Some(v) = get("DATABASE_URL") {
+            self.database_url = Some(v);
+        }
+        if let Some(v) = get("GUIDANG_OBJECT_STORE") {
+            self.object_store = Some(v);
+        }
+        if let Some(v) = get("GUIDANG_FONDS_CODE") {
+            self.fonds_code = v;
+        }
+        if let Some(v) = get("GUIDANG_SIGNING_KEY") {
+            self.signing_key = Some(v.into());
+        }
+        if let Some(v) = get("GUIDANG_LOG_NAME") {
+            self.log_name = v;
+        }
+        if let Some(v) = get("GUIDANG_LOG_FORMAT") {
+            self.log_format = v;
+        }
+        let k = "GUIDANG_MAX_BODY_BYTES";
+        if let Some(v) = get(k) {
+            self.limits.max_body_bytes = num(k, v)?;
+        }
+        let k = "GUIDANG_MAX_ENTRIES";
+        if let Some(v) = get(k) {
+            self.limits.max_entries = num(k, v)?;
+        }
+        let k = "GUIDANG_MAX_TOTAL_BYTES";
+        if let Some(v) = get(k) {
+            self.limits.max_total_bytes = num(k, v)?;
+        }
+        let k = "GUIDANG_MAX_RATIO";
+        if let Some(v) = get(k) {
+            self.limits.max_ratio = num(k, v)?;
+        }
+        let k = "GUIDANG_INGEST_CONCURRENCY";
+        if let Some(v) = get(k) {
+            self.ingest_concurrency = num(k, v)?;
+        }
+        let k = "GUIDANG_RECOVERY_GRACE_SECS";
+        if let Some(v) = get(k) {
+            self.recovery_grace_secs = num(k, v)?;
+        }
+        let k = "GUIDANG_DB_MAX_CONNECTIONS";
+        if let Some(v) = get(k) {
+            self.db_max_connections = num(k, v)?;
+        }
+        Ok(())
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if self.ingest_concurrency == 0 {
+            return Err(ConfigError::Invalid("ingest_concurrency must be at least 1".into()));
+        }
+        if self.fonds_code.trim().is_empty() {
+            return Err(ConfigError::Invalid("fonds_code must not be empty".into()));
+        }
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(ConfigError::Invalid("log_format must be text or json".into()));
+        }
+        Ok(())
+    }
+
+    pub fn database_url(&self) -> String {
+        self.database_url.clone().unwrap_or_else(|| {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("guidang.db").display())
+        })
+    }
+
+    pub fn object_store_url(&self) -> String {
+        self.object_store.clone().unwrap_or_else(|| {
+            let abs = absolute(&self.data_dir.join("objects"));
+            format!("file://{}", abs.display())
+        })
+    }
+
+    pub fn signing_key_path(&self) -> PathBuf {
+        self.signing_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("signing.ed25519"))
+    }
+
+    /// Scratch space for submissions being received and packages being built.
+    pub fn tmp_dir(&self) -> PathBuf {
+        self.data_dir.join("tmp")
+    }
+
+    /// The effective format policy: the defaults of DOMAIN.md §5 overlaid with the configured table.
+    pub fn policy(&self) -> BTreeMap<String, Action> {
+        let mut p = default_policy();
+        for (k, v) in &self.format_policy {
+            p.insert(k.clone(), *v);
+        }
+        p
+    }
+}
+
+pub fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .map(|d| d.join(p))
+            .unwrap_or_else(|_| p.to_path_buf())
+    }
+}

@@ -1,0 +1,311 @@
+//! Case rows: what the archive records about each archived package.
+
+use serde::Serialize;
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Bind, Db, DbError, bind_all};
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FileRow {
+    pub path: String,
+    pub role: String,
+    pub size: i64,
+    pub sha256: String,
+    pub sm3: String,
+    pub format: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub format_version: Option<String>,
+    pub mime: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    #[serde(skip)]
+    pub pkg_offset: i64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct EventRow {
+    pub kind: String,
+    pub at: String,
+    pub agent: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Everything stored about one case.
+#[derive(Debug, Clone, Serialize)]
+pub struct CaseRow {
+    pub archive_id: String,
+    pub social_code: String,
+    pub task_code: String,
+    pub project_id: String,
+    pub content_digest: String,
+    pub version: i64,
+    pub status: String,
+    pub year: i64,
+    pub task_name: String,
+    pub task_type: String,
+    pub catalog_code: Option<String>,
+    pub project_name: String,
+    pub region_code: String,
+    pub lead_department: String,
+    pub result: String,
+    pub security_classification: String,
+    pub retention_proposed: Option<String>,
+    pub retention: Option<String>,
+    pub archival_code: Option<String>,
+    pub receive_time: String,
+    pub transact_time: String,
+    pub source: String,
+    pub submitted_by: String,
+    pub package_key: String,
+    pub package_size: i64,
+    pub tagmanifest_sha256: String,
+    pub signature_json: String,
+    pub key_id: String,
+    pub metadata_json: String,
+    pub warnings_json: String,
+    pub archived_at: String,
+}
+
+const CASE_COLUMNS: &str = "archive_id, social_code, task_code, project_id, content_digest, version, status, year, \
+    task_name, task_type, catalog_code, project_name, region_code, lead_department, result, security_classification, \
+    retention_proposed, retention, archival_code, receive_time, transact_time, source, submitted_by, package_key, \
+    package_size, tagmanifest_sha256, signature_json, key_id, metadata_json, warnings_json, archived_at";
+
+fn case_from(r: &AnyRow) -> CaseRow {
+    CaseRow {
+        archive_id: r.get("archive_id"),
+        social_code: r.get("social_code"),
+        task_code: r.get("task_code"),
+        project_id: r.get("project_id"),
+        content_digest: r.get("content_digest"),
+        version: r.get("version"),
+        status: r.get("status"),
+        year: r.get("year"),
+        task_name: r.get("task_name"),
+        task_type: r.get("task_type"),
+        catalog_code: r.get("catalog_code"),
+        project_name: r.get("project_name"),
+        region_code: r.get("region_code"),
+        lead_department: r.get("lead_department"),
+        result: r.get("result"),
+        security_classification: r.get("security_classification"),
+        retention_proposed: r.get("retention_proposed"),
+        retention: r.get("retention"),
+        archival_code: r.get("archival_code"),
+        receive_time: r.get("receive_time"),
+        transact_time: r.get("transact_time"),
+        source: r.get("source"),
+        submitted_by: r.get("submitted_by"),
+        package_key: r.get("package_key"),
+        package_size: r.get("package_size"),
+        tagmanifest_sha256: r.get("tagmanifest_sha256"),
+        signature_json: r.get("signature_json"),
+        key_id: r.get("key_id"),
+        metadata_json: r.get("metadata_json"),
+        warnings_json: r.get("warnings_json"),
+        archived_at: r.get("archived_at"),
+    }
+}
+
+#[derive(Debug, Default, Clone)]
+pub struct CaseFilter {
+    pub year: Option<i64>,
+    pub task_code: Option<String>,
+    pub status: Option<String>,
+    pub q: Option<String>,
+    /// Submitters see their own organisation only.
+    pub org: Option<String>,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+impl Db {
+    /// Records a case, its files and events, and clears its ingest intent, in one transaction.
+    pub async fn insert_case(&self, c: &CaseRow, files: &[FileRow], events: &[EventRow]) -> Result<(), DbError> {
+        let mut tx = self.pool.begin().await?;
+        let binds = vec![
+            Bind::S(c.archive_id.clone()),
+            Bind::S(c.social_code.clone()),
+            Bind::S(c.task_code.clone()),
+            Bind::S(c.project_id.clone()),
+            Bind::S(c.content_digest.clone()),
+            Bind::I(c.version),
+            Bind::S(c.status.clone()),
+            Bind::I(c.year),
+            Bind::S(c.task_name.clone()),
+            Bind::S(c.task_type.clone()),
+            Bind::OptS(c.catalog_code.clone()),
+            Bind::S(c.project_name.clone()),
+            Bind::S(c.region_code.clone()),
+            Bind::S(c.lead_department.clone()),
+            Bind::S(c.result.clone()),
+            Bind::S(c.security_classification.clone()),
+            Bind::OptS(c.retention_proposed.clone()),
+            Bind::OptS(c.retention.clone()),
+            Bind::OptS(c.archival_code.clone()),
+            Bind::S(c.receive_time.clone()),
+            Bind::S(c.transact_time.clone()),
+            Bind::S(c.source.clone()),
+            Bind::S(c.submitted_by.clone()),
+            Bind::S(c.package_key.clone()),
+            Bind::I(c.package_size),
+            Bind::S(c.tagmanifest_sha256.clone()),
+            Bind::S(c.signature_json.clone()),
+            Bind::S(c.key_id.clone()),
+            Bind::S(c.metadata_json.clone()),
+            Bind::S(c.warnings_json.clone()),
+            Bind::S(c.archived_at.clone()),
+        ];
+        let placeholders: Vec<String> = (1..=binds.len()).map(|i| format!("${i}")).collect();
+        let sql = format!("INSERT INTO cases ({CASE_COLUMNS}) VALUES ({})", placeholders.join(", "));
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &binds).execute(&mut *tx).await?;
+        for f in files {
+            sqlx::query(
+                "INSERT INTO case_files (archive_id, path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&c.archive_id)
+            .bind(&f.path)
+            .bind(&f.role)
+            .bind(f.size)
+            .bind(&f.sha256)
+            .bind(&f.sm3)
+            .bind(&f.format)
+            .bind(f.format_version.as_deref())
+            .bind(&f.mime)
+            .bind(f.note.as_deref())
+            .bind(f.pkg_offset)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for e in events {
+            sqlx::query("INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&c.archive_id)
+                .bind(&e.kind)
+                .bind(&e.at)
+                .bind(&e.agent)
+                .bind(e.detail.as_deref())
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("DELETE FROM ingest_intents WHERE archive_id = $1")
+            .bind(&c.archive_id)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    pub async fn case_by_key(&self, social_code: &str, task_code: &str, project_id: &str) -> Result<Option<CaseRow>, DbError> {
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE social_code = $1 AND task_code = $2 AND project_id = $3");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(social_code)
+            .bind(task_code)
+            .bind(project_id)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(case_from))
+    }
+
+    pub async fn case(&self, archive_id: &str) -> Result<Option<CaseRow>, DbError> {
+        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE archive_id = $1");
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(archive_id).fetch_optional(&self.pool).await?;
+        Ok(row.as_ref().map(case_from))
+    }
+
+    pub async fn case_files(&self, archive_id: &str) -> Result<Vec<FileRow>, DbError> {
+        let rows = sqlx::query(
+            "SELECT path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset FROM case_files \
+             WHERE archive_id = $1 ORDER BY path",
+        )
+        .bind(archive_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| FileRow {
+                path: r.get("path"),
+                role: r.get("role"),
+                size: r.get("size"),
+                sha256: r.get("sha256"),
+                sm3: r.get("sm3"),
+                format: r.get("format"),
+                format_version: r.get("format_version"),
+                mime: r.get("mime"),
+                note: r.get("note"),
+                pkg_offset: r.get("pkg_offset"),
+            })
+            .collect())
+    }
+
+    pub async fn case_events(&self, archive_id: &str) -> Result<Vec<EventRow>, DbError> {
+        let rows = sqlx::query("SELECT kind, at, agent, detail FROM case_events WHERE archive_id = $1 ORDER BY at, event_id")
+            .bind(archive_id)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| EventRow {
+                kind: r.get("kind"),
+                at: r.get("at"),
+                agent: r.get("agent"),
+                detail: r.get("detail"),
+            })
+            .collect())
+    }
+
+    /// A page of cases, newest first, and the total count matching the filter.
+    pub async fn list_cases(&self, f: &CaseFilter) -> Result<(Vec<CaseRow>, i64), DbError> {
+        let mut clauses = Vec::new();
+        let mut binds = Vec::new();
+        let mut add = |clause: &str, b: Bind, binds: &mut Vec<Bind>| {
+            binds.push(b);
+            clauses.push(clause.replace('?', &format!("${}", binds.len())));
+        };
+        if let Some(y) = f.year {
+            add("year = ?", Bind::I(y), &mut binds);
+        }
+        if let Some(t) = &f.task_code {
+            add("task_code = ?", Bind::S(t.clone()), &mut binds);
+        }
+        if let Some(s) = &f.status {
+            add("status = ?", Bind::S(s.clone()), &mut binds);
+        }
+        if let Some(o) = &f.org {
+            add("social_code = ?", Bind::S(o.clone()), &mut binds);
+        }
+        if let Some(q) = &f.q {
+            let like = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            binds.push(Bind::S(like));
+            let n = binds.len();
+            binds.push(Bind::S(q.clone()));
+            let m = binds.len();
+            clauses.push(format!(
+                "(project_name LIKE ${n} ESCAPE '\\' OR task_name LIKE ${n} ESCAPE '\\' OR project_id = ${m} OR archive_id = ${m})"
+            ));
+        }
+        let wh = if clauses.is_empty() {
+            String::new()
+        } else {
+            format!("WHERE {}", clauses.join(" AND "))
+        };
+        let count_sql = format!("SELECT COUNT(*) FROM cases {wh}");
+        let total: i64 = bind_all(sqlx::query(sqlx::AssertSqlSafe(count_sql)), &binds)
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        let mut page_binds = binds.clone();
+        page_binds.push(Bind::I(f.per_page));
+        page_binds.push(Bind::I((f.page - 1) * f.per_page));
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM cases {wh} ORDER BY archived_at DESC, archive_id DESC LIMIT ${} OFFSET ${}",
+            page_binds.len() - 1,
+            page_binds.len()
+        );
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &page_binds).fetch_all(&self.pool).await?;
+        Ok((rows.iter().map(case_from).collect(), total))
+    }
+}

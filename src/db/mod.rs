@@ -1,0 +1,218 @@
+//! Record: the database behind the archive. One SQL dialect that runs on both SQLite (default)
+//! and PostgreSQL (`DATABASE_URL=postgres://…`), through sqlx's `Any` driver; `$n` placeholders
+//! work on both. Migrations are embedded and run at start.
+
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{AnyPool, Executor, Row};
+
+pub mod cases;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("database: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    #[error("migration {0} failed: {1}")]
+    Migration(String, sqlx::Error),
+}
+
+impl DbError {
+    pub fn is_unique_violation(&self) -> bool {
+        matches!(self, DbError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+
+#[derive(Clone)]
+pub struct Db {
+    pub pool: AnyPool,
+    pub postgres: bool,
+}
+
+#[derive(Debug, Clone)]
+pub enum Bind {
+    S(String),
+    OptS(Option<String>),
+    I(i64),
+}
+
+pub fn bind_all<'q>(
+    mut q: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    binds: &'q [Bind],
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+    for b in binds {
+        q = match b {
+            Bind::S(s) => q.bind(s.as_str()),
+            Bind::OptS(s) => q.bind(s.as_deref()),
+            Bind::I(i) => q.bind(*i),
+        };
+    }
+    q
+}
+
+impl Db {
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+        sqlx::any::install_default_drivers();
+        let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+        let pool = AnyPoolOptions::new()
+            .max_connections(if postgres { max_connections } else { max_connections.min(8) })
+            .acquire_timeout(std::time::Duration::from_secs(30))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if !postgres {
+                        // WAL lets `guidang import` and `guidang serve` share the file; FULL makes a
+                        // commit durable before the case system is told its case exists.
+                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;")
+                            .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect(url)
+            .await?;
+        let db = Db { pool, postgres };
+        db.migrate().await?;
+        Ok(db)
+    }
+
+    async fn migrate(&self) -> Result<(), DbError> {
+        self.pool
+            .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+            .await?;
+        for (version, name, sql) in MIGRATIONS {
+            let mut tx = self.pool.begin().await?;
+            if self.postgres {
+                // Several servers may start at once on one database: one migrates, the others wait.
+                sqlx::query("SELECT pg_advisory_xact_lock(72150001)").execute(&mut *tx).await?;
+            }
+            let done: Option<AnyRow> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(*version)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if done.is_some() {
+                tx.commit().await?;
+                continue;
+            }
+            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
+                .execute(&mut *tx)
+                .await
+                .map_err(|e| DbError::Migration(name.to_string(), e))?;
+            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
+                .bind(*version)
+                .bind(*name)
+                .bind(now_rfc3339())
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
+    pub async fn ping(&self) -> Result<(), DbError> {
+        sqlx::query("SELECT 1").fetch_one(&self.pool).await?;
+        Ok(())
+    }
+
+    // ---- tokens ----
+
+    pub async fn insert_token(&self, t: &TokenRow, hash: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO tokens (token_id, token_hash, role, org, name, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&t.token_id)
+            .bind(hash)
+            .bind(&t.role)
+            .bind(t.org.as_deref())
+            .bind(t.name.as_deref())
+            .bind(&t.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, DbError> {
+        let row = sqlx::query("SELECT token_id, role, org, name, created_at FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL")
+            .bind(hash)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| TokenRow {
+            token_id: r.get("token_id"),
+            role: r.get("role"),
+            org: r.get("org"),
+            name: r.get("name"),
+            created_at: r.get("created_at"),
+        }))
+    }
+
+    // ---- keys ----
+
+    pub async fn publish_key(&self, k: &crate::pipeline::sign::PublicKeyInfo) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO signing_keys (key_id, algorithm, public_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING")
+            .bind(&k.key_id)
+            .bind(&k.algorithm)
+            .bind(&k.public_key)
+            .bind(&k.created_at)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn keys(&self) -> Result<Vec<crate::pipeline::sign::PublicKeyInfo>, DbError> {
+        let rows = sqlx::query("SELECT key_id, algorithm, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at, key_id")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| crate::pipeline::sign::PublicKeyInfo {
+                key_id: r.get("key_id"),
+                algorithm: r.get("algorithm"),
+                public_key: r.get("public_key"),
+                created_at: r.get("created_at"),
+                retired_at: r.get("retired_at"),
+            })
+            .collect())
+    }
+
+    // ---- ingest intents ----
+
+    pub async fn insert_intent(&self, archive_id: &str, object_key: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO ingest_intents (archive_id, object_key, created_epoch) VALUES ($1, $2, $3)")
+            .bind(archive_id)
+            .bind(object_key)
+            .bind(chrono::Utc::now().timestamp())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    pub async fn delete_intent(&self, archive_id: &str) -> Result<(), DbError> {
+        sqlx::query("DELETE FROM ingest_intents WHERE archive_id = $1")
+            .bind(archive_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Intents older than `before_epoch` whose case was never recorded.
+    pub async fn stale_intents(&self, before_epoch: i64) -> Result<Vec<(String, String)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT i.archive_id, i.object_key FROM ingest_intents i WHERE i.created_epoch <= $1 \
+             AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.archive_id = i.archive_id)",
+        )
+        .bind(before_epoch)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRow {
+    pub token_id: String,
+    pub role: String,
+    pub org: Option<String>,
+    pub name: Option<String>,
+    pub created_at: String,
+}
+
+pub fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}

@@ -1,0 +1,129 @@
+//! HTTP layer: routes, request logging and the [`Application`] a test can start on a random port.
+//! Handlers only translate between HTTP and [`crate::archive::Archive`].
+
+mod auth;
+mod cases;
+pub mod error;
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Instant;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
+use actix_web::middleware::{Next, from_fn};
+use actix_web::{App, HttpResponse, HttpServer, web};
+use serde_json::json;
+
+use crate::archive::{Archive, OpenError};
+use crate::config::Settings;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(transparent)]
+    Open(#[from] OpenError),
+    #[error("cannot listen on {0}: {1}")]
+    Listen(String, std::io::Error),
+}
+
+pub struct Application {
+    port: u16,
+    server: Server,
+    pub archive: Arc<Archive>,
+}
+
+impl Application {
+    /// Opens the archive and binds the listener (`127.0.0.1:0` picks a free port).
+    pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        let listen = settings.listen.clone();
+        let archive = Archive::open(settings).await?;
+        let listener = TcpListener::bind(&listen).map_err(|e| StartError::Listen(listen.clone(), e))?;
+        let port = listener.local_addr().map_err(|e| StartError::Listen(listen.clone(), e))?.port();
+        let server = run(listener, archive.clone()).map_err(|e| StartError::Listen(listen, e))?;
+        Ok(Application { port, server, archive })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+/// Logs one line per request: method, matched route (never the raw path or query, which may
+/// carry personal data), status and duration, inside a span with a request id.
+async fn log_requests(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let started = Instant::now();
+    let method = req.method().to_string();
+    let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
+    let request_id = uuid::Uuid::now_v7().simple().to_string();
+    let span = tracing::info_span!("request", id = %request_id, %method, %route);
+    let res = {
+        use tracing::Instrument;
+        next.call(req).instrument(span.clone()).await
+    };
+    let _e = span.enter();
+    match &res {
+        Ok(r) => tracing::info!(status = r.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request"),
+        Err(e) => tracing::warn!(error = %e, ms = started.elapsed().as_millis() as u64, "request failed"),
+    }
+    res
+}
+
+pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Server> {
+    let data = web::Data::new(archive);
+    let server = HttpServer::new(move || {
+        App::new()
+            .wrap(from_fn(log_requests))
+            .app_data(data.clone())
+            .route("/healthz", web::get().to(healthz))
+            .route("/readyz", web::get().to(readyz))
+            .route("/metrics", web::get().to(metrics))
+            .service(
+                web::scope("/api/v1")
+                    .route("/keys", web::get().to(keys))
+                    .route("/cases", web::post().to(cases::submit))
+                    .route("/cases", web::get().to(cases::list))
+                    .route("/cases/{archive_id}", web::get().to(cases::show))
+                    .route("/cases/{archive_id}/package", web::get().to(cases::package))
+                    .route("/cases/{archive_id}/files/{path:.*}", web::get().to(cases::file)),
+            )
+            .default_service(web::to(|| async {
+                HttpResponse::NotFound().json(json!({"error": "not_found", "message": "no such route", "problems": []}))
+            }))
+    })
+    .listen(listener)?
+    .run();
+    Ok(server)
+}
+
+async fn healthz() -> HttpResponse {
+    HttpResponse::Ok().json(json!({"status": "ok"}))
+}
+
+async fn readyz(archive: web::Data<Arc<Archive>>) -> HttpResponse {
+    let db = archive.db.ping().await;
+    let store = archive.store.ping().await;
+    let body = json!({
+        "database": if db.is_ok() { "ok" } else { "unreachable" },
+        "object_store": if store.is_ok() { "ok" } else { "unreachable" },
+    });
+    if db.is_ok() && store.is_ok() {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}
+
+async fn metrics(archive: web::Data<Arc<Archive>>) -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; version=0.0.4")
+        .body(archive.metrics.render())
+}
+
+async fn keys(archive: web::Data<Arc<Archive>>) -> Result<HttpResponse, error::ApiError> {
+    let keys = archive.keys().await?;
+    Ok(HttpResponse::Ok().json(json!({"keys": keys})))
+}

@@ -1,0 +1,52 @@
+//! Prometheus counters, rendered by hand: a handful of atomics need no registry.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+#[derive(Default)]
+pub struct Metrics {
+    pub cases_archived: AtomicU64,
+    pub cases_duplicate: AtomicU64,
+    pub cases_conflict: AtomicU64,
+    pub submissions_rejected: AtomicU64,
+    pub bytes_archived: AtomicU64,
+    pub ingest_seconds_sum_ms: AtomicU64,
+    pub ingests_in_flight: AtomicU64,
+    problems: Mutex<BTreeMap<&'static str, u64>>,
+}
+
+impl Metrics {
+    pub fn problem(&self, code: &'static str) {
+        if let Ok(mut m) = self.problems.lock() {
+            *m.entry(code).or_default() += 1;
+        }
+    }
+
+    pub fn render(&self) -> String {
+        let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        let mut s = String::new();
+        let mut counter = |name: &str, help: &str, v: String| {
+            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
+        };
+        counter("guidang_cases_archived_total", "Cases archived (new packages).", g(&self.cases_archived).to_string());
+        counter("guidang_cases_duplicate_total", "Identical resubmissions answered with the existing case.", g(&self.cases_duplicate).to_string());
+        counter("guidang_cases_conflict_total", "Submissions refused because the case exists with other content.", g(&self.cases_conflict).to_string());
+        counter("guidang_submissions_rejected_total", "Submissions rejected with problems.", g(&self.submissions_rejected).to_string());
+        counter("guidang_archived_bytes_total", "Payload bytes archived.", g(&self.bytes_archived).to_string());
+        counter(
+            "guidang_ingest_seconds_total",
+            "Time spent in successful ingests.",
+            format!("{:.3}", g(&self.ingest_seconds_sum_ms) as f64 / 1000.0),
+        );
+        s.push_str("# HELP guidang_ingests_in_flight Ingests being processed.\n# TYPE guidang_ingests_in_flight gauge\n");
+        s.push_str(&format!("guidang_ingests_in_flight {}\n", g(&self.ingests_in_flight)));
+        s.push_str("# HELP guidang_problems_total Problems found in rejected submissions, by code.\n# TYPE guidang_problems_total counter\n");
+        if let Ok(m) = self.problems.lock() {
+            for (code, n) in m.iter() {
+                s.push_str(&format!("guidang_problems_total{{code=\"{code}\"}} {n}\n"));
+            }
+        }
+        s
+    }
+}

@@ -1,0 +1,411 @@
+//! The ingest pipeline, one stage a module:
+//!
+//! receive → unpack → describe → identify → digest → package → sign → store → record
+//!
+//! [`prepare`] runs the synchronous middle (unpack to sign) in one pass over the submission: each
+//! file is inflated once, and while its bytes stream into the package being built they are hashed
+//! (SHA-256 and SM3 side by side) and identified. Storing and recording are in
+//! [`crate::archive`], which owns the database and the object store.
+
+pub mod describe;
+pub mod digest;
+pub mod identify;
+pub mod package;
+pub mod receive;
+pub mod sign;
+pub mod store;
+pub mod unpack;
+pub mod xml;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::Path;
+
+use chrono::{DateTime, FixedOffset};
+use sha2::{Digest as _, Sha256};
+
+use crate::config::Settings;
+use crate::db::cases::FileRow;
+use crate::problem::{Code, Problem, Problems};
+use describe::{CaseMetadata, METADATA_PATH};
+use identify::{Action, Identification, Sniffer};
+use package::{BagInfo, Finished, PackageWriter, esc};
+use sign::Signer;
+use unpack::Source;
+
+/// Who is archiving, and through which channel.
+#[derive(Debug, Clone)]
+pub struct Agent {
+    /// Token id, or `cli:{user}` for offline import.
+    pub id: String,
+    pub name: String,
+    pub role: String,
+    pub org: Option<String>,
+    /// `online` (HTTP) or `offline` (import).
+    pub channel: &'static str,
+}
+
+impl Agent {
+    pub fn label(&self) -> String {
+        format!("{} ({}, {})", self.name, self.role, self.channel)
+    }
+}
+
+/// A package built, signed and synced in the staging area, with everything to record it.
+#[derive(Debug)]
+pub struct Prepared {
+    pub archive_id: String,
+    pub metadata: CaseMetadata,
+    pub files: Vec<FileRow>,
+    pub warnings: Vec<Problem>,
+    pub content_digest: String,
+    pub package: Finished,
+    /// Removes the staged package if the ingest stops before it is committed.
+    pub staged: tempfile::TempPath,
+    pub received_at: DateTime<FixedOffset>,
+    pub validated_at: DateTime<FixedOffset>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum PrepareError {
+    #[error("{0}")]
+    Unreadable(String),
+    #[error("the submission was rejected")]
+    Rejected(Problems),
+    #[error("I/O while preparing the package: {0}")]
+    Io(#[from] io::Error),
+}
+
+pub struct PrepareInput<'a> {
+    pub source: &'a Source,
+    pub settings: &'a Settings,
+    pub policy: &'a BTreeMap<String, Action>,
+    pub signer: &'a Signer,
+    pub archive_id: &'a str,
+    pub agent: &'a Agent,
+    pub received_at: DateTime<FixedOffset>,
+}
+
+/// A read-only view of a byte range of a file: a file as stored inside the package being built.
+struct Window {
+    file: File,
+    start: u64,
+    len: u64,
+    pos: u64,
+}
+
+impl Read for Window {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let left = self.len.saturating_sub(self.pos);
+        if left == 0 {
+            return Ok(0);
+        }
+        let want = (buf.len() as u64).min(left) as usize;
+        self.file.seek(SeekFrom::Start(self.start + self.pos))?;
+        let n = self.file.read(&mut buf[..want])?;
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+impl Seek for Window {
+    fn seek(&mut self, to: SeekFrom) -> io::Result<u64> {
+        let p = match to {
+            SeekFrom::Start(p) => p as i128,
+            SeekFrom::End(d) => self.len as i128 + d as i128,
+            SeekFrom::Current(d) => self.pos as i128 + d as i128,
+        };
+        if p < 0 {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
+        }
+        self.pos = p as u64;
+        Ok(self.pos)
+    }
+}
+
+fn now() -> DateTime<FixedOffset> {
+    chrono::Utc::now().fixed_offset()
+}
+
+fn rfc3339(t: &DateTime<FixedOffset>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn read_small(opened: &mut unpack::Opened, e: &unpack::Entry, max: u64) -> io::Result<Vec<u8>> {
+    opened.read_entry(e, |r| {
+        let mut v = Vec::with_capacity(e.size.min(max) as usize);
+        r.take(max).read_to_end(&mut v)?;
+        Ok(v)
+    })
+}
+
+/// Digest over the submission's content, independent of how it was zipped: two submissions with
+/// the same files (names and bytes) are the same submission.
+pub fn content_digest(files: &[FileRow]) -> String {
+    let mut lines: Vec<String> = files.iter().map(|f| format!("{}\t{}\n", f.path, f.sha256)).collect();
+    lines.sort();
+    hex::encode(Sha256::digest(lines.concat().as_bytes()))
+}
+
+/// Unpack, describe, identify, digest, package and sign, in one pass over the submission.
+pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
+    let limits = &inp.settings.limits;
+    let mut problems = Problems::default();
+    let (mut opened, entries) = unpack::open(inp.source, limits, &mut problems).map_err(|e| match e {
+        unpack::UnpackError::NotAZip(m) => PrepareError::Unreadable(m),
+        unpack::UnpackError::Io(e) => PrepareError::Io(e),
+    })?;
+    if problems.has(Code::ZipLimits) {
+        // Never inflate a submission that breaks the limits.
+        return Err(PrepareError::Rejected(problems));
+    }
+
+    // Describe.
+    let meta_entry = entries.iter().find(|e| e.name == METADATA_PATH);
+    let metadata = match meta_entry {
+        None => {
+            problems.push(Problem::file(Code::MetadataMissing, METADATA_PATH, "the submission has no metadata.xml at its top level"));
+            None
+        }
+        Some(e) if e.size > limits.max_metadata_bytes => {
+            problems.push(Problem::file(
+                Code::MetadataInvalid,
+                METADATA_PATH,
+                format!("{} bytes, more than the limit of {}", e.size, limits.max_metadata_bytes),
+            ));
+            None
+        }
+        Some(e) => {
+            let bytes = read_small(&mut opened, e, limits.max_metadata_bytes)
+                .map_err(|err| PrepareError::Unreadable(format!("metadata.xml cannot be read: {err}")))?;
+            describe::describe(&bytes, inp.settings.check_license_check_char, &mut problems)
+        }
+    };
+
+    // Every file listed, every listed file present.
+    let mut declared: BTreeMap<String, (&'static str, Option<String>, Option<String>)> = BTreeMap::new();
+    if let Some(m) = &metadata {
+        for f in &m.files {
+            declared.insert(unpack::normalize_name(&f.path), ("file", Some(f.format.clone()), f.sha256.clone()));
+        }
+        for l in &m.licenses {
+            declared.insert(unpack::normalize_name(&l.path), ("license", Some("ofd".into()), None));
+        }
+    }
+    let present: std::collections::HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    if metadata.is_some() {
+        for p in declared.keys() {
+            if !p.is_empty() && !present.contains(p.as_str()) {
+                problems.push(Problem::file(Code::FileMissing, p.clone(), "listed in metadata.xml but not in the submission"));
+            }
+        }
+    }
+    let mut to_read = Vec::new();
+    for e in &entries {
+        if e.name == METADATA_PATH {
+            continue;
+        }
+        if metadata.is_some() && !declared.contains_key(&e.name) {
+            let why = if e.name.starts_with("files/") || e.name.starts_with("licenses/") {
+                "in the submission but not listed in metadata.xml"
+            } else {
+                "only metadata.xml, files/ and licenses/ may be in a submission"
+            };
+            problems.push(Problem::file(Code::FileUnlisted, e.name.clone(), why));
+            continue;
+        }
+        to_read.push(e);
+    }
+
+    // One pass: digest, identify and package every file.
+    std::fs::create_dir_all(inp.settings.tmp_dir())?;
+    let staged_path = inp.settings.tmp_dir().join(format!("{}.aip.zip", inp.archive_id));
+    let mut pkg = PackageWriter::create(&staged_path, inp.archive_id, &inp.received_at)?;
+    let staged = tempfile::TempPath::try_from_path(&staged_path)?;
+    let mut rows: Vec<FileRow> = Vec::with_capacity(to_read.len() + 1);
+
+    digest::with_digester(|dg| -> Result<(), PrepareError> {
+        let order = meta_entry.into_iter().chain(to_read.iter().copied());
+        for e in order {
+            let rel = format!("submission/{}", e.name);
+            let offset = pkg.begin_payload(&rel, e.size)?;
+            let mut sniffer = Sniffer::new();
+            let res = opened.read_entry(e, |r| {
+                dg.stream(r, |chunk, last| {
+                    sniffer.feed(chunk, last);
+                    pkg.write(chunk)
+                })
+            });
+            let (digests, size) = match res {
+                Ok(v) => v,
+                Err(err) if err.kind() == io::ErrorKind::InvalidData || err.kind() == io::ErrorKind::Other => {
+                    // Damaged entry (bad CRC, lying sizes, corrupt deflate stream).
+                    return Err(PrepareError::Unreadable(format!("{}: the ZIP entry is damaged: {err}", e.name)));
+                }
+                Err(err) => return Err(err.into()),
+            };
+            pkg.end_payload(&rel, size, digests, offset);
+            let (role, decl_format, decl_sha) = if e.name == METADATA_PATH {
+                ("metadata", None, None)
+            } else {
+                declared.get(&e.name).cloned().unwrap_or(("file", None, None))
+            };
+            let mut id: Identification = sniffer.finish();
+            if size == 0 {
+                problems.push(Problem::file(Code::EmptyFile, e.name.clone(), "the file is empty"));
+            } else if role != "metadata" {
+                if matches!(id.format.as_str(), "zip" | "ole") {
+                    let view = Window {
+                        file: File::open(pkg.path())?,
+                        start: offset,
+                        len: size,
+                        pos: 0,
+                    };
+                    id = identify::inspect_container(id, BufReader::with_capacity(64 * 1024, view));
+                }
+                identify::judge(&e.name, decl_format.as_deref(), &id, inp.policy, &mut problems);
+            }
+            if let Some(want) = decl_sha
+                && want != digests.sha256_hex()
+            {
+                problems.push(Problem::file(
+                    Code::DigestMismatch,
+                    e.name.clone(),
+                    format!("declared SHA-256 {want}, the received bytes have {}", digests.sha256_hex()),
+                ));
+            }
+            rows.push(FileRow {
+                path: e.name.clone(),
+                role: role.to_string(),
+                size: size as i64,
+                sha256: digests.sha256_hex(),
+                sm3: digests.sm3_hex(),
+                format: id.format.clone(),
+                format_version: id.version.clone(),
+                mime: id.mime.clone(),
+                note: id.note.clone(),
+                pkg_offset: offset as i64,
+            });
+        }
+        Ok(())
+    })?;
+
+    let metadata = match metadata {
+        Some(m) if problems.is_empty() => m,
+        _ => return Err(PrepareError::Rejected(problems)),
+    };
+
+    let validated_at = now();
+    let content_digest = content_digest(&rows);
+    let xml = archive_xml(&inp, &metadata, &rows, &problems.warnings, &content_digest, &validated_at);
+    pkg.add_payload_bytes("archive.xml", xml.as_bytes())?;
+    let info = BagInfo {
+        source_organization: metadata.lead_department.clone(),
+        external_identifier: format!("{}/{}/{}", metadata.social_code, metadata.task_code, metadata.project_id),
+        bagging_date: validated_at.format("%Y-%m-%d").to_string(),
+        extra: vec![
+            ("Guidang-Fonds-Code".into(), inp.settings.fonds_code.clone()),
+            ("Guidang-Content-Digest".into(), format!("sha256:{content_digest}")),
+        ],
+    };
+    let package = pkg.finish(info, inp.signer, &rfc3339(&now()))?;
+    Ok(Prepared {
+        archive_id: inp.archive_id.to_string(),
+        metadata,
+        files: rows,
+        warnings: problems.warnings,
+        content_digest,
+        package,
+        staged,
+        received_at: inp.received_at,
+        validated_at,
+    })
+}
+
+/// The archive's own description of the package (`data/archive.xml`, namespace
+/// `urn:guidang:archive:1`).
+fn archive_xml(
+    inp: &PrepareInput<'_>,
+    m: &CaseMetadata,
+    files: &[FileRow],
+    warnings: &[Problem],
+    content_digest: &str,
+    validated_at: &DateTime<FixedOffset>,
+) -> String {
+    let mut x = String::with_capacity(4096);
+    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<archive xmlns=\"urn:guidang:archive:1\" version=\"1\">\n");
+    let el = |x: &mut String, indent: &str, name: &str, v: &str| {
+        x.push_str(&format!("{indent}<{name}>{}</{name}>\n", esc(v)));
+    };
+    el(&mut x, "  ", "archive_id", inp.archive_id);
+    el(&mut x, "  ", "package_version", "1");
+    el(&mut x, "  ", "fonds_code", &inp.settings.fonds_code);
+    x.push_str("  <case_key>\n");
+    el(&mut x, "    ", "social_code", &m.social_code);
+    el(&mut x, "    ", "task_code", &m.task_code);
+    el(&mut x, "    ", "project_id", &m.project_id);
+    x.push_str("  </case_key>\n");
+    el(&mut x, "  ", "project_name", &m.project_name);
+    el(&mut x, "  ", "year", &m.year().map(|y| y.to_string()).unwrap_or_default());
+    el(&mut x, "  ", "channel", inp.agent.channel);
+    el(&mut x, "  ", "content_digest", &format!("sha256:{content_digest}"));
+    x.push_str("  <retention>\n");
+    el(&mut x, "    ", "proposed", m.retention_period.as_deref().unwrap_or(""));
+    el(&mut x, "    ", "assigned", "");
+    x.push_str("    <basis>assigned by the retention rules at filing</basis>\n  </retention>\n");
+    el(&mut x, "  ", "security_classification", &m.security_classification);
+    x.push_str("  <files>\n");
+    for f in files {
+        x.push_str(&format!(
+            "    <file path=\"{}\" role=\"{}\" size=\"{}\">\n      <format id=\"{}\" mime=\"{}\"{}{}/>\n      <digest algorithm=\"SHA-256\">{}</digest>\n      <digest algorithm=\"SM3\">{}</digest>\n    </file>\n",
+            esc(&format!("submission/{}", f.path)),
+            f.role,
+            f.size,
+            esc(&f.format),
+            esc(&f.mime),
+            f.format_version.as_ref().map(|v| format!(" version=\"{}\"", esc(v))).unwrap_or_default(),
+            f.note.as_ref().map(|v| format!(" note=\"{}\"", esc(v))).unwrap_or_default(),
+            f.sha256,
+            f.sm3,
+        ));
+    }
+    x.push_str("  </files>\n  <warnings>\n");
+    for w in warnings {
+        x.push_str(&format!(
+            "    <warning code=\"{}\" path=\"{}\">{}</warning>\n",
+            w.code,
+            esc(w.path.as_deref().unwrap_or("")),
+            esc(&w.message)
+        ));
+    }
+    x.push_str("  </warnings>\n  <events>\n");
+    let agent = esc(&inp.agent.label());
+    x.push_str(&format!(
+        "    <event type=\"received\" time=\"{}\" agent=\"{agent}\"/>\n    <event type=\"validated\" time=\"{}\" agent=\"guidang {}\"/>\n    <event type=\"packaged\" time=\"{}\" agent=\"guidang {}\"/>\n",
+        rfc3339(&inp.received_at),
+        rfc3339(validated_at),
+        env!("CARGO_PKG_VERSION"),
+        rfc3339(validated_at),
+        env!("CARGO_PKG_VERSION"),
+    ));
+    x.push_str("  </events>\n</archive>\n");
+    x
+}
+
+/// Removes leftovers of interrupted ingests from the staging directory.
+pub fn clean_staging(dir: &Path, older_than: std::time::Duration) -> io::Result<usize> {
+    let mut n = 0;
+    let Ok(rd) = std::fs::read_dir(dir) else { return Ok(0) };
+    for e in rd.flatten() {
+        let old = e
+            .metadata()
+            .and_then(|m| m.modified())
+            .map(|t| t.elapsed().unwrap_or_default() >= older_than)
+            .unwrap_or(false);
+        if old && std::fs::remove_file(e.path()).is_ok() {
+            n += 1;
+        }
+    }
+    Ok(n)
+}

@@ -1,0 +1,72 @@
+//! Receive: a submission body streamed to a spool file in the data directory, never held in
+//! memory, with the size limit enforced while it arrives.
+
+use std::io::Write;
+use std::path::Path;
+
+use bytes::Bytes;
+use futures_util::{Stream, StreamExt};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReceiveError {
+    #[error("the submission is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
+    #[error("cannot spool the submission: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// A received body on disk; the file is removed when this is dropped.
+pub struct Spooled {
+    pub path: tempfile::TempPath,
+    pub size: u64,
+}
+
+/// Writes the stream to a new file in `dir`. The disk write happens on a blocking thread fed by a
+/// bounded channel, so a slow disk slows the upload instead of filling memory.
+pub async fn spool<S, E>(mut body: S, limit: u64, dir: &Path) -> Result<Spooled, ReceiveError>
+where
+    S: Stream<Item = Result<Bytes, E>> + Unpin,
+    E: std::fmt::Display,
+{
+    let tmp = tempfile::Builder::new().prefix("sip-").suffix(".zip").tempfile_in(dir)?;
+    let (file, path) = tmp.into_parts();
+    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
+        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
+        while let Some(chunk) = rx.blocking_recv() {
+            w.write_all(&chunk)?;
+        }
+        w.flush()
+    });
+    let mut size = 0u64;
+    let mut failure = None;
+    while let Some(item) = body.next().await {
+        match item {
+            Ok(chunk) => {
+                size += chunk.len() as u64;
+                if size > limit {
+                    failure = Some(ReceiveError::TooLarge(limit));
+                    break;
+                }
+                if tx.send(chunk).await.is_err() {
+                    break; // the writer failed; its error is reported below
+                }
+            }
+            Err(e) => {
+                failure = Some(ReceiveError::Interrupted(e.to_string()));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    let written = writer
+        .await
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    if let Some(f) = failure {
+        return Err(f);
+    }
+    written?;
+    Ok(Spooled { path, size })
+}

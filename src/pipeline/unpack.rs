@@ -1,0 +1,368 @@
+//! Unpack: open a submission (a ZIP on disk or an unpacked folder), list its entries under safe,
+//! NFC-normalised names, and enforce the limits that stop zip bombs — all before any entry is
+//! inflated. Entries are then read one at a time by the digest pass.
+
+use std::fs::File;
+use std::io::{self, BufReader, Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+
+use unicode_normalization::UnicodeNormalization;
+
+use crate::config::Limits;
+use crate::problem::{Code, Problem, Problems};
+
+/// Where a submission's bytes come from. Online and offline archiving differ only here.
+#[derive(Debug, Clone)]
+pub enum Source {
+    Zip(PathBuf),
+    Folder(PathBuf),
+}
+
+#[derive(Debug, Clone)]
+pub struct Entry {
+    /// Normalised name: `/`-separated, NFC, relative.
+    pub name: String,
+    pub size: u64,
+    index: usize,
+    disk_path: Option<PathBuf>,
+}
+
+/// A submission that cannot be read at all (HTTP 400).
+#[derive(Debug, thiserror::Error)]
+pub enum UnpackError {
+    #[error("{0}")]
+    NotAZip(String),
+    #[error("cannot read the submission: {0}")]
+    Io(#[from] io::Error),
+}
+
+pub fn normalize_name(name: &str) -> String {
+    name.nfc().collect()
+}
+
+/// Checks one entry name; returns the normalised name or the reason it is unsafe.
+pub fn safe_name(raw: &str) -> Result<String, String> {
+    let name = raw.replace('\\', "/");
+    if name.is_empty() {
+        return Err("empty name".into());
+    }
+    if name.starts_with('/') {
+        return Err("absolute path".into());
+    }
+    let b = name.as_bytes();
+    if b.len() >= 2 && b[1] == b':' && b[0].is_ascii_alphabetic() {
+        return Err("drive letter".into());
+    }
+    if name.chars().any(|c| c.is_control()) {
+        return Err("control character in name".into());
+    }
+    let trimmed = name.strip_suffix('/').unwrap_or(&name);
+    for comp in trimmed.split('/') {
+        match comp {
+            "" => return Err("empty path component".into()),
+            "." | ".." => return Err(format!("{comp:?} path component")),
+            _ => {}
+        }
+    }
+    Ok(normalize_name(&name))
+}
+
+/// Reads the ZIP's end-of-central-directory record to learn the entry count and directory size
+/// before the zip crate loads the directory into memory.
+fn eocd_counts(f: &mut File) -> Result<(u64, u64), UnpackError> {
+    let len = f.metadata()?.len();
+    if len < 22 {
+        return Err(UnpackError::NotAZip("too short to be a ZIP".into()));
+    }
+    let tail_len = len.min(22 + 65535);
+    f.seek(SeekFrom::Start(len - tail_len))?;
+    let mut tail = vec![0u8; tail_len as usize];
+    f.read_exact(&mut tail)?;
+    let pos = (0..=tail.len() - 22)
+        .rev()
+        .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
+        .ok_or_else(|| UnpackError::NotAZip("no end of central directory: not a ZIP or truncated".into()))?;
+    let rec = &tail[pos..];
+    let entries = u16::from_le_bytes([rec[10], rec[11]]) as u64;
+    let cd_size = u32::from_le_bytes([rec[12], rec[13], rec[14], rec[15]]) as u64;
+    if entries == 0xFFFF || cd_size == 0xFFFF_FFFF {
+        // ZIP64: the locator sits right before the EOCD record.
+        let eocd_abs = len - tail_len + pos as u64;
+        if eocd_abs >= 20 {
+            let mut loc = [0u8; 20];
+            f.seek(SeekFrom::Start(eocd_abs - 20))?;
+            f.read_exact(&mut loc)?;
+            if loc[..4] == [0x50, 0x4b, 0x06, 0x07] {
+                let off = u64::from_le_bytes(loc[8..16].try_into().unwrap_or_default());
+                let mut rec64 = [0u8; 56];
+                if off + 56 <= len {
+                    f.seek(SeekFrom::Start(off))?;
+                    f.read_exact(&mut rec64)?;
+                    if rec64[..4] == [0x50, 0x4b, 0x06, 0x06] {
+                        let n = u64::from_le_bytes(rec64[32..40].try_into().unwrap_or_default());
+                        let s = u64::from_le_bytes(rec64[40..48].try_into().unwrap_or_default());
+                        return Ok((n, s));
+                    }
+                }
+            }
+        }
+    }
+    Ok((entries, cd_size))
+}
+
+/// An opened submission, ready to be listed and read entry by entry.
+pub enum Opened {
+    Zip(Box<zip::ZipArchive<BufReader<File>>>),
+    Folder(PathBuf),
+    /// Refused before its directory was read (limits); nothing to read.
+    Nothing,
+}
+
+fn decode_zip_name(raw: &[u8], utf8_flag_or_valid: Option<&str>) -> String {
+    if let Some(s) = utf8_flag_or_valid {
+        return s.to_string();
+    }
+    if let Ok(s) = std::str::from_utf8(raw) {
+        return s.to_string();
+    }
+    // Chinese Windows tools write GBK names without the UTF-8 flag.
+    let (cow, had_errors) = encoding_rs::GB18030.decode_without_bom_handling(raw);
+    if !had_errors {
+        return cow.into_owned();
+    }
+    String::from_utf8_lossy(raw).into_owned()
+}
+
+const S_IFMT: u32 = 0o170000;
+const S_IFLNK: u32 = 0o120000;
+
+/// Opens the submission and lists its file entries; unsafe names and broken limits are recorded
+/// in `problems` (every one of them), unreadable input is an error.
+pub fn open(source: &Source, limits: &Limits, problems: &mut Problems) -> Result<(Opened, Vec<Entry>), UnpackError> {
+    match source {
+        Source::Zip(path) => open_zip(path, limits, problems),
+        Source::Folder(root) => {
+            let entries = list_folder(root, limits, problems)?;
+            Ok((Opened::Folder(root.clone()), entries))
+        }
+    }
+}
+
+fn open_zip(path: &Path, limits: &Limits, problems: &mut Problems) -> Result<(Opened, Vec<Entry>), UnpackError> {
+    let mut f = File::open(path)?;
+    let (count, cd_size) = eocd_counts(&mut f)?;
+    if count as usize > limits.max_entries {
+        problems.push(Problem::new(
+            Code::ZipLimits,
+            format!("{count} entries, more than the limit of {}", limits.max_entries),
+        ));
+        return Ok((Opened::Nothing, vec![]));
+    }
+    // A central directory record is at least 46 bytes plus its name; allow generous names.
+    if cd_size > (limits.max_entries as u64 + 1) * 4096 {
+        problems.push(Problem::new(Code::ZipLimits, "central directory is implausibly large"));
+        return Ok((Opened::Nothing, vec![]));
+    }
+    f.seek(SeekFrom::Start(0))?;
+    let mut zip = zip::ZipArchive::new(BufReader::with_capacity(64 * 1024, f))
+        .map_err(|e| UnpackError::NotAZip(format!("not a readable ZIP: {e}")))?;
+    let mut entries = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut total: u64 = 0;
+    for i in 0..zip.len() {
+        let zf = zip
+            .by_index_raw(i)
+            .map_err(|e| UnpackError::NotAZip(format!("entry {i} is unreadable: {e}")))?;
+        let raw = zf.name_raw().to_vec();
+        let flagged = std::str::from_utf8(&raw).ok().map(|s| s.to_string());
+        let display = decode_zip_name(&raw, flagged.as_deref());
+        let name = match safe_name(&display) {
+            Ok(n) => n,
+            Err(why) => {
+                problems.push(Problem::file(Code::UnsafePath, display.clone(), format!("refused entry name: {why}")));
+                continue;
+            }
+        };
+        if let Some(mode) = zf.unix_mode()
+            && mode & S_IFMT == S_IFLNK
+        {
+            problems.push(Problem::file(Code::UnsafePath, name, "symbolic links are not allowed"));
+            continue;
+        }
+        if zf.is_dir() {
+            continue;
+        }
+        if !seen.insert(name.clone()) {
+            problems.push(Problem::file(Code::UnsafePath, name, "entry appears more than once"));
+            continue;
+        }
+        if zf.encrypted() {
+            problems.push(Problem::file(
+                Code::EncryptedFile,
+                name,
+                "the ZIP entry is encrypted: decrypt before archiving",
+            ));
+            continue;
+        }
+        let size = zf.size();
+        let csize = zf.compressed_size().max(1);
+        if size > 1 << 20 && size / csize > limits.max_ratio {
+            problems.push(Problem::file(
+                Code::ZipLimits,
+                name,
+                format!("compression ratio {}:1 exceeds the limit of {}:1", size / csize, limits.max_ratio),
+            ));
+            continue;
+        }
+        if !matches!(zf.compression(), zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated) {
+            problems.push(Problem::file(
+                Code::ZipLimits,
+                name,
+                format!("compression method {:?} is not supported: use Deflate or Stored", zf.compression()),
+            ));
+            continue;
+        }
+        total = total.saturating_add(size);
+        entries.push(Entry {
+            name,
+            size,
+            index: i,
+            disk_path: None,
+        });
+    }
+    if total > limits.max_total_bytes {
+        problems.push(Problem::new(
+            Code::ZipLimits,
+            format!("{total} bytes uncompressed, more than the limit of {}", limits.max_total_bytes),
+        ));
+    }
+    Ok((Opened::Zip(Box::new(zip)), entries))
+}
+
+fn list_folder(root: &Path, limits: &Limits, problems: &mut Problems) -> Result<Vec<Entry>, UnpackError> {
+    let mut entries = Vec::new();
+    let mut total = 0u64;
+    let mut stack = vec![(root.to_path_buf(), String::new())];
+    while let Some((dir, prefix)) = stack.pop() {
+        let mut list: Vec<_> = std::fs::read_dir(&dir)?.collect::<Result<_, _>>()?;
+        list.sort_by_key(|e| e.file_name());
+        for de in list {
+            let fname = de.file_name();
+            let Some(fname) = fname.to_str() else {
+                problems.push(Problem::file(
+                    Code::UnsafePath,
+                    format!("{prefix}{}", fname.to_string_lossy()),
+                    "file name is not valid UTF-8",
+                ));
+                continue;
+            };
+            let rel = format!("{prefix}{fname}");
+            let md = std::fs::symlink_metadata(de.path())?;
+            if md.file_type().is_symlink() {
+                problems.push(Problem::file(Code::UnsafePath, rel, "symbolic links are not allowed"));
+                continue;
+            }
+            if md.is_dir() {
+                stack.push((de.path(), format!("{rel}/")));
+                continue;
+            }
+            if !md.is_file() {
+                problems.push(Problem::file(Code::UnsafePath, rel, "not a regular file"));
+                continue;
+            }
+            let name = match safe_name(&rel) {
+                Ok(n) => n,
+                Err(why) => {
+                    problems.push(Problem::file(Code::UnsafePath, rel, format!("refused name: {why}")));
+                    continue;
+                }
+            };
+            total = total.saturating_add(md.len());
+            entries.push(Entry {
+                name,
+                size: md.len(),
+                index: 0,
+                disk_path: Some(de.path()),
+            });
+            if entries.len() > limits.max_entries {
+                problems.push(Problem::new(
+                    Code::ZipLimits,
+                    format!("more than {} files", limits.max_entries),
+                ));
+                return Ok(vec![]);
+            }
+        }
+    }
+    if total > limits.max_total_bytes {
+        problems.push(Problem::new(
+            Code::ZipLimits,
+            format!("{total} bytes, more than the limit of {}", limits.max_total_bytes),
+        ));
+    }
+    entries.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(entries)
+}
+
+/// Refuses to yield more bytes than the entry declared, so a lying header cannot inflate a bomb.
+struct Bounded<R> {
+    inner: R,
+    left: u64,
+}
+
+impl<R: Read> Read for Bounded<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if n as u64 > self.left {
+            return Err(io::Error::new(io::ErrorKind::InvalidData, "entry is larger than its declared size"));
+        }
+        self.left -= n as u64;
+        Ok(n)
+    }
+}
+
+impl Opened {
+    /// Runs `f` over a reader of the entry's bytes (inflated, bounded by the declared size).
+    pub fn read_entry<T>(&mut self, entry: &Entry, f: impl FnOnce(&mut dyn Read) -> io::Result<T>) -> io::Result<T> {
+        match self {
+            Opened::Zip(zip) => {
+                let zf = zip.by_index(entry.index).map_err(io::Error::other)?;
+                let mut r = Bounded {
+                    inner: zf,
+                    left: entry.size,
+                };
+                f(&mut r)
+            }
+            Opened::Nothing => Err(io::Error::other("submission was not opened")),
+            Opened::Folder(_) => {
+                let p = entry
+                    .disk_path
+                    .as_ref()
+                    .ok_or_else(|| io::Error::other("entry has no path"))?;
+                let file = File::open(p)?;
+                let mut r = Bounded {
+                    inner: file,
+                    left: entry.size,
+                };
+                f(&mut r)
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_name;
+
+    #[test]
+    fn names() {
+        assert!(safe_name("files/a.pdf").is_ok());
+        assert!(safe_name("../etc/passwd").is_err());
+        assert!(safe_name("files/../../x").is_err());
+        assert!(safe_name("/etc/passwd").is_err());
+        assert!(safe_name("C:/Windows/x").is_err());
+        assert!(safe_name("files\\..\\x").is_err());
+        assert!(safe_name("files//x").is_err());
+        // NFD input is stored and compared as NFC.
+        assert_eq!(safe_name("files/e\u{301}.pdf").unwrap(), "files/\u{e9}.pdf");
+    }
+}

@@ -1,0 +1,159 @@
+//! The contract's problem codes (CONTRACT.md §3) and the problem list an ingest returns.
+//!
+//! Every rejection in the pipeline is expressed as a [`Problem`]; the HTTP and CLI layers map them
+//! onto responses and summaries in exactly one place each.
+
+use serde::Serialize;
+
+/// Stable, lowercase snake-case codes. Case systems branch on these; never rename one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Code {
+    NotAZip,
+    UnsafePath,
+    ZipLimits,
+    MetadataMissing,
+    MetadataInvalid,
+    FieldMissing,
+    FieldInvalid,
+    FileMissing,
+    FileUnlisted,
+    DigestMismatch,
+    EmptyFile,
+    EncryptedFile,
+    ProprietaryFormat,
+    ArchiveContainer,
+    UnknownFormat,
+    FormatMismatch,
+    CaseExists,
+    // Warnings (accepted with a note) use their own codes.
+    NotFixedLayout,
+    UnknownExtension,
+    PdfIncomplete,
+}
+
+impl Code {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Code::NotAZip => "not_a_zip",
+            Code::UnsafePath => "unsafe_path",
+            Code::ZipLimits => "zip_limits",
+            Code::MetadataMissing => "metadata_missing",
+            Code::MetadataInvalid => "metadata_invalid",
+            Code::FieldMissing => "field_missing",
+            Code::FieldInvalid => "field_invalid",
+            Code::FileMissing => "file_missing",
+            Code::FileUnlisted => "file_unlisted",
+            Code::DigestMismatch => "digest_mismatch",
+            Code::EmptyFile => "empty_file",
+            Code::EncryptedFile => "encrypted_file",
+            Code::ProprietaryFormat => "proprietary_format",
+            Code::ArchiveContainer => "archive_container",
+            Code::UnknownFormat => "unknown_format",
+            Code::FormatMismatch => "format_mismatch",
+            Code::CaseExists => "case_exists",
+            Code::NotFixedLayout => "not_fixed_layout",
+            Code::UnknownExtension => "unknown_extension",
+            Code::PdfIncomplete => "pdf_incomplete",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Code> {
+        use Code::*;
+        [
+            NotAZip,
+            UnsafePath,
+            ZipLimits,
+            MetadataMissing,
+            MetadataInvalid,
+            FieldMissing,
+            FieldInvalid,
+            FileMissing,
+            FileUnlisted,
+            DigestMismatch,
+            EmptyFile,
+            EncryptedFile,
+            ProprietaryFormat,
+            ArchiveContainer,
+            UnknownFormat,
+            FormatMismatch,
+            CaseExists,
+            NotFixedLayout,
+            UnknownExtension,
+            PdfIncomplete,
+        ]
+        .into_iter()
+        .find(|c| c.as_str() == s)
+    }
+}
+
+impl std::fmt::Display for Code {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// One thing wrong with (or noted about) a submission. `path` names a file in the submission,
+/// `field` a metadata element; at least one is set whenever the problem is about either.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Problem {
+    pub code: Code,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub message: String,
+}
+
+impl Problem {
+    pub fn new(code: Code, message: impl Into<String>) -> Self {
+        Problem {
+            code,
+            path: None,
+            field: None,
+            message: message.into(),
+        }
+    }
+    pub fn file(code: Code, path: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            code,
+            path: Some(path.into()),
+            field: None,
+            message: message.into(),
+        }
+    }
+    pub fn field(code: Code, field: impl Into<String>, message: impl Into<String>) -> Self {
+        Problem {
+            code,
+            path: None,
+            field: Some(field.into()),
+            message: message.into(),
+        }
+    }
+    pub fn in_file(mut self, path: impl Into<String>) -> Self {
+        self.path = Some(path.into());
+        self
+    }
+}
+
+/// Problems accumulated across all stages so that a rejection lists *every* problem at once.
+#[derive(Debug, Default, Clone)]
+pub struct Problems {
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+}
+
+impl Problems {
+    pub fn push(&mut self, p: Problem) {
+        self.errors.push(p);
+    }
+    pub fn warn(&mut self, p: Problem) {
+        self.warnings.push(p);
+    }
+    pub fn is_empty(&self) -> bool {
+        self.errors.is_empty()
+    }
+    pub fn has(&self, code: Code) -> bool {
+        self.errors.iter().any(|p| p.code == code)
+    }
+}

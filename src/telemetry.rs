@@ -1,0 +1,10 @@
+//! Logging setup. Logs carry request ids, routes, archive ids and problem codes; never metadata
+//! values (applicant names and ID numbers are personal information).
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init(json: bool) {
+    let filter = EnvFilter::try_from_env("GUIDANG_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    let b = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = if json { b.json().try_init() } else { b.try_init() };
+}

@@ -1,0 +1,442 @@
+//! Offline verification of an archival package: no server, no database, only the package and
+//! (ideally) the public keys an auditor pinned. Used by `guidang verify`.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::pipeline::digest::{self, Digests};
+use crate::pipeline::package::decode_manifest_path;
+use crate::pipeline::sign::{PublicKeyInfo, SignatureFile, key_id, verify_signature};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Pass,
+    Fail,
+    Warn,
+    NotConfigured,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    pub check: &'static str,
+    pub status: Status,
+    pub detail: String,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    pub package: String,
+    pub archive_id: Option<String>,
+    pub valid: bool,
+    pub payload_files: usize,
+    pub payload_bytes: u64,
+    pub checks: Vec<Check>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum VerifyError {
+    #[error("cannot read {0}: {1}")]
+    Io(PathBuf, io::Error),
+    #[error("trusted keys file {0}: {1}")]
+    Keys(PathBuf, String),
+}
+
+/// Reads trusted keys: the JSON of `guidang keys export` / `GET /api/v1/keys`.
+pub fn load_trusted_keys(path: &Path) -> Result<Vec<PublicKeyInfo>, VerifyError> {
+    let text = std::fs::read_to_string(path).map_err(|e| VerifyError::Io(path.into(), e))?;
+    #[derive(serde::Deserialize)]
+    struct Keys {
+        keys: Vec<PublicKeyInfo>,
+    }
+    let k: Keys = serde_json::from_str(&text).map_err(|e| VerifyError::Keys(path.into(), e.to_string()))?;
+    Ok(k.keys)
+}
+
+/// A bag on disk: a ZIP with one top folder, or an unpacked folder.
+enum Bag {
+    Zip {
+        zip: Box<zip::ZipArchive<BufReader<File>>>,
+        top: String,
+        index: BTreeMap<String, usize>,
+    },
+    Dir(PathBuf),
+}
+
+impl Bag {
+    fn open(path: &Path) -> Result<Result<Bag, String>, VerifyError> {
+        let md = std::fs::metadata(path).map_err(|e| VerifyError::Io(path.into(), e))?;
+        if md.is_dir() {
+            if path.join("bagit.txt").exists() {
+                return Ok(Ok(Bag::Dir(path.into())));
+            }
+            let subs: Vec<_> = std::fs::read_dir(path)
+                .map_err(|e| VerifyError::Io(path.into(), e))?
+                .flatten()
+                .filter(|e| e.path().is_dir())
+                .collect();
+            if subs.len() == 1 && subs[0].path().join("bagit.txt").exists() {
+                return Ok(Ok(Bag::Dir(subs[0].path())));
+            }
+            return Ok(Err("the folder holds no bagit.txt".into()));
+        }
+        let f = File::open(path).map_err(|e| VerifyError::Io(path.into(), e))?;
+        let mut zip = match zip::ZipArchive::new(BufReader::new(f)) {
+            Ok(z) => z,
+            Err(e) => return Ok(Err(format!("not a readable ZIP: {e}"))),
+        };
+        let mut top: Option<String> = None;
+        let mut index = BTreeMap::new();
+        for i in 0..zip.len() {
+            let Ok(e) = zip.by_index_raw(i) else {
+                return Ok(Err(format!("entry {i} is unreadable")));
+            };
+            let Ok(name) = e.name().map(|n| n.to_string()) else {
+                return Ok(Err(format!("entry {i} has an unreadable name")));
+            };
+            if e.is_dir() {
+                continue;
+            }
+            let Some((first, rest)) = name.split_once('/') else {
+                return Ok(Err(format!("{name:?} is outside the single top folder")));
+            };
+            match &top {
+                None => top = Some(first.to_string()),
+                Some(t) if t != first => return Ok(Err("the ZIP has more than one top folder".into())),
+                _ => {}
+            }
+            if rest.split('/').any(|c| c == ".." || c.is_empty()) {
+                return Ok(Err(format!("{name:?} is not a safe path")));
+            }
+            index.insert(rest.to_string(), i);
+        }
+        let Some(top) = top else {
+            return Ok(Err("the ZIP is empty".into()));
+        };
+        Ok(Ok(Bag::Zip {
+            zip: Box::new(zip),
+            top,
+            index,
+        }))
+    }
+
+    fn top_name(&self) -> Option<String> {
+        match self {
+            Bag::Zip { top, .. } => Some(top.clone()),
+            Bag::Dir(p) => p.file_name().map(|n| n.to_string_lossy().into_owned()),
+        }
+    }
+
+    /// Every file, relative to the bag root.
+    fn files(&self) -> BTreeSet<String> {
+        match self {
+            Bag::Zip { index, .. } => index.keys().cloned().collect(),
+            Bag::Dir(root) => {
+                let mut out = BTreeSet::new();
+                let mut stack = vec![root.clone()];
+                while let Some(d) = stack.pop() {
+                    for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                        let p = e.path();
+                        if p.is_dir() {
+                            stack.push(p);
+                        } else if let Ok(rel) = p.strip_prefix(root) {
+                            out.insert(rel.to_string_lossy().replace('\\', "/"));
+                        }
+                    }
+                }
+                out
+            }
+        }
+    }
+
+    fn read<T>(&mut self, rel: &str, f: impl FnOnce(&mut dyn Read) -> io::Result<T>) -> io::Result<T> {
+        match self {
+            Bag::Zip { zip, index, .. } => {
+                let i = *index.get(rel).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, rel.to_string()))?;
+                let mut e = zip.by_index(i).map_err(io::Error::other)?;
+                f(&mut e)
+            }
+            Bag::Dir(root) => {
+                let mut file = File::open(root.join(rel))?;
+                f(&mut file)
+            }
+        }
+    }
+
+    fn read_small(&mut self, rel: &str) -> io::Result<Vec<u8>> {
+        self.read(rel, |r| {
+            let mut v = Vec::new();
+            r.take(64 << 20).read_to_end(&mut v)?;
+            Ok(v)
+        })
+    }
+}
+
+fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
+    let mut m = BTreeMap::new();
+    for (n, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let Some((sum, path)) = line.split_once(|c: char| c == ' ' || c == '\t') else {
+            return Err(format!("line {} is not `checksum path`", n + 1));
+        };
+        let path = decode_manifest_path(path.trim_start());
+        m.insert(path, sum.to_ascii_lowercase());
+    }
+    Ok(m)
+}
+
+fn fail(checks: &mut Vec<Check>, check: &'static str, detail: impl Into<String>) {
+    checks.push(Check {
+        check,
+        status: Status::Fail,
+        detail: detail.into(),
+    });
+}
+fn pass(checks: &mut Vec<Check>, check: &'static str, detail: impl Into<String>) {
+    checks.push(Check {
+        check,
+        status: Status::Pass,
+        detail: detail.into(),
+    });
+}
+
+fn list_some(items: &[String]) -> String {
+    let mut s: Vec<String> = items.iter().take(10).cloned().collect();
+    if items.len() > 10 {
+        s.push(format!("… and {} more", items.len() - 10));
+    }
+    s.join(", ")
+}
+
+/// Verifies one package. `Err` means it could not be checked at all (exit 2).
+pub fn verify_package(path: &Path, trusted: Option<&[PublicKeyInfo]>) -> Result<Report, VerifyError> {
+    let mut checks = Vec::new();
+    let mut report = Report {
+        package: path.display().to_string(),
+        archive_id: None,
+        valid: false,
+        payload_files: 0,
+        payload_bytes: 0,
+        checks: vec![],
+    };
+    let mut bag = match Bag::open(path)? {
+        Ok(b) => b,
+        Err(why) => {
+            fail(&mut checks, "structure", why);
+            report.checks = checks;
+            return Ok(report);
+        }
+    };
+    report.archive_id = bag.top_name();
+    let files = bag.files();
+    let required = ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sm3.txt", "tagmanifest-sha256.txt", "signature.json"];
+    let missing: Vec<String> = required.iter().filter(|r| !files.contains(**r)).map(|s| s.to_string()).collect();
+    if !missing.is_empty() {
+        fail(&mut checks, "structure", format!("missing {}", missing.join(", ")));
+        report.checks = checks;
+        return Ok(report);
+    }
+    pass(&mut checks, "structure", "bagit.txt, bag-info.txt, both payload manifests, the tag manifest and signature.json are present");
+
+    let text = |bag: &mut Bag, rel: &str| -> String {
+        bag.read_small(rel).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+    };
+    let bagit = text(&mut bag, "bagit.txt");
+    if bagit.lines().next().is_some_and(|l| l.starts_with("BagIt-Version: ")) {
+        pass(&mut checks, "bagit_declaration", bagit.lines().next().unwrap_or_default().to_string());
+    } else {
+        fail(&mut checks, "bagit_declaration", "bagit.txt does not start with BagIt-Version");
+    }
+
+    // Tag manifest: every tag file it lists matches; it must cover both payload manifests.
+    let tagmanifest_bytes = bag.read_small("tagmanifest-sha256.txt").unwrap_or_default();
+    let tagm = parse_manifest(&String::from_utf8_lossy(&tagmanifest_bytes));
+    match tagm {
+        Err(e) => fail(&mut checks, "tag_manifest", e),
+        Ok(tagm) => {
+            let mut bad = Vec::new();
+            for (rel, want) in &tagm {
+                let got = bag.read_small(rel).map(|b| Digests::of(&b).sha256_hex());
+                match got {
+                    Ok(g) if &g == want => {}
+                    Ok(_) => bad.push(format!("{rel} changed")),
+                    Err(_) => bad.push(format!("{rel} missing")),
+                }
+            }
+            for must in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sm3.txt"] {
+                if !tagm.contains_key(must) {
+                    bad.push(format!("{must} not covered"));
+                }
+            }
+            if bad.is_empty() {
+                pass(&mut checks, "tag_manifest", format!("{} tag files match tagmanifest-sha256.txt", tagm.len()));
+            } else {
+                fail(&mut checks, "tag_manifest", list_some(&bad));
+            }
+        }
+    }
+
+    // Payload: completeness against both manifests, then every digest in one streaming pass.
+    let m_sha = parse_manifest(&text(&mut bag, "manifest-sha256.txt"));
+    let m_sm3 = parse_manifest(&text(&mut bag, "manifest-sm3.txt"));
+    let (m_sha, m_sm3) = match (m_sha, m_sm3) {
+        (Ok(a), Ok(b)) => (a, b),
+        (Err(e), _) | (_, Err(e)) => {
+            fail(&mut checks, "payload_manifests", e);
+            report.checks = checks;
+            return Ok(report);
+        }
+    };
+    let payload: BTreeSet<String> = files.iter().filter(|f| f.starts_with("data/")).cloned().collect();
+    let listed: BTreeSet<String> = m_sha.keys().chain(m_sm3.keys()).cloned().collect();
+    let missing: Vec<String> = listed.difference(&payload).cloned().collect();
+    let extra: Vec<String> = payload.difference(&listed).cloned().collect();
+    let one_sided: Vec<String> = listed
+        .iter()
+        .filter(|p| m_sha.contains_key(*p) != m_sm3.contains_key(*p))
+        .cloned()
+        .collect();
+    if missing.is_empty() && extra.is_empty() && one_sided.is_empty() {
+        pass(&mut checks, "payload_complete", format!("{} payload files, each in both manifests", payload.len()));
+    } else {
+        let mut d = Vec::new();
+        if !missing.is_empty() {
+            d.push(format!("missing: {}", list_some(&missing)));
+        }
+        if !extra.is_empty() {
+            d.push(format!("not in the manifests: {}", list_some(&extra)));
+        }
+        if !one_sided.is_empty() {
+            d.push(format!("in one manifest only: {}", list_some(&one_sided)));
+        }
+        fail(&mut checks, "payload_complete", d.join("; "));
+    }
+    let mut bad = Vec::new();
+    let mut bytes = 0u64;
+    let present: Vec<String> = payload.iter().filter(|p| listed.contains(*p)).cloned().collect();
+    digest::with_digester(|dg| {
+        for rel in &present {
+            match bag.read(rel, |r| dg.stream(r, |_, _| Ok(()))) {
+                Ok((d, n)) => {
+                    bytes += n;
+                    if m_sha.get(rel).is_some_and(|w| *w != d.sha256_hex()) {
+                        bad.push(format!("{rel} (SHA-256)"));
+                    }
+                    if m_sm3.get(rel).is_some_and(|w| *w != d.sm3_hex()) {
+                        bad.push(format!("{rel} (SM3)"));
+                    }
+                }
+                Err(e) => bad.push(format!("{rel} unreadable: {e}")),
+            }
+        }
+    });
+    report.payload_files = payload.len();
+    report.payload_bytes = bytes;
+    if bad.is_empty() {
+        pass(&mut checks, "payload_digests", format!("{} files, {bytes} bytes: every SHA-256 and SM3 digest matches", present.len()));
+    } else {
+        fail(&mut checks, "payload_digests", format!("digest mismatch: {}", list_some(&bad)));
+    }
+
+    let info = text(&mut bag, "bag-info.txt");
+    match info.lines().find_map(|l| l.strip_prefix("Payload-Oxum:")) {
+        Some(ox) if ox.trim() == format!("{bytes}.{}", payload.len()) => pass(&mut checks, "payload_oxum", ox.trim().to_string()),
+        Some(ox) => fail(&mut checks, "payload_oxum", format!("bag-info says {}, the payload is {bytes}.{}", ox.trim(), payload.len())),
+        None => fail(&mut checks, "payload_oxum", "bag-info.txt has no Payload-Oxum"),
+    }
+
+    // Signature over the exact bytes of the tag manifest, and whether its key is pinned.
+    let sig: Result<SignatureFile, String> = bag
+        .read_small("signature.json")
+        .map_err(|e| e.to_string())
+        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("signature.json is not valid: {e}")));
+    match sig {
+        Err(e) => fail(&mut checks, "signature", e),
+        Ok(sig) => check_signature(&mut checks, &sig, &tagmanifest_bytes, trusted),
+    }
+
+    report.valid = checks.iter().all(|c| c.status != Status::Fail);
+    report.checks = checks;
+    Ok(report)
+}
+
+fn check_signature(checks: &mut Vec<Check>, sig: &SignatureFile, signed: &[u8], trusted: Option<&[PublicKeyInfo]>) {
+    use base64::Engine;
+    if sig.algorithm != "Ed25519" || sig.signed_file != "tagmanifest-sha256.txt" {
+        fail(checks, "signature", format!("unsupported: {} over {}", sig.algorithm, sig.signed_file));
+        return;
+    }
+    let embedded_id = base64::engine::general_purpose::STANDARD
+        .decode(&sig.public_key)
+        .ok()
+        .and_then(|b| <[u8; 32]>::try_from(b).ok())
+        .map(|pk| key_id(&pk));
+    if embedded_id.as_deref() != Some(sig.key_id.as_str()) {
+        fail(checks, "signature", "key_id is not the SHA-256 of the embedded public key");
+        return;
+    }
+    match trusted {
+        Some(keys) => {
+            let Some(k) = keys.iter().find(|k| k.key_id == sig.key_id) else {
+                fail(
+                    checks,
+                    "signature",
+                    format!("signed by key {} which is not among the trusted keys", sig.key_id),
+                );
+                return;
+            };
+            match verify_signature(&k.public_key, &sig.signature, signed) {
+                Ok(()) => pass(
+                    checks,
+                    "signature",
+                    format!(
+                        "Ed25519 signature by pinned key {} valid{}",
+                        k.key_id,
+                        k.retired_at.as_ref().map(|r| format!(" (key retired {r})")).unwrap_or_default()
+                    ),
+                ),
+                Err(e) => fail(checks, "signature", e),
+            }
+        }
+        None => match verify_signature(&sig.public_key, &sig.signature, signed) {
+            Ok(()) => checks.push(Check {
+                check: "signature",
+                status: Status::Warn,
+                detail: format!(
+                    "the signature is valid under the public key inside signature.json ({}), which is NOT pinned: anyone could have made it; pass --trusted-keys to check against keys you trust",
+                    sig.key_id
+                ),
+            }),
+            Err(e) => fail(checks, "signature", e),
+        },
+    }
+}
+
+impl Report {
+    pub fn human(&self) -> String {
+        let mut s = format!(
+            "{}: {}\n  archive id: {}\n  payload: {} files, {} bytes\n",
+            self.package,
+            if self.valid { "VALID" } else { "INVALID" },
+            self.archive_id.as_deref().unwrap_or("?"),
+            self.payload_files,
+            self.payload_bytes
+        );
+        for c in &self.checks {
+            let mark = match c.status {
+                Status::Pass => "ok  ",
+                Status::Fail => "FAIL",
+                Status::Warn => "warn",
+                Status::NotConfigured => "n/c ",
+            };
+            s.push_str(&format!("  [{mark}] {:<18} {}\n", c.check, c.detail));
+        }
+        s
+    }
+}
