@@ -41,8 +41,8 @@ impl Default for Limits {
         Limits {
             max_body_bytes: 4 << 30,
             max_entries: 10_000,
-            max_total_bytes: 16 << 30,
-            max_ratio: 1_000,
+            max_total_bytes: 8 << 30,
+            max_ratio: 200,
             max_metadata_bytes: 8 << 20,
         }
     }

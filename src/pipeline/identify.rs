@@ -316,10 +316,17 @@ impl Sniffer {
     /// Feed the next chunk; `last` marks the final one (may be empty).
     pub fn feed(&mut self, chunk: &[u8], last: bool) {
         if self.head.len() < HEAD {
-            let take = (HEAD - self.head.len()).min(chunk.len());
+            let before = self.head.len();
+            let take = (HEAD - before).min(chunk.len());
             self.head.extend_from_slice(&chunk[..take]);
-            if self.total == 0 && self.head.len() >= 5 && memmem::find(&self.head[..self.head.len().min(1024)], b"%PDF-").is_some() {
-                self.pdf = Some(PdfScan::new());
+            // The header may arrive split over several chunks: decide once 1 KiB (or all) is seen.
+            if self.pdf.is_none()
+                && before < 1024
+                && memmem::find(&self.head[..self.head.len().min(1024)], b"%PDF-").is_some()
+            {
+                let mut scan = PdfScan::new();
+                scan.feed(&self.head[..before], false);
+                self.pdf = Some(scan);
             }
         }
         if chunk.len() >= TAIL {
