@@ -100,6 +100,11 @@ impl ResponseError for ApiError {
                 b.insert(k.clone(), v.clone());
             }
         }
-        HttpResponse::build(self.status_code()).json(body)
+        let mut res = HttpResponse::build(self.status_code());
+        if matches!(self, ApiError::TooLarge(_)) {
+            // The rest of the body is not read: close so the client stops sending.
+            res.force_close();
+        }
+        res.json(body)
     }
 }
