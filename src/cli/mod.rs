@@ -170,7 +170,7 @@ async fn import(cfg: Option<&std::path::Path>, paths: Vec<PathBuf>, name: Option
             Ok(_) => Source::Zip(p.clone()),
             Err(e) => {
                 rejected += 1;
-                bar.println(format!("rejected  {}: cannot read: {e}", p.display()));
+                say(&bar, format!("rejected  {}: cannot read: {e}", p.display()));
                 bar.inc(1);
                 continue;
             }
@@ -210,12 +210,21 @@ async fn import(cfg: Option<&std::path::Path>, paths: Vec<PathBuf>, name: Option
                 format!("failed    {}: {e}", p.display())
             }
         };
-        bar.println(line);
+        say(&bar, line);
         bar.inc(1);
     }
     bar.finish_and_clear();
     println!("{archived} archived, {present} already present, {rejected} rejected");
     Ok(if rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+}
+
+/// Per-submission lines go above the progress bar on a terminal, to stdout otherwise.
+fn say(bar: &indicatif::ProgressBar, line: String) {
+    if bar.is_hidden() {
+        println!("{line}");
+    } else {
+        bar.println(line);
+    }
 }
 
 fn verify_cmd(paths: Vec<PathBuf>, trusted_keys: Option<PathBuf>, json: bool) -> ExitCode {
