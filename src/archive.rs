@@ -45,7 +45,9 @@ pub enum IngestError {
     #[error("the submission was rejected with {} problem(s)", .0.errors.len())]
     Rejected(Problems),
     /// The case exists with other content (HTTP 409).
-    #[error("case {social_code}/{task_code}/{project_id} is already archived as {archive_id} with other content")]
+    #[error(
+        "case {social_code}/{task_code}/{project_id} is already archived as {archive_id} with other content"
+    )]
     Conflict {
         archive_id: String,
         social_code: String,
@@ -142,7 +144,8 @@ impl Archive {
     /// and cleans up after any ingest a crash interrupted.
     pub async fn open(settings: Settings) -> Result<Arc<Archive>, OpenError> {
         for d in [settings.data_dir.clone(), settings.tmp_dir()] {
-            std::fs::create_dir_all(&d).map_err(|e| OpenError::DataDir(d.display().to_string(), e))?;
+            std::fs::create_dir_all(&d)
+                .map_err(|e| OpenError::DataDir(d.display().to_string(), e))?;
         }
         let db = Db::connect(&settings.database_url(), settings.db_max_connections).await?;
         let store = Store::open(&settings.object_store_url())?;
@@ -170,12 +173,20 @@ impl Archive {
         for (archive_id, key) in self.db.stale_intents(before).await? {
             self.store.delete(&key).await?;
             self.db.delete_intent(&archive_id).await?;
-            tracing::warn!(archive_id, key, "removed a package left by an interrupted ingest");
+            tracing::warn!(
+                archive_id,
+                key,
+                "removed a package left by an interrupted ingest"
+            );
             n += 1;
         }
-        let staged = pipeline::clean_staging(&self.settings.tmp_dir(), Duration::from_secs(grace)).unwrap_or(0);
+        let staged = pipeline::clean_staging(&self.settings.tmp_dir(), Duration::from_secs(grace))
+            .unwrap_or(0);
         if staged > 0 {
-            tracing::warn!(files = staged, "removed staging files left by interrupted ingests");
+            tracing::warn!(
+                files = staged,
+                "removed staging files left by interrupted ingests"
+            );
         }
         Ok(n)
     }
@@ -200,15 +211,21 @@ impl Archive {
             .acquire_owned()
             .await
             .map_err(|_| IngestError::Internal("shutting down".into()))?;
-        self.metrics.ingests_in_flight.fetch_add(1, Ordering::Relaxed);
+        self.metrics
+            .ingests_in_flight
+            .fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
         let r = self.ingest_inner(source, &agent).await;
-        self.metrics.ingests_in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.metrics
+            .ingests_in_flight
+            .fetch_sub(1, Ordering::Relaxed);
         match &r {
             Ok(Outcome::Created(s)) => {
                 self.metrics.cases_archived.fetch_add(1, Ordering::Relaxed);
                 let bytes: i64 = s.files.iter().map(|f| f.size).sum();
-                self.metrics.bytes_archived.fetch_add(bytes as u64, Ordering::Relaxed);
+                self.metrics
+                    .bytes_archived
+                    .fetch_add(bytes as u64, Ordering::Relaxed);
                 self.metrics
                     .ingest_seconds_sum_ms
                     .fetch_add(started.elapsed().as_millis() as u64, Ordering::Relaxed);
@@ -219,7 +236,9 @@ impl Archive {
                 tracing::info!(archive_id = %s.archive_id, "identical submission: existing case returned");
             }
             Err(IngestError::Rejected(p)) => {
-                self.metrics.submissions_rejected.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .submissions_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 for e in &p.errors {
                     self.metrics.problem(e.code.as_str());
                 }
@@ -231,7 +250,9 @@ impl Archive {
                 tracing::info!(%archive_id, "case exists with other content");
             }
             Err(IngestError::Unreadable(m)) => {
-                self.metrics.submissions_rejected.fetch_add(1, Ordering::Relaxed);
+                self.metrics
+                    .submissions_rejected
+                    .fetch_add(1, Ordering::Relaxed);
                 self.metrics.problem("not_a_zip");
                 tracing::info!(reason = %m, "unreadable submission");
             }
@@ -275,16 +296,27 @@ impl Archive {
                 m.social_code
             )));
         }
-        let case_key = format!("{}\u{1f}{}\u{1f}{}", m.social_code, m.task_code, m.project_id);
+        let case_key = format!(
+            "{}\u{1f}{}\u{1f}{}",
+            m.social_code, m.task_code, m.project_id
+        );
         let lock = self.key_lock(&case_key);
         let _guard = lock.lock().await;
-        if let Some(existing) = self.db.case_by_key(&m.social_code, &m.task_code, &m.project_id).await? {
+        if let Some(existing) = self
+            .db
+            .case_by_key(&m.social_code, &m.task_code, &m.project_id)
+            .await?
+        {
             return self.existing_or_conflict(existing, &prepared).await;
         }
         self.commit(prepared, agent).await
     }
 
-    async fn existing_or_conflict(&self, existing: CaseRow, p: &Prepared) -> Result<Outcome, IngestError> {
+    async fn existing_or_conflict(
+        &self,
+        existing: CaseRow,
+        p: &Prepared,
+    ) -> Result<Outcome, IngestError> {
         if existing.content_digest == p.content_digest {
             let files = self.db.case_files(&existing.archive_id).await?;
             let warnings = serde_json::from_str(&existing.warnings_json).unwrap_or_default();
@@ -343,22 +375,55 @@ impl Archive {
             warnings_json: serde_json::to_string(&p.warnings).unwrap_or_default(),
             archived_at: now.clone(),
         };
-        let t = |d: &chrono::DateTime<chrono::FixedOffset>| d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let t = |d: &chrono::DateTime<chrono::FixedOffset>| {
+            d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+        };
         let events = vec![
-            EventRow { kind: "received".into(), at: t(&p.received_at), agent: agent.label(), detail: None },
-            EventRow { kind: "validated".into(), at: t(&p.validated_at), agent: "guidang".into(), detail: Some(format!("{} files, {} warnings", p.files.len(), p.warnings.len())) },
-            EventRow { kind: "signed".into(), at: p.package.signature.signed_at.clone(), agent: "guidang".into(), detail: Some(format!("Ed25519 key {}", p.package.signature.key_id)) },
-            EventRow { kind: "stored".into(), at: now.clone(), agent: "guidang".into(), detail: Some(key.clone()) },
+            EventRow {
+                kind: "received".into(),
+                at: t(&p.received_at),
+                agent: agent.label(),
+                detail: None,
+            },
+            EventRow {
+                kind: "validated".into(),
+                at: t(&p.validated_at),
+                agent: "guidang".into(),
+                detail: Some(format!(
+                    "{} files, {} warnings",
+                    p.files.len(),
+                    p.warnings.len()
+                )),
+            },
+            EventRow {
+                kind: "signed".into(),
+                at: p.package.signature.signed_at.clone(),
+                agent: "guidang".into(),
+                detail: Some(format!("Ed25519 key {}", p.package.signature.key_id)),
+            },
+            EventRow {
+                kind: "stored".into(),
+                at: now.clone(),
+                agent: "guidang".into(),
+                detail: Some(key.clone()),
+            },
         ];
         match self.db.insert_case(&row, &p.files, &events).await {
-            Ok(()) => Ok(Outcome::Created(summary(&row, p.files.clone(), p.warnings.clone()))),
+            Ok(()) => Ok(Outcome::Created(summary(
+                &row,
+                p.files.clone(),
+                p.warnings.clone(),
+            ))),
             Err(e) => {
                 // Another server won the race for this case key, or the database failed: our
                 // package is not referenced by any case, so it goes.
                 let _ = self.store.delete(&key).await;
                 let _ = self.db.delete_intent(&p.archive_id).await;
                 if e.is_unique_violation()
-                    && let Some(existing) = self.db.case_by_key(&m.social_code, &m.task_code, &m.project_id).await?
+                    && let Some(existing) = self
+                        .db
+                        .case_by_key(&m.social_code, &m.task_code, &m.project_id)
+                        .await?
                 {
                     return self.existing_or_conflict(existing, &p).await;
                 }
@@ -372,18 +437,31 @@ impl Archive {
         caller.role != Role::Submitter || caller.org.as_deref() == Some(c.social_code.as_str())
     }
 
-    pub async fn case_for(&self, caller: &Caller, archive_id: &str) -> Result<Option<CaseRow>, DbError> {
-        Ok(self.db.case(archive_id).await?.filter(|c| Self::visible(caller, c)))
+    pub async fn case_for(
+        &self,
+        caller: &Caller,
+        archive_id: &str,
+    ) -> Result<Option<CaseRow>, DbError> {
+        Ok(self
+            .db
+            .case(archive_id)
+            .await?
+            .filter(|c| Self::visible(caller, c)))
     }
 
     /// The full description of a case as `caller` may see it.
-    pub async fn case_view(&self, caller: &Caller, archive_id: &str) -> Result<Option<serde_json::Value>, DbError> {
+    pub async fn case_view(
+        &self,
+        caller: &Caller,
+        archive_id: &str,
+    ) -> Result<Option<serde_json::Value>, DbError> {
         let Some(c) = self.case_for(caller, archive_id).await? else {
             return Ok(None);
         };
         let files = self.db.case_files(archive_id).await?;
         let events = self.db.case_events(archive_id).await?;
-        let mut metadata: serde_json::Value = serde_json::from_str(&c.metadata_json).unwrap_or_default();
+        let mut metadata: serde_json::Value =
+            serde_json::from_str(&c.metadata_json).unwrap_or_default();
         if !caller.role.sees_personal_data() {
             if let Some(v) = metadata.get_mut("apply_card_no")
                 && let Some(s) = v.as_str()
@@ -398,7 +476,8 @@ impl Archive {
             }
         }
         let licenses = metadata.get("licenses").cloned().unwrap_or(json!([]));
-        let warnings: serde_json::Value = serde_json::from_str(&c.warnings_json).unwrap_or(json!([]));
+        let warnings: serde_json::Value =
+            serde_json::from_str(&c.warnings_json).unwrap_or(json!([]));
         let sum = summary(&c, files, vec![]);
         Ok(Some(json!({
             "archive_id": c.archive_id,
@@ -427,7 +506,11 @@ impl Archive {
         })))
     }
 
-    pub async fn list(&self, caller: &Caller, mut f: CaseFilter) -> Result<serde_json::Value, DbError> {
+    pub async fn list(
+        &self,
+        caller: &Caller,
+        mut f: CaseFilter,
+    ) -> Result<serde_json::Value, DbError> {
         if caller.role == Role::Submitter {
             f.org = Some(caller.org.clone().unwrap_or_default());
         }
@@ -461,7 +544,11 @@ impl Archive {
 fn metadata_is_person(c: &CaseRow) -> bool {
     serde_json::from_str::<serde_json::Value>(&c.metadata_json)
         .ok()
-        .and_then(|m| m.get("apply_type").and_then(|v| v.as_str()).map(|s| s == "person"))
+        .and_then(|m| {
+            m.get("apply_type")
+                .and_then(|v| v.as_str())
+                .map(|s| s == "person")
+        })
         .unwrap_or(true)
 }
 

@@ -66,7 +66,12 @@ pub enum TokenError {
 }
 
 /// Creates a token and returns it in clear; only its hash is stored.
-pub async fn create_token(db: &Db, role: &str, org: Option<&str>, name: Option<&str>) -> Result<(String, TokenRow), TokenError> {
+pub async fn create_token(
+    db: &Db,
+    role: &str,
+    org: Option<&str>,
+    name: Option<&str>,
+) -> Result<(String, TokenRow), TokenError> {
     let r = Role::parse(role).ok_or_else(|| TokenError::Role(role.into()))?;
     if r == Role::Submitter && org.is_none() {
         return Err(TokenError::OrgRequired);
@@ -98,7 +103,10 @@ pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Caller>, DbErro
         return Ok(None);
     };
     Ok(Some(Caller {
-        name: row.name.clone().unwrap_or_else(|| format!("token {}", &row.token_id)),
+        name: row
+            .name
+            .clone()
+            .unwrap_or_else(|| format!("token {}", &row.token_id)),
         token_id: row.token_id,
         role,
         org: row.org,

@@ -1,13 +1,18 @@
 //! Check characters and code forms of the national identifiers found in case metadata.
 
 const USCC_ALPHABET: &[u8] = b"0123456789ABCDEFGHJKLMNPQRTUWXY";
-const USCC_WEIGHTS: [u32; 17] = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28];
+const USCC_WEIGHTS: [u32; 17] = [
+    1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28,
+];
 
 /// Unified social credit code (GB 32100-2015): 18 characters, the last a MOD 31 check character.
 pub fn uscc_problem(code: &str) -> Option<String> {
     let b = code.as_bytes();
     if b.len() != 18 {
-        return Some(format!("must be 18 characters, found {}", code.chars().count()));
+        return Some(format!(
+            "must be 18 characters, found {}",
+            code.chars().count()
+        ));
     }
     let mut sum = 0u32;
     for (i, c) in b.iter().enumerate() {
@@ -87,10 +92,15 @@ pub fn license_id_problem(id: &str, check_char: bool) -> Option<String> {
     };
     let parts: Vec<&str> = rest.split('.').collect();
     if parts.len() != 5 {
-        return Some("must have type code, issuer code, serial, version and check character".into());
+        return Some(
+            "must have type code, issuer code, serial, version and check character".into(),
+        );
     }
     let (ty, issuer, serial, version, check) = (parts[0], parts[1], parts[2], parts[3], parts[4]);
-    let alnum = |s: &str| s.bytes().all(|c| c.is_ascii_digit() || c.is_ascii_uppercase());
+    let alnum = |s: &str| {
+        s.bytes()
+            .all(|c| c.is_ascii_digit() || c.is_ascii_uppercase())
+    };
     if ty.len() != 21 || !alnum(&ty[..18]) || !ty[18..].bytes().all(|c| c.is_ascii_digit()) {
         return Some("type code must be an 18-character code followed by 3 digits".into());
     }
@@ -143,7 +153,10 @@ mod tests {
         let mut bad = code.clone();
         bad.replace_range(5..6, "9");
         assert!(uscc_problem(&bad).is_some());
-        assert!(uscc_problem("91370102MA3C5XY7KO").is_some(), "O is not in the alphabet");
+        assert!(
+            uscc_problem("91370102MA3C5XY7KO").is_some(),
+            "O is not in the alphabet"
+        );
     }
 
     #[test]
@@ -151,7 +164,11 @@ mod tests {
         let ex = "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.U";
         assert_eq!(license_id_problem(ex, true), None);
         let wrong = ex.replace(".U", ".V");
-        assert!(license_id_problem(&wrong, true).unwrap().contains("expected U"));
+        assert!(
+            license_id_problem(&wrong, true)
+                .unwrap()
+                .contains("expected U")
+        );
         assert_eq!(license_id_problem(&wrong, false), None);
     }
 

@@ -103,7 +103,9 @@ impl Settings {
     pub fn load(file: Option<&Path>) -> Result<Settings, ConfigError> {
         let mut s = match file {
             Some(p) => Self::from_file(p)?,
-            None if Path::new("guidang.toml").exists() => Self::from_file(Path::new("guidang.toml"))?,
+            None if Path::new("guidang.toml").exists() => {
+                Self::from_file(Path::new("guidang.toml"))?
+            }
             None => Settings::default(),
         };
         s.apply_env(|k| std::env::var(k).ok())?;
@@ -179,20 +181,27 @@ impl Settings {
 
     fn validate(&self) -> Result<(), ConfigError> {
         if self.ingest_concurrency == 0 {
-            return Err(ConfigError::Invalid("ingest_concurrency must be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "ingest_concurrency must be at least 1".into(),
+            ));
         }
         if self.fonds_code.trim().is_empty() {
             return Err(ConfigError::Invalid("fonds_code must not be empty".into()));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(ConfigError::Invalid("log_format must be text or json".into()));
+            return Err(ConfigError::Invalid(
+                "log_format must be text or json".into(),
+            ));
         }
         Ok(())
     }
 
     pub fn database_url(&self) -> String {
         self.database_url.clone().unwrap_or_else(|| {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("guidang.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("guidang.db").display()
+            )
         })
     }
 

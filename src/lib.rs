@@ -5,6 +5,7 @@
 
 pub mod archive;
 pub mod auth;
+pub mod cli;
 pub mod codes;
 pub mod config;
 pub mod db;
@@ -14,4 +15,3 @@ pub mod pipeline;
 pub mod problem;
 pub mod telemetry;
 pub mod verify;
-pub mod cli;

@@ -27,20 +27,45 @@ impl Metrics {
         let g = |a: &AtomicU64| a.load(Ordering::Relaxed);
         let mut s = String::new();
         let mut counter = |name: &str, help: &str, v: String| {
-            s.push_str(&format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"));
+            s.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
+            ));
         };
-        counter("guidang_cases_archived_total", "Cases archived (new packages).", g(&self.cases_archived).to_string());
-        counter("guidang_cases_duplicate_total", "Identical resubmissions answered with the existing case.", g(&self.cases_duplicate).to_string());
-        counter("guidang_cases_conflict_total", "Submissions refused because the case exists with other content.", g(&self.cases_conflict).to_string());
-        counter("guidang_submissions_rejected_total", "Submissions rejected with problems.", g(&self.submissions_rejected).to_string());
-        counter("guidang_archived_bytes_total", "Payload bytes archived.", g(&self.bytes_archived).to_string());
+        counter(
+            "guidang_cases_archived_total",
+            "Cases archived (new packages).",
+            g(&self.cases_archived).to_string(),
+        );
+        counter(
+            "guidang_cases_duplicate_total",
+            "Identical resubmissions answered with the existing case.",
+            g(&self.cases_duplicate).to_string(),
+        );
+        counter(
+            "guidang_cases_conflict_total",
+            "Submissions refused because the case exists with other content.",
+            g(&self.cases_conflict).to_string(),
+        );
+        counter(
+            "guidang_submissions_rejected_total",
+            "Submissions rejected with problems.",
+            g(&self.submissions_rejected).to_string(),
+        );
+        counter(
+            "guidang_archived_bytes_total",
+            "Payload bytes archived.",
+            g(&self.bytes_archived).to_string(),
+        );
         counter(
             "guidang_ingest_seconds_total",
             "Time spent in successful ingests.",
             format!("{:.3}", g(&self.ingest_seconds_sum_ms) as f64 / 1000.0),
         );
         s.push_str("# HELP guidang_ingests_in_flight Ingests being processed.\n# TYPE guidang_ingests_in_flight gauge\n");
-        s.push_str(&format!("guidang_ingests_in_flight {}\n", g(&self.ingests_in_flight)));
+        s.push_str(&format!(
+            "guidang_ingests_in_flight {}\n",
+            g(&self.ingests_in_flight)
+        ));
         s.push_str("# HELP guidang_problems_total Problems found in rejected submissions, by code.\n# TYPE guidang_problems_total counter\n");
         if let Ok(m) = self.problems.lock() {
             for (code, n) in m.iter() {

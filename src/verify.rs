@@ -53,7 +53,8 @@ pub fn load_trusted_keys(path: &Path) -> Result<Vec<PublicKeyInfo>, VerifyError>
     struct Keys {
         keys: Vec<PublicKeyInfo>,
     }
-    let k: Keys = serde_json::from_str(&text).map_err(|e| VerifyError::Keys(path.into(), e.to_string()))?;
+    let k: Keys =
+        serde_json::from_str(&text).map_err(|e| VerifyError::Keys(path.into(), e.to_string()))?;
     Ok(k.keys)
 }
 
@@ -106,7 +107,9 @@ impl Bag {
             };
             match &top {
                 None => top = Some(first.to_string()),
-                Some(t) if t != first => return Ok(Err("the ZIP has more than one top folder".into())),
+                Some(t) if t != first => {
+                    return Ok(Err("the ZIP has more than one top folder".into()));
+                }
                 _ => {}
             }
             if rest.split('/').any(|c| c == ".." || c.is_empty()) {
@@ -153,10 +156,16 @@ impl Bag {
         }
     }
 
-    fn read<T>(&mut self, rel: &str, f: impl FnOnce(&mut dyn Read) -> io::Result<T>) -> io::Result<T> {
+    fn read<T>(
+        &mut self,
+        rel: &str,
+        f: impl FnOnce(&mut dyn Read) -> io::Result<T>,
+    ) -> io::Result<T> {
         match self {
             Bag::Zip { zip, index, .. } => {
-                let i = *index.get(rel).ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, rel.to_string()))?;
+                let i = *index
+                    .get(rel)
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, rel.to_string()))?;
                 let mut e = zip.by_index(i).map_err(io::Error::other)?;
                 f(&mut e)
             }
@@ -182,7 +191,7 @@ fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {
         if line.trim().is_empty() {
             continue;
         }
-        let Some((sum, path)) = line.split_once(|c: char| c == ' ' || c == '\t') else {
+        let Some((sum, path)) = line.split_once([' ', '\t']) else {
             return Err(format!("line {} is not `checksum path`", n + 1));
         };
         let path = decode_manifest_path(path.trim_start());
@@ -215,7 +224,10 @@ fn list_some(items: &[String]) -> String {
 }
 
 /// Verifies one package. `Err` means it could not be checked at all (exit 2).
-pub fn verify_package(path: &Path, trusted: Option<&[PublicKeyInfo]>) -> Result<Report, VerifyError> {
+pub fn verify_package(
+    path: &Path,
+    trusted: Option<&[PublicKeyInfo]>,
+) -> Result<Report, VerifyError> {
     let mut checks = Vec::new();
     let mut report = Report {
         package: path.display().to_string(),
@@ -235,23 +247,56 @@ pub fn verify_package(path: &Path, trusted: Option<&[PublicKeyInfo]>) -> Result<
     };
     report.archive_id = bag.top_name();
     let files = bag.files();
-    let required = ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sm3.txt", "tagmanifest-sha256.txt", "signature.json"];
-    let missing: Vec<String> = required.iter().filter(|r| !files.contains(**r)).map(|s| s.to_string()).collect();
+    let required = [
+        "bagit.txt",
+        "bag-info.txt",
+        "manifest-sha256.txt",
+        "manifest-sm3.txt",
+        "tagmanifest-sha256.txt",
+        "signature.json",
+    ];
+    let missing: Vec<String> = required
+        .iter()
+        .filter(|r| !files.contains(**r))
+        .map(|s| s.to_string())
+        .collect();
     if !missing.is_empty() {
-        fail(&mut checks, "structure", format!("missing {}", missing.join(", ")));
+        fail(
+            &mut checks,
+            "structure",
+            format!("missing {}", missing.join(", ")),
+        );
         report.checks = checks;
         return Ok(report);
     }
-    pass(&mut checks, "structure", "bagit.txt, bag-info.txt, both payload manifests, the tag manifest and signature.json are present");
+    pass(
+        &mut checks,
+        "structure",
+        "bagit.txt, bag-info.txt, both payload manifests, the tag manifest and signature.json are present",
+    );
 
     let text = |bag: &mut Bag, rel: &str| -> String {
-        bag.read_small(rel).map(|b| String::from_utf8_lossy(&b).into_owned()).unwrap_or_default()
+        bag.read_small(rel)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
     };
     let bagit = text(&mut bag, "bagit.txt");
-    if bagit.lines().next().is_some_and(|l| l.starts_with("BagIt-Version: ")) {
-        pass(&mut checks, "bagit_declaration", bagit.lines().next().unwrap_or_default().to_string());
+    if bagit
+        .lines()
+        .next()
+        .is_some_and(|l| l.starts_with("BagIt-Version: "))
+    {
+        pass(
+            &mut checks,
+            "bagit_declaration",
+            bagit.lines().next().unwrap_or_default().to_string(),
+        );
     } else {
-        fail(&mut checks, "bagit_declaration", "bagit.txt does not start with BagIt-Version");
+        fail(
+            &mut checks,
+            "bagit_declaration",
+            "bagit.txt does not start with BagIt-Version",
+        );
     }
 
     // Tag manifest: every tag file it lists matches; it must cover both payload manifests.
@@ -269,13 +314,22 @@ pub fn verify_package(path: &Path, trusted: Option<&[PublicKeyInfo]>) -> Result<
                     Err(_) => bad.push(format!("{rel} missing")),
                 }
             }
-            for must in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sm3.txt"] {
+            for must in [
+                "bagit.txt",
+                "bag-info.txt",
+                "manifest-sha256.txt",
+                "manifest-sm3.txt",
+            ] {
                 if !tagm.contains_key(must) {
                     bad.push(format!("{must} not covered"));
                 }
             }
             if bad.is_empty() {
-                pass(&mut checks, "tag_manifest", format!("{} tag files match tagmanifest-sha256.txt", tagm.len()));
+                pass(
+                    &mut checks,
+                    "tag_manifest",
+                    format!("{} tag files match tagmanifest-sha256.txt", tagm.len()),
+                );
             } else {
                 fail(&mut checks, "tag_manifest", list_some(&bad));
             }
@@ -293,7 +347,11 @@ pub fn verify_package(path: &Path, trusted: Option<&[PublicKeyInfo]>) -> Result<
             return Ok(report);
         }
     };
-    let payload: BTreeSet<String> = files.iter().filter(|f| f.starts_with("data/")).cloned().collect();
+    let payload: BTreeSet<String> = files
+        .iter()
+        .filter(|f| f.starts_with("data/"))
+        .cloned()
+        .collect();
     let listed: BTreeSet<String> = m_sha.keys().chain(m_sm3.keys()).cloned().collect();
     let missing: Vec<String> = listed.difference(&payload).cloned().collect();
     let extra: Vec<String> = payload.difference(&listed).cloned().collect();
@@ -303,7 +361,11 @@ pub fn verify_package(path: &Path, trusted: Option<&[PublicKeyInfo]>) -> Result<
         .cloned()
         .collect();
     if missing.is_empty() && extra.is_empty() && one_sided.is_empty() {
-        pass(&mut checks, "payload_complete", format!("{} payload files, each in both manifests", payload.len()));
+        pass(
+            &mut checks,
+            "payload_complete",
+            format!("{} payload files, each in both manifests", payload.len()),
+        );
     } else {
         let mut d = Vec::new();
         if !missing.is_empty() {
@@ -319,7 +381,11 @@ pub fn verify_package(path: &Path, trusted: Option<&[PublicKeyInfo]>) -> Result<
     }
     let mut bad = Vec::new();
     let mut bytes = 0u64;
-    let present: Vec<String> = payload.iter().filter(|p| listed.contains(*p)).cloned().collect();
+    let present: Vec<String> = payload
+        .iter()
+        .filter(|p| listed.contains(*p))
+        .cloned()
+        .collect();
     digest::with_digester(|dg| {
         for rel in &present {
             match bag.read(rel, |r| dg.stream(r, |_, _| Ok(()))) {
@@ -339,23 +405,50 @@ pub fn verify_package(path: &Path, trusted: Option<&[PublicKeyInfo]>) -> Result<
     report.payload_files = payload.len();
     report.payload_bytes = bytes;
     if bad.is_empty() {
-        pass(&mut checks, "payload_digests", format!("{} files, {bytes} bytes: every SHA-256 and SM3 digest matches", present.len()));
+        pass(
+            &mut checks,
+            "payload_digests",
+            format!(
+                "{} files, {bytes} bytes: every SHA-256 and SM3 digest matches",
+                present.len()
+            ),
+        );
     } else {
-        fail(&mut checks, "payload_digests", format!("digest mismatch: {}", list_some(&bad)));
+        fail(
+            &mut checks,
+            "payload_digests",
+            format!("digest mismatch: {}", list_some(&bad)),
+        );
     }
 
     let info = text(&mut bag, "bag-info.txt");
     match info.lines().find_map(|l| l.strip_prefix("Payload-Oxum:")) {
-        Some(ox) if ox.trim() == format!("{bytes}.{}", payload.len()) => pass(&mut checks, "payload_oxum", ox.trim().to_string()),
-        Some(ox) => fail(&mut checks, "payload_oxum", format!("bag-info says {}, the payload is {bytes}.{}", ox.trim(), payload.len())),
-        None => fail(&mut checks, "payload_oxum", "bag-info.txt has no Payload-Oxum"),
+        Some(ox) if ox.trim() == format!("{bytes}.{}", payload.len()) => {
+            pass(&mut checks, "payload_oxum", ox.trim().to_string())
+        }
+        Some(ox) => fail(
+            &mut checks,
+            "payload_oxum",
+            format!(
+                "bag-info says {}, the payload is {bytes}.{}",
+                ox.trim(),
+                payload.len()
+            ),
+        ),
+        None => fail(
+            &mut checks,
+            "payload_oxum",
+            "bag-info.txt has no Payload-Oxum",
+        ),
     }
 
     // Signature over the exact bytes of the tag manifest, and whether its key is pinned.
     let sig: Result<SignatureFile, String> = bag
         .read_small("signature.json")
         .map_err(|e| e.to_string())
-        .and_then(|b| serde_json::from_slice(&b).map_err(|e| format!("signature.json is not valid: {e}")));
+        .and_then(|b| {
+            serde_json::from_slice(&b).map_err(|e| format!("signature.json is not valid: {e}"))
+        });
     match sig {
         Err(e) => fail(&mut checks, "signature", e),
         Ok(sig) => check_signature(&mut checks, &sig, &tagmanifest_bytes, trusted),
@@ -366,10 +459,19 @@ pub fn verify_package(path: &Path, trusted: Option<&[PublicKeyInfo]>) -> Result<
     Ok(report)
 }
 
-fn check_signature(checks: &mut Vec<Check>, sig: &SignatureFile, signed: &[u8], trusted: Option<&[PublicKeyInfo]>) {
+fn check_signature(
+    checks: &mut Vec<Check>,
+    sig: &SignatureFile,
+    signed: &[u8],
+    trusted: Option<&[PublicKeyInfo]>,
+) {
     use base64::Engine;
     if sig.algorithm != "Ed25519" || sig.signed_file != "tagmanifest-sha256.txt" {
-        fail(checks, "signature", format!("unsupported: {} over {}", sig.algorithm, sig.signed_file));
+        fail(
+            checks,
+            "signature",
+            format!("unsupported: {} over {}", sig.algorithm, sig.signed_file),
+        );
         return;
     }
     let embedded_id = base64::engine::general_purpose::STANDARD
@@ -378,7 +480,11 @@ fn check_signature(checks: &mut Vec<Check>, sig: &SignatureFile, signed: &[u8], 
         .and_then(|b| <[u8; 32]>::try_from(b).ok())
         .map(|pk| key_id(&pk));
     if embedded_id.as_deref() != Some(sig.key_id.as_str()) {
-        fail(checks, "signature", "key_id is not the SHA-256 of the embedded public key");
+        fail(
+            checks,
+            "signature",
+            "key_id is not the SHA-256 of the embedded public key",
+        );
         return;
     }
     match trusted {

@@ -29,16 +29,34 @@ async fn a_valid_case_is_archived_and_can_be_inspected_and_downloaded() {
 
     // Every file's digests are those of the bytes sent, and its format is identified from content.
     for (name, bytes) in valid_entries() {
-        let f = body["files"].as_array().unwrap().iter().find(|f| f["path"] == name.as_str()).unwrap_or_else(|| panic!("{name} listed"));
+        let f = body["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == name.as_str())
+            .unwrap_or_else(|| panic!("{name} listed"));
         assert_eq!(f["sha256"], sha256_hex(&bytes), "{name}");
         assert_eq!(f["size"], bytes.len(), "{name}");
         assert_eq!(f["sm3"].as_str().unwrap().len(), 64);
     }
-    let fmt = |p: &str| body["files"].as_array().unwrap().iter().find(|f| f["path"] == p).unwrap()["format"].clone();
+    let fmt = |p: &str| {
+        body["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"] == p)
+            .unwrap()["format"]
+            .clone()
+    };
     assert_eq!(fmt("files/05-准予许可决定书.ofd"), "ofd");
     assert_eq!(fmt("files/03-现场核查照片.jpg"), "jpeg");
     assert_eq!(fmt("licenses/食品经营许可证.ofd"), "ofd");
-    let pdfa = body["files"].as_array().unwrap().iter().find(|f| f["path"] == "files/04-审查意见.pdf").unwrap();
+    let pdfa = body["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "files/04-审查意见.pdf")
+        .unwrap();
     assert_eq!(pdfa["note"], "PDF/A-2");
 
     // Inspect as archivist: metadata in full, events, package digest.
@@ -47,7 +65,12 @@ async fn a_valid_case_is_archived_and_can_be_inspected_and_downloaded() {
     assert_eq!(case["metadata"]["apply_card_no"], "370102199001011234");
     assert_eq!(case["licenses"][0]["number"], "JY23701020012345");
     assert_eq!(case["package"]["digest"], body["package"]["digest"]);
-    let kinds: Vec<&str> = case["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    let kinds: Vec<&str> = case["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
     assert_eq!(kinds, ["received", "validated", "signed", "stored"]);
     // The auditor does not need the applicant's ID number or name.
     let (_, audited) = app.get_json(&app.auditor, &location).await;
@@ -55,37 +78,73 @@ async fn a_valid_case_is_archived_and_can_be_inspected_and_downloaded() {
     assert_ne!(audited["metadata"]["apply_name"], "王小明");
 
     // One file's bytes, served straight from the stored package.
-    let (s, bytes) = app.get_bytes(&app.auditor, &format!("{location}/files/files/01-食品经营许可申请书.pdf")).await;
+    let (s, bytes) = app
+        .get_bytes(
+            &app.auditor,
+            &format!("{location}/files/files/01-食品经营许可申请书.pdf"),
+        )
+        .await;
     assert_eq!(s, 200);
     assert_eq!(bytes, fixture("files/application.pdf"));
-    let (s, _) = app.get_bytes(&app.auditor, &format!("{location}/files/files/nope.pdf")).await;
+    let (s, _) = app
+        .get_bytes(&app.auditor, &format!("{location}/files/files/nope.pdf"))
+        .await;
     assert_eq!(s, 404);
 
     // The package: one top folder named by the archive id, the submission byte for byte.
-    let (s, pkg) = app.get_bytes(&app.archivist, &format!("{location}/package")).await;
+    let (s, pkg) = app
+        .get_bytes(&app.archivist, &format!("{location}/package"))
+        .await;
     assert_eq!(s, 200);
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(pkg.clone())).unwrap();
     for (name, bytes) in valid_entries() {
-        let mut e = z.by_name(&format!("{id}/data/submission/{name}")).unwrap_or_else(|_| panic!("{name} in package"));
+        let mut e = z
+            .by_name(&format!("{id}/data/submission/{name}"))
+            .unwrap_or_else(|_| panic!("{name} in package"));
         let mut got = vec![];
         e.read_to_end(&mut got).unwrap();
         assert_eq!(got, bytes, "{name} kept byte for byte");
     }
-    for tag in ["bagit.txt", "bag-info.txt", "manifest-sha256.txt", "manifest-sm3.txt", "tagmanifest-sha256.txt", "signature.json", "data/archive.xml"] {
+    for tag in [
+        "bagit.txt",
+        "bag-info.txt",
+        "manifest-sha256.txt",
+        "manifest-sm3.txt",
+        "tagmanifest-sha256.txt",
+        "signature.json",
+        "data/archive.xml",
+    ] {
         assert!(z.by_name(&format!("{id}/{tag}")).is_ok(), "{tag}");
     }
     let mut tagm = String::new();
-    z.by_name(&format!("{id}/tagmanifest-sha256.txt")).unwrap().read_to_string(&mut tagm).unwrap();
-    assert_eq!(sha256_hex(tagm.as_bytes()), body["package"]["digest"].as_str().unwrap());
+    z.by_name(&format!("{id}/tagmanifest-sha256.txt"))
+        .unwrap()
+        .read_to_string(&mut tagm)
+        .unwrap();
+    assert_eq!(
+        sha256_hex(tagm.as_bytes()),
+        body["package"]["digest"].as_str().unwrap()
+    );
     assert!(!tagm.contains("signature.json"));
     let mut archive_xml = String::new();
-    z.by_name(&format!("{id}/data/archive.xml")).unwrap().read_to_string(&mut archive_xml).unwrap();
+    z.by_name(&format!("{id}/data/archive.xml"))
+        .unwrap()
+        .read_to_string(&mut archive_xml)
+        .unwrap();
     assert!(archive_xml.contains(&format!("<archive_id>{id}</archive_id>")));
     assert!(archive_xml.contains("<proposed>D30</proposed>"));
     assert!(archive_xml.contains("algorithm=\"SM3\""));
 
     // Published keys verify the signature over the tag manifest.
-    let keys: serde_json::Value = app.client.get(app.url("/api/v1/keys")).send().await.unwrap().json().await.unwrap();
+    let keys: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let key = &keys["keys"][0];
     assert_eq!(key["key_id"], body["package"]["signature"]["key_id"]);
     guidang::pipeline::sign::verify_signature(
@@ -96,26 +155,40 @@ async fn a_valid_case_is_archived_and_can_be_inspected_and_downloaded() {
     .expect("signature verifies with the published key");
 
     // The list shows it; filters narrow it.
-    let (_, list) = app.get_json(&app.archivist, "/api/v1/cases?year=2025").await;
+    let (_, list) = app
+        .get_json(&app.archivist, "/api/v1/cases?year=2025")
+        .await;
     assert_eq!(list["total"], 1);
-    let (_, list) = app.get_json(&app.archivist, "/api/v1/cases?year=2024").await;
+    let (_, list) = app
+        .get_json(&app.archivist, "/api/v1/cases?year=2024")
+        .await;
     assert_eq!(list["total"], 0);
-    let (_, list) = app.get_json(&app.archivist, "/api/v1/cases?q=%E6%B3%89%E5%9F%8E").await; // 泉城
+    let (_, list) = app
+        .get_json(&app.archivist, "/api/v1/cases?q=%E6%B3%89%E5%9F%8E")
+        .await; // 泉城
     assert_eq!(list["total"], 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_bad_fixture_is_refused_with_its_code_and_nothing_is_archived() {
     let app = TestApp::spawn().await;
-    let (s, _) = app.submit(&app.archivist, fixture("valid/food-licence.zip")).await;
+    let (s, _) = app
+        .submit(&app.archivist, fixture("valid/food-licence.zip"))
+        .await;
     assert_eq!(s, 201);
     let mut seen = 0;
-    let mut names: Vec<_> = std::fs::read_dir(fixtures().join("bad")).unwrap().flatten().map(|e| e.path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(fixtures().join("bad"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
     names.sort();
     for path in names {
         let stem = path.file_stem().unwrap().to_string_lossy().to_string();
         let code = stem.split('-').next().unwrap().to_string();
-        let (status, body) = app.submit(&app.archivist, std::fs::read(&path).unwrap()).await;
+        let (status, body) = app
+            .submit(&app.archivist, std::fs::read(&path).unwrap())
+            .await;
         let want_status = match code.as_str() {
             "not_a_zip" => 400,
             "case_exists" => 409,
@@ -123,10 +196,16 @@ async fn every_bad_fixture_is_refused_with_its_code_and_nothing_is_archived() {
         };
         assert_eq!(status, want_status, "{stem}: {body}");
         let codes = problem_codes(&body);
-        assert!(codes.contains(&code), "{stem}: expected {code}, got {codes:?}");
+        assert!(
+            codes.contains(&code),
+            "{stem}: expected {code}, got {codes:?}"
+        );
         for p in body["problems"].as_array().unwrap() {
             if code != "not_a_zip" {
-                assert!(p["path"].is_string() || p["field"].is_string(), "{stem}: a problem names its file or field: {p}");
+                assert!(
+                    p["path"].is_string() || p["field"].is_string(),
+                    "{stem}: a problem names its file or field: {p}"
+                );
             }
             assert!(!p["message"].as_str().unwrap().is_empty());
         }
@@ -135,9 +214,19 @@ async fn every_bad_fixture_is_refused_with_its_code_and_nothing_is_archived() {
     assert!(seen >= 30, "all bad fixtures ran ({seen})");
     let (_, list) = app.get_json(&app.archivist, "/api/v1/cases").await;
     assert_eq!(list["total"], 1, "only the valid case exists");
-    assert_eq!(app.stored_packages().len(), 1, "no package stored for a rejected submission");
-    let leftovers: Vec<_> = std::fs::read_dir(app.dir.path().join("tmp")).unwrap().flatten().collect();
-    assert!(leftovers.is_empty(), "staging is empty after rejections: {leftovers:?}");
+    assert_eq!(
+        app.stored_packages().len(),
+        1,
+        "no package stored for a rejected submission"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(app.dir.path().join("tmp"))
+        .unwrap()
+        .flatten()
+        .collect();
+    assert!(
+        leftovers.is_empty(),
+        "staging is empty after rejections: {leftovers:?}"
+    );
     // The traversal entry was never written anywhere.
     assert!(!app.dir.path().join("../../etc/cron.d/evil").exists());
 }
@@ -147,28 +236,60 @@ async fn a_rejection_lists_every_problem_at_once() {
     let app = TestApp::spawn().await;
     let body = valid_with_metadata(|m| {
         m.replace("<task_name>食品经营许可</task_name>", "")
-            .replace("<region_code>370102</region_code>", "<region_code>3701</region_code>")
-            .replace("2025-03-18T16:40:00+08:00</transact_time>", "2025-03-01T16:40:00+08:00</transact_time>")
+            .replace(
+                "<region_code>370102</region_code>",
+                "<region_code>3701</region_code>",
+            )
+            .replace(
+                "2025-03-18T16:40:00+08:00</transact_time>",
+                "2025-03-01T16:40:00+08:00</transact_time>",
+            )
             .replace("<result>approved</result>", "<result>ok</result>")
     });
     let (s, b) = app.submit(&app.archivist, body).await;
     assert_eq!(s, 422);
-    let fields: Vec<String> = b["problems"].as_array().unwrap().iter().filter_map(|p| p["field"].as_str().map(str::to_string)).collect();
+    let fields: Vec<String> = b["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|p| p["field"].as_str().map(str::to_string))
+        .collect();
     for f in ["task_name", "region_code", "transact_time", "result"] {
         assert!(fields.contains(&f.to_string()), "{f} reported: {b}");
     }
-    let before = b["problems"].as_array().unwrap().iter().find(|p| p["field"] == "transact_time").unwrap();
-    assert!(before["message"].as_str().unwrap().contains("before receive_time"));
+    let before = b["problems"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["field"] == "transact_time")
+        .unwrap();
+    assert!(
+        before["message"]
+            .as_str()
+            .unwrap()
+            .contains("before receive_time")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warnings_come_back_with_an_accepted_case() {
     let app = TestApp::spawn().await;
-    let (s, b) = app.submit(&app.archivist, fixture("valid/with-docx.zip")).await;
+    let (s, b) = app
+        .submit(&app.archivist, fixture("valid/with-docx.zip"))
+        .await;
     assert_eq!(s, 201, "{b}");
     let w = b["warnings"].as_array().unwrap();
-    assert!(w.iter().any(|w| w["code"] == "not_fixed_layout" && w["path"] == "files/06-现场核查记录.docx"), "{b}");
-    let txt = b["files"].as_array().unwrap().iter().find(|f| f["path"] == "files/07-办件备注.txt").unwrap();
+    assert!(
+        w.iter()
+            .any(|w| w["code"] == "not_fixed_layout" && w["path"] == "files/06-现场核查记录.docx"),
+        "{b}"
+    );
+    let txt = b["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["path"] == "files/07-办件备注.txt")
+        .unwrap();
     assert_eq!(txt["format"], "txt");
     assert_eq!(txt["note"], "encoding GB18030");
 }
@@ -184,7 +305,14 @@ async fn duplicates_identical_is_200_other_content_is_409_and_twenty_at_once_mak
         let tok = app.archivist.clone();
         let body = zip.clone();
         handles.push(tokio::spawn(async move {
-            let r = client.post(url).bearer_auth(tok).header("content-type", "application/zip").body(body).send().await.unwrap();
+            let r = client
+                .post(url)
+                .bearer_auth(tok)
+                .header("content-type", "application/zip")
+                .body(body)
+                .send()
+                .await
+                .unwrap();
             let s = r.status().as_u16();
             let b: serde_json::Value = r.json().await.unwrap();
             (s, b["archive_id"].as_str().unwrap_or_default().to_string())
@@ -207,15 +335,26 @@ async fn duplicates_identical_is_200_other_content_is_409_and_twenty_at_once_mak
     // Re-zipped with the same files in another order is still the identical submission.
     let mut entries = valid_entries();
     entries.reverse();
-    let refs: Vec<(&str, &[u8])> = entries.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     let (s, b) = app.submit(&app.archivist, zip_of(&refs)).await;
     assert_eq!(s, 200);
-    assert_eq!(&b["archive_id"].as_str().unwrap().to_string(), ids.iter().next().unwrap());
+    assert_eq!(
+        &b["archive_id"].as_str().unwrap().to_string(),
+        ids.iter().next().unwrap()
+    );
 
-    let (s, b) = app.submit(&app.archivist, fixture("bad/case_exists.zip")).await;
+    let (s, b) = app
+        .submit(&app.archivist, fixture("bad/case_exists.zip"))
+        .await;
     assert_eq!(s, 409);
     assert_eq!(problem_codes(&b), ["case_exists"]);
-    assert_eq!(&b["archive_id"].as_str().unwrap().to_string(), ids.iter().next().unwrap());
+    assert_eq!(
+        &b["archive_id"].as_str().unwrap().to_string(),
+        ids.iter().next().unwrap()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -223,7 +362,13 @@ async fn tokens_and_roles() {
     let app = TestApp::spawn().await;
     let zip = fixture("valid/food-licence.zip");
     // No token, unknown token: 401.
-    let r = app.client.post(app.url("/api/v1/cases")).body(zip.clone()).send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/v1/cases"))
+        .body(zip.clone())
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 401);
     let (s, b) = app.submit("gd_not-a-token", zip.clone()).await;
     assert_eq!(s, 401);
@@ -232,12 +377,21 @@ async fn tokens_and_roles() {
     assert_eq!(app.submit(&app.auditor, zip.clone()).await.0, 403);
     assert_eq!(app.submit(&app.admin, zip.clone()).await.0, 403);
     // A submitter of another organisation may not submit this organisation's case.
-    let other = guidang::auth::create_token(&app.archive.db, "submitter", Some("91370102MA3C5XY7KE"), None).await;
+    let other = guidang::auth::create_token(
+        &app.archive.db,
+        "submitter",
+        Some("91370102MA3C5XY7KE"),
+        None,
+    )
+    .await;
     let other = match other {
         Ok((t, _)) => t,
         Err(_) => {
             let code = guidang::codes::uscc_with_check("91370102MA3C5XY7K").unwrap();
-            guidang::auth::create_token(&app.archive.db, "submitter", Some(&code), None).await.unwrap().0
+            guidang::auth::create_token(&app.archive.db, "submitter", Some(&code), None)
+                .await
+                .unwrap()
+                .0
         }
     };
     assert_eq!(app.submit(&other, zip.clone()).await.0, 403);
@@ -245,21 +399,81 @@ async fn tokens_and_roles() {
     assert_eq!(s, 201);
     let id = b["archive_id"].as_str().unwrap();
     // Submitters see their own organisation's cases only; they may not download packages.
-    assert_eq!(app.get_json(&app.submitter, "/api/v1/cases").await.1["total"], 1);
+    assert_eq!(
+        app.get_json(&app.submitter, "/api/v1/cases").await.1["total"],
+        1
+    );
     assert_eq!(app.get_json(&other, "/api/v1/cases").await.1["total"], 0);
-    assert_eq!(app.get_json(&other, &format!("/api/v1/cases/{id}")).await.0, 404);
-    assert_eq!(app.get_bytes(&app.submitter, &format!("/api/v1/cases/{id}/package")).await.0, 403);
+    assert_eq!(
+        app.get_json(&other, &format!("/api/v1/cases/{id}")).await.0,
+        404
+    );
+    assert_eq!(
+        app.get_bytes(&app.submitter, &format!("/api/v1/cases/{id}/package"))
+            .await
+            .0,
+        403
+    );
     // Tokens are stored hashed.
-    let row = app.archive.db.token_by_hash(&guidang::auth::hash_token(&app.archivist)).await.unwrap();
+    let row = app
+        .archive
+        .db
+        .token_by_hash(&guidang::auth::hash_token(&app.archivist))
+        .await
+        .unwrap();
     assert!(row.is_some());
-    assert!(app.archive.db.token_by_hash(&app.archivist).await.unwrap().is_none());
+    assert!(
+        app.archive
+            .db
+            .token_by_hash(&app.archivist)
+            .await
+            .unwrap()
+            .is_none()
+    );
     // Public routes.
-    assert_eq!(app.client.get(app.url("/api/v1/keys")).send().await.unwrap().status().as_u16(), 200);
-    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
-    let ready: serde_json::Value = app.client.get(app.url("/readyz")).send().await.unwrap().json().await.unwrap();
+    assert_eq!(
+        app.client
+            .get(app.url("/api/v1/keys"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
+    let ready: serde_json::Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(ready["database"], "ok");
-    let metrics = app.client.get(app.url("/metrics")).send().await.unwrap().text().await.unwrap();
-    assert!(metrics.contains("guidang_cases_archived_total 1"), "{metrics}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("guidang_cases_archived_total 1"),
+        "{metrics}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -273,30 +487,47 @@ async fn hostile_input_is_refused_without_inflating_or_crashing() {
     // Over the body limit: 413, with or without a Content-Length.
     let (s, b) = app.submit(&app.archivist, vec![0u8; 3 << 20]).await;
     assert_eq!(s, 413, "{b}");
-    let chunks: Vec<Result<Vec<u8>, std::io::Error>> = (0..40).map(|_| Ok(vec![b'x'; 100_000])).collect();
+    let chunks: Vec<Result<Vec<u8>, std::io::Error>> =
+        (0..40).map(|_| Ok(vec![b'x'; 100_000])).collect();
     let r = app
         .client
         .post(app.url("/api/v1/cases"))
         .bearer_auth(&app.archivist)
         .header("content-type", "application/zip")
-        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(chunks)))
+        .body(reqwest::Body::wrap_stream(futures_util::stream::iter(
+            chunks,
+        )))
         .send()
         .await;
     if let Ok(r) = r {
         assert_eq!(r.status().as_u16(), 413);
     }
     // Too many entries; declared sizes over the total.
-    let many: Vec<(String, Vec<u8>)> = (0..30).map(|i| (format!("files/{i}.txt"), b"x\n".to_vec())).collect();
-    let refs: Vec<(&str, &[u8])> = many.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let many: Vec<(String, Vec<u8>)> = (0..30)
+        .map(|i| (format!("files/{i}.txt"), b"x\n".to_vec()))
+        .collect();
+    let refs: Vec<(&str, &[u8])> = many
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     let (s, b) = app.submit(&app.archivist, zip_of(&refs)).await;
     assert_eq!(s, 422);
     assert_eq!(problem_codes(&b), ["zip_limits"]);
     let big = vec![b'a'; 1_500_000];
-    let (s, b) = app.submit(&app.archivist, zip_of(&[("metadata.xml", b"<x/>"), ("files/big.txt", &big)])).await;
+    let (s, b) = app
+        .submit(
+            &app.archivist,
+            zip_of(&[("metadata.xml", b"<x/>"), ("files/big.txt", &big)]),
+        )
+        .await;
     assert_eq!(s, 422);
     assert!(problem_codes(&b).contains(&"zip_limits".to_string()), "{b}");
     // Garbage, an empty body and a truncated ZIP are 400 not_a_zip.
-    for body in [b"PK\x03\x04garbage".to_vec(), vec![], fixture("valid/food-licence.zip")[..5000].to_vec()] {
+    for body in [
+        b"PK\x03\x04garbage".to_vec(),
+        vec![],
+        fixture("valid/food-licence.zip")[..5000].to_vec(),
+    ] {
         let (s, b) = app.submit(&app.archivist, body).await;
         assert_eq!(s, 400);
         assert_eq!(problem_codes(&b), ["not_a_zip"]);
@@ -308,10 +539,27 @@ async fn hostile_input_is_refused_without_inflating_or_crashing() {
     let (s, _) = app.submit(&app.archivist, z).await;
     assert!(s == 400 || s == 422, "corrupt data is refused ({s})");
     // The server is still up and nothing was stored.
-    assert_eq!(app.client.get(app.url("/healthz")).send().await.unwrap().status().as_u16(), 200);
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status()
+            .as_u16(),
+        200
+    );
     assert!(app.stored_packages().is_empty());
     // Wrong media type.
-    let r = app.client.post(app.url("/api/v1/cases")).bearer_auth(&app.archivist).header("content-type", "multipart/form-data").body("x").send().await.unwrap();
+    let r = app
+        .client
+        .post(app.url("/api/v1/cases"))
+        .bearer_auth(&app.archivist)
+        .header("content-type", "multipart/form-data")
+        .body("x")
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status().as_u16(), 415);
 }
 
@@ -323,7 +571,9 @@ async fn nfd_file_names_match_their_nfc_listing() {
         .into_iter()
         .map(|(n, b)| {
             if n == "metadata.xml" {
-                let m = String::from_utf8(b).unwrap().replace("files/03-现场核查照片.jpg", "files/03-photo-\u{e9}.jpg");
+                let m = String::from_utf8(b)
+                    .unwrap()
+                    .replace("files/03-现场核查照片.jpg", "files/03-photo-\u{e9}.jpg");
                 (n, m.into_bytes())
             } else if n == "files/03-现场核查照片.jpg" {
                 ("files/03-photo-e\u{301}.jpg".to_string(), b)
@@ -332,8 +582,17 @@ async fn nfd_file_names_match_their_nfc_listing() {
             }
         })
         .collect();
-    let refs: Vec<(&str, &[u8])> = entries.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     let (s, b) = app.submit(&app.archivist, zip_of(&refs)).await;
     assert_eq!(s, 201, "{b}");
-    assert!(b["files"].as_array().unwrap().iter().any(|f| f["path"] == "files/03-photo-\u{e9}.jpg"));
+    assert!(
+        b["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["path"] == "files/03-photo-\u{e9}.jpg")
+    );
 }

@@ -8,15 +8,22 @@ use std::process::{Command, Stdio};
 
 fn guidang(dir: &std::path::Path, db: &str) -> Command {
     let mut c = Command::new(bin());
-    c.env("GUIDANG_DATA_DIR", dir).env("DATABASE_URL", db).env_remove("GUIDANG_FAILPOINT").current_dir(dir);
+    c.env("GUIDANG_DATA_DIR", dir)
+        .env("DATABASE_URL", db)
+        .env_remove("GUIDANG_FAILPOINT")
+        .current_dir(dir);
     c
 }
 
 async fn archived_package(app: &TestApp) -> (std::path::PathBuf, String) {
-    let (s, b) = app.submit(&app.archivist, fixture("valid/food-licence.zip")).await;
+    let (s, b) = app
+        .submit(&app.archivist, fixture("valid/food-licence.zip"))
+        .await;
     assert_eq!(s, 201);
     let id = b["archive_id"].as_str().unwrap().to_string();
-    let (_, pkg) = app.get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package")).await;
+    let (_, pkg) = app
+        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package"))
+        .await;
     let path = app.dir.path().join(format!("{id}.zip"));
     std::fs::write(&path, pkg).unwrap();
     (path, id)
@@ -32,23 +39,50 @@ fn keys_file(app: &TestApp, keys: &serde_json::Value) -> std::path::PathBuf {
 async fn verify_accepts_a_downloaded_package_and_reports_tampering() {
     let app = TestApp::spawn().await;
     let (pkg, id) = archived_package(&app).await;
-    let keys: serde_json::Value = app.client.get(app.url("/api/v1/keys")).send().await.unwrap().json().await.unwrap();
+    let keys: serde_json::Value = app
+        .client
+        .get(app.url("/api/v1/keys"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     let trusted = keys_file(&app, &keys);
 
     // Valid against the pinned key.
-    let out = Command::new(bin()).arg("verify").arg(&pkg).arg("--trusted-keys").arg(&trusted).output().unwrap();
+    let out = Command::new(bin())
+        .arg("verify")
+        .arg(&pkg)
+        .arg("--trusted-keys")
+        .arg(&trusted)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{text}");
-    assert!(text.contains("VALID") && text.contains("pinned key"), "{text}");
+    assert!(
+        text.contains("VALID") && text.contains("pinned key"),
+        "{text}"
+    );
 
     // Without pinned keys: valid, but said plainly that the key is not pinned.
-    let out = Command::new(bin()).arg("verify").arg(&pkg).output().unwrap();
+    let out = Command::new(bin())
+        .arg("verify")
+        .arg(&pkg)
+        .output()
+        .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0));
     assert!(text.contains("NOT pinned"), "{text}");
 
     // JSON for machines.
-    let out = Command::new(bin()).args(["verify", "--json"]).arg(&pkg).arg("--trusted-keys").arg(&trusted).output().unwrap();
+    let out = Command::new(bin())
+        .args(["verify", "--json"])
+        .arg(&pkg)
+        .arg("--trusted-keys")
+        .arg(&trusted)
+        .output()
+        .unwrap();
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(j["valid"], true);
     assert_eq!(j["packages"][0]["archive_id"], id.as_str());
@@ -56,14 +90,29 @@ async fn verify_accepts_a_downloaded_package_and_reports_tampering() {
     // One changed byte inside a stored file.
     let mut bytes = std::fs::read(&pkg).unwrap();
     let needle = b"STSong-Light";
-    let at = bytes.windows(needle.len()).position(|w| w == needle).unwrap();
+    let at = bytes
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .unwrap();
     bytes[at] = b'X';
     let tampered = app.dir.path().join("tampered.zip");
     std::fs::write(&tampered, &bytes).unwrap();
-    let out = Command::new(bin()).args(["verify", "--json"]).arg(&tampered).arg("--trusted-keys").arg(&trusted).output().unwrap();
+    let out = Command::new(bin())
+        .args(["verify", "--json"])
+        .arg(&tampered)
+        .arg("--trusted-keys")
+        .arg(&trusted)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let failed: Vec<&str> = j["packages"][0]["checks"].as_array().unwrap().iter().filter(|c| c["status"] == "fail").map(|c| c["check"].as_str().unwrap()).collect();
+    let failed: Vec<&str> = j["packages"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["status"] == "fail")
+        .map(|c| c["check"].as_str().unwrap())
+        .collect();
     assert!(failed.contains(&"payload_digests"), "{j}");
 
     // An extra payload file, and a missing one.
@@ -72,12 +121,24 @@ async fn verify_accepts_a_downloaded_package_and_reports_tampering() {
     z.extract(&unpacked).unwrap();
     let bag = unpacked.join(&id);
     std::fs::write(bag.join("data/submission/files/extra.txt"), "x").unwrap();
-    let out = Command::new(bin()).arg("verify").arg(&bag).arg("--trusted-keys").arg(&trusted).output().unwrap();
+    let out = Command::new(bin())
+        .arg("verify")
+        .arg(&bag)
+        .arg("--trusted-keys")
+        .arg(&trusted)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("not in the manifests"));
     std::fs::remove_file(bag.join("data/submission/files/extra.txt")).unwrap();
     std::fs::remove_file(bag.join("data/submission/files/01-食品经营许可申请书.pdf")).unwrap();
-    let out = Command::new(bin()).arg("verify").arg(&bag).arg("--trusted-keys").arg(&trusted).output().unwrap();
+    let out = Command::new(bin())
+        .arg("verify")
+        .arg(&bag)
+        .arg("--trusted-keys")
+        .arg(&trusted)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("missing"));
 
@@ -85,12 +146,22 @@ async fn verify_accepts_a_downloaded_package_and_reports_tampering() {
     let other = serde_json::json!({"keys": [{"key_id": "00", "algorithm": "Ed25519", "public_key": "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=", "created_at": "2025-01-01T00:00:00Z", "retired_at": null}]});
     let untrusted = app.dir.path().join("other-keys.json");
     std::fs::write(&untrusted, serde_json::to_vec(&other).unwrap()).unwrap();
-    let out = Command::new(bin()).arg("verify").arg(&pkg).arg("--trusted-keys").arg(&untrusted).output().unwrap();
+    let out = Command::new(bin())
+        .arg("verify")
+        .arg(&pkg)
+        .arg("--trusted-keys")
+        .arg(&untrusted)
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&out.stdout).contains("not among the trusted keys"));
 
     // Could not run at all.
-    let out = Command::new(bin()).arg("verify").arg(app.dir.path().join("nope.zip")).output().unwrap();
+    let out = Command::new(bin())
+        .arg("verify")
+        .arg(app.dir.path().join("nope.zip"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2));
 }
 
@@ -99,9 +170,20 @@ async fn bagit_python_validates_the_package() {
     let app = TestApp::spawn().await;
     let (pkg, id) = archived_package(&app).await;
     let dest = app.dir.path().join("bag");
-    zip::ZipArchive::new(std::fs::File::open(&pkg).unwrap()).unwrap().extract(&dest).unwrap();
-    let out = Command::new("python3").args(["-m", "bagit", "--validate"]).arg(dest.join(&id)).output().expect("python3 with bagit (installed by .ci/run)");
-    assert!(out.status.success(), "bagit.py --validate: {}", String::from_utf8_lossy(&out.stderr));
+    zip::ZipArchive::new(std::fs::File::open(&pkg).unwrap())
+        .unwrap()
+        .extract(&dest)
+        .unwrap();
+    let out = Command::new("python3")
+        .args(["-m", "bagit", "--validate"])
+        .arg(dest.join(&id))
+        .output()
+        .expect("python3 with bagit (installed by .ci/run)");
+    assert!(
+        out.status.success(),
+        "bagit.py --validate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -109,7 +191,9 @@ async fn import_archives_offline_with_the_same_rules_while_the_server_runs() {
     let app = TestApp::spawn().await;
     let db = app.archive.settings.database_url();
     // The server archives one case first; import then runs beside it on the same data.
-    let (s, _) = app.submit(&app.archivist, fixture("valid/with-docx.zip")).await;
+    let (s, _) = app
+        .submit(&app.archivist, fixture("valid/with-docx.zip"))
+        .await;
     assert_eq!(s, 201);
     let out = guidang(app.dir.path(), &db)
         .arg("import")
@@ -119,36 +203,80 @@ async fn import_archives_offline_with_the_same_rules_while_the_server_runs() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "rejections make import exit 1: {text}");
-    assert!(text.contains("1 archived, 1 already present, 1 rejected"), "{text}");
-    assert!(text.contains("encrypted_file files/90-加密文件.pdf"), "{text}");
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "rejections make import exit 1: {text}"
+    );
+    assert!(
+        text.contains("1 archived, 1 already present, 1 rejected"),
+        "{text}"
+    );
+    assert!(
+        text.contains("encrypted_file files/90-加密文件.pdf"),
+        "{text}"
+    );
     // Imported from a folder, the case is the same as the ZIP's: the online submission is a duplicate.
-    let (s, b) = app.submit(&app.archivist, fixture("valid/food-licence.zip")).await;
+    let (s, b) = app
+        .submit(&app.archivist, fixture("valid/food-licence.zip"))
+        .await;
     assert_eq!(s, 200, "{b}");
-    let (_, case) = app.get_json(&app.archivist, &format!("/api/v1/cases/{}", b["archive_id"].as_str().unwrap())).await;
+    let (_, case) = app
+        .get_json(
+            &app.archivist,
+            &format!("/api/v1/cases/{}", b["archive_id"].as_str().unwrap()),
+        )
+        .await;
     assert_eq!(case["channel"], "offline");
-    let out = guidang(app.dir.path(), &db).arg("import").arg(fixtures().join("valid/food-licence.zip")).output().unwrap();
+    let out = guidang(app.dir.path(), &db)
+        .arg("import")
+        .arg(fixtures().join("valid/food-licence.zip"))
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("0 archived, 1 already present, 0 rejected"));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 archived, 1 already present, 0 rejected")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tokens_and_keys_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path()).await;
-    let out = guidang(dir.path(), &db).args(["token", "create", "--role", "submitter", "--org", AGENCY, "--name", "审批系统"]).output().unwrap();
+    let out = guidang(dir.path(), &db)
+        .args([
+            "token",
+            "create",
+            "--role",
+            "submitter",
+            "--org",
+            AGENCY,
+            "--name",
+            "审批系统",
+        ])
+        .output()
+        .unwrap();
     assert!(out.status.success());
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
     assert!(token.starts_with("gd_") && token.len() > 40);
-    let out = guidang(dir.path(), &db).args(["token", "create", "--role", "submitter"]).output().unwrap();
+    let out = guidang(dir.path(), &db)
+        .args(["token", "create", "--role", "submitter"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(2), "a submitter needs --org");
-    let out = guidang(dir.path(), &db).args(["keys", "export"]).output().unwrap();
+    let out = guidang(dir.path(), &db)
+        .args(["keys", "export"])
+        .output()
+        .unwrap();
     let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(keys["keys"][0]["algorithm"], "Ed25519");
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        let mode = std::fs::metadata(dir.path().join("keys/signing.ed25519")).unwrap().permissions().mode();
+        let mode = std::fs::metadata(dir.path().join("keys/signing.ed25519"))
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o777, 0o600, "the signing key is private");
     }
 }
@@ -166,7 +294,10 @@ fn wait_for_port(child: &mut std::process::Child) -> u16 {
         buf.push(byte[0]);
         let text = String::from_utf8_lossy(&buf);
         if let Some(i) = text.find("port=") {
-            let digits: String = text[i + 5..].chars().take_while(|c| c.is_ascii_digit()).collect();
+            let digits: String = text[i + 5..]
+                .chars()
+                .take_while(|c| c.is_ascii_digit())
+                .collect();
             if text[i + 5..].len() > digits.len() {
                 return digits.parse().unwrap();
             }
@@ -179,7 +310,10 @@ fn wait_for_port(child: &mut std::process::Child) -> u16 {
 async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path()).await;
-    let out = guidang(dir.path(), &db).args(["token", "create", "--role", "archivist"]).output().unwrap();
+    let out = guidang(dir.path(), &db)
+        .args(["token", "create", "--role", "archivist"])
+        .output()
+        .unwrap();
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let client = reqwest::Client::new();
 
@@ -202,7 +336,11 @@ async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
     let status = child.wait().unwrap();
     assert!(!status.success());
     let stored = || walk(&dir.path().join("objects/packages"));
-    assert_eq!(stored().len(), 1, "the package had reached storage before the crash");
+    assert_eq!(
+        stored().len(),
+        1,
+        "the package had reached storage before the crash"
+    );
 
     // Restart: the orphan is removed, the case does not exist, and the case system's retry succeeds.
     let mut child = guidang(dir.path(), &db)
@@ -216,7 +354,15 @@ async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
     let port = wait_for_port(&mut child);
     assert!(stored().is_empty(), "orphaned package removed at start");
     let base = format!("http://127.0.0.1:{port}");
-    let list: serde_json::Value = client.get(format!("{base}/api/v1/cases")).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+    let list: serde_json::Value = client
+        .get(format!("{base}/api/v1/cases"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
     assert_eq!(list["total"], 0);
     let r = client
         .post(format!("{base}/api/v1/cases"))
@@ -233,7 +379,12 @@ async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
     let _ = child.kill();
     let _ = child.wait();
     let mut log = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut log).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
     assert!(log.contains("case archived"), "{log}");
     for secret in ["370102199001011234", "王小明"] {
         assert!(!log.contains(secret), "personal data in the log");
@@ -258,18 +409,36 @@ fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
 #[test]
 fn the_fixture_metadata_validates_against_the_schema() {
     let xsd = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("schemas/case.xsd");
-    for m in ["valid/food-licence/metadata.xml"] {
-        let out = Command::new("xmllint")
-            .args(["--noout", "--schema"])
-            .arg(&xsd)
-            .arg(fixtures().join(m))
-            .output()
-            .expect("xmllint (libxml2-utils, installed by .ci/run)");
-        assert!(out.status.success(), "{m}: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    // And the schema is not a rubber stamp: a broken social_code fails it.
-    let bad = std::fs::read_to_string(fixtures().join("valid/food-licence/metadata.xml")).unwrap().replace("<region_code>370102<", "<region_code>37A102<");
-    let mut child = Command::new("xmllint").args(["--noout", "--schema"]).arg(&xsd).arg("-").stdin(Stdio::piped()).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
-    child.stdin.take().unwrap().write_all(bad.as_bytes()).unwrap();
+    let m = "valid/food-licence/metadata.xml";
+    let out = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg(fixtures().join(m))
+        .output()
+        .expect("xmllint (libxml2-utils, installed by scripts/test.sh)");
+    assert!(
+        out.status.success(),
+        "{m}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // And the schema is not a rubber stamp: a malformed region_code fails it.
+    let bad = std::fs::read_to_string(fixtures().join("valid/food-licence/metadata.xml"))
+        .unwrap()
+        .replace("<region_code>370102<", "<region_code>37A102<");
+    let mut child = Command::new("xmllint")
+        .args(["--noout", "--schema"])
+        .arg(&xsd)
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(bad.as_bytes())
+        .unwrap();
     assert!(!child.wait().unwrap().success());
 }

@@ -12,7 +12,11 @@ use crate::pipeline::unpack::Source;
 use crate::verify;
 
 #[derive(Parser)]
-#[command(name = "guidang", version, about = "Archive for government-service case records (归档)")]
+#[command(
+    name = "guidang",
+    version,
+    about = "Archive for government-service case records (归档)"
+)]
 pub struct Cli {
     /// TOML configuration file (default: ./guidang.toml if present).
     #[arg(long, global = true)]
@@ -94,10 +98,18 @@ pub async fn run(cli: Cli) -> ExitCode {
     let cfg = cli.config.as_deref();
     let r = match cli.command {
         Command::Serve => serve(cfg).await,
-        Command::Token { cmd: TokenCmd::Create { role, org, name } } => token_create(cfg, &role, org, name).await,
+        Command::Token {
+            cmd: TokenCmd::Create { role, org, name },
+        } => token_create(cfg, &role, org, name).await,
         Command::Import { paths, name } => import(cfg, paths, name).await,
-        Command::Verify { paths, trusted_keys, json } => Ok(verify_cmd(paths, trusted_keys, json)),
-        Command::Keys { cmd: KeysCmd::Export } => keys_export(cfg).await,
+        Command::Verify {
+            paths,
+            trusted_keys,
+            json,
+        } => Ok(verify_cmd(paths, trusted_keys, json)),
+        Command::Keys {
+            cmd: KeysCmd::Export,
+        } => keys_export(cfg).await,
     };
     r.unwrap_or_else(|code| code)
 }
@@ -118,12 +130,20 @@ async fn serve(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-async fn token_create(cfg: Option<&std::path::Path>, role: &str, org: Option<String>, name: Option<String>) -> Result<ExitCode, ExitCode> {
+async fn token_create(
+    cfg: Option<&std::path::Path>,
+    role: &str,
+    org: Option<String>,
+    name: Option<String>,
+) -> Result<ExitCode, ExitCode> {
     let archive = open(cfg).await?;
     match crate::auth::create_token(&archive.db, role, org.as_deref(), name.as_deref()).await {
         Ok((token, row)) => {
             println!("{token}");
-            eprintln!("token {} created for role {}; it is shown only this once", row.token_id, row.role);
+            eprintln!(
+                "token {} created for role {}; it is shown only this once",
+                row.token_id, row.role
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -137,7 +157,11 @@ async fn keys_export(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode
     let archive = open(cfg).await?;
     match archive.keys().await {
         Ok(keys) => {
-            println!("{}", serde_json::to_string_pretty(&serde_json::json!({"keys": keys})).unwrap_or_default());
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&serde_json::json!({"keys": keys}))
+                    .unwrap_or_default()
+            );
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -147,9 +171,15 @@ async fn keys_export(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode
     }
 }
 
-async fn import(cfg: Option<&std::path::Path>, paths: Vec<PathBuf>, name: Option<String>) -> Result<ExitCode, ExitCode> {
+async fn import(
+    cfg: Option<&std::path::Path>,
+    paths: Vec<PathBuf>,
+    name: Option<String>,
+) -> Result<ExitCode, ExitCode> {
     let archive = open(cfg).await?;
-    let user = name.or_else(|| std::env::var("USER").ok()).unwrap_or_else(|| "archivist".into());
+    let user = name
+        .or_else(|| std::env::var("USER").ok())
+        .unwrap_or_else(|| "archivist".into());
     let agent = Agent {
         id: format!("cli:{user}"),
         name: user,
@@ -180,17 +210,30 @@ async fn import(cfg: Option<&std::path::Path>, paths: Vec<PathBuf>, name: Option
                 archived += 1;
                 let mut l = format!("archived  {} -> {}", p.display(), s.archive_id);
                 for w in &s.warnings {
-                    l.push_str(&format!("\n          warning {} {}: {}", w.code, w.path.as_deref().unwrap_or(""), w.message));
+                    l.push_str(&format!(
+                        "\n          warning {} {}: {}",
+                        w.code,
+                        w.path.as_deref().unwrap_or(""),
+                        w.message
+                    ));
                 }
                 l
             }
             Ok(Outcome::Existing(s)) => {
                 present += 1;
-                format!("present   {} -> {} (identical submission already archived)", p.display(), s.archive_id)
+                format!(
+                    "present   {} -> {} (identical submission already archived)",
+                    p.display(),
+                    s.archive_id
+                )
             }
             Err(IngestError::Rejected(probs)) => {
                 rejected += 1;
-                let mut l = format!("rejected  {}: {} problem(s)", p.display(), probs.errors.len());
+                let mut l = format!(
+                    "rejected  {}: {} problem(s)",
+                    p.display(),
+                    probs.errors.len()
+                );
                 for e in &probs.errors {
                     let at = e.path.as_deref().or(e.field.as_deref()).unwrap_or("-");
                     l.push_str(&format!("\n          {} {}: {}", e.code, at, e.message));
@@ -215,7 +258,11 @@ async fn import(cfg: Option<&std::path::Path>, paths: Vec<PathBuf>, name: Option
     }
     bar.finish_and_clear();
     println!("{archived} archived, {present} already present, {rejected} rejected");
-    Ok(if rejected > 0 { ExitCode::from(1) } else { ExitCode::SUCCESS })
+    Ok(if rejected > 0 {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
 }
 
 /// Per-submission lines go above the progress bar on a terminal, to stdout otherwise.
@@ -228,7 +275,11 @@ fn say(bar: &indicatif::ProgressBar, line: String) {
 }
 
 fn verify_cmd(paths: Vec<PathBuf>, trusted_keys: Option<PathBuf>, json: bool) -> ExitCode {
-    let trusted = match trusted_keys.as_deref().map(verify::load_trusted_keys).transpose() {
+    let trusted = match trusted_keys
+        .as_deref()
+        .map(verify::load_trusted_keys)
+        .transpose()
+    {
         Ok(t) => t,
         Err(e) => {
             eprintln!("error: {e}");
@@ -249,7 +300,10 @@ fn verify_cmd(paths: Vec<PathBuf>, trusted_keys: Option<PathBuf>, json: bool) ->
         let all_valid = reports.iter().all(|r| r.valid);
         println!(
             "{}",
-            serde_json::to_string_pretty(&serde_json::json!({"valid": all_valid, "packages": reports})).unwrap_or_default()
+            serde_json::to_string_pretty(
+                &serde_json::json!({"valid": all_valid, "packages": reports})
+            )
+            .unwrap_or_default()
         );
     } else {
         for r in &reports {

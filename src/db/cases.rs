@@ -123,7 +123,12 @@ pub struct CaseFilter {
 
 impl Db {
     /// Records a case, its files and events, and clears its ingest intent, in one transaction.
-    pub async fn insert_case(&self, c: &CaseRow, files: &[FileRow], events: &[EventRow]) -> Result<(), DbError> {
+    pub async fn insert_case(
+        &self,
+        c: &CaseRow,
+        files: &[FileRow],
+        events: &[EventRow],
+    ) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
         let binds = vec![
             Bind::S(c.archive_id.clone()),
@@ -159,8 +164,13 @@ impl Db {
             Bind::S(c.archived_at.clone()),
         ];
         let placeholders: Vec<String> = (1..=binds.len()).map(|i| format!("${i}")).collect();
-        let sql = format!("INSERT INTO cases ({CASE_COLUMNS}) VALUES ({})", placeholders.join(", "));
-        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &binds).execute(&mut *tx).await?;
+        let sql = format!(
+            "INSERT INTO cases ({CASE_COLUMNS}) VALUES ({})",
+            placeholders.join(", ")
+        );
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &binds)
+            .execute(&mut *tx)
+            .await?;
         for f in files {
             sqlx::query(
                 "INSERT INTO case_files (archive_id, path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset) \
@@ -199,8 +209,15 @@ impl Db {
         Ok(())
     }
 
-    pub async fn case_by_key(&self, social_code: &str, task_code: &str, project_id: &str) -> Result<Option<CaseRow>, DbError> {
-        let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE social_code = $1 AND task_code = $2 AND project_id = $3");
+    pub async fn case_by_key(
+        &self,
+        social_code: &str,
+        task_code: &str,
+        project_id: &str,
+    ) -> Result<Option<CaseRow>, DbError> {
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE social_code = $1 AND task_code = $2 AND project_id = $3"
+        );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
             .bind(social_code)
             .bind(task_code)
@@ -212,7 +229,10 @@ impl Db {
 
     pub async fn case(&self, archive_id: &str) -> Result<Option<CaseRow>, DbError> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE archive_id = $1");
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone())).bind(archive_id).fetch_optional(&self.pool).await?;
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))
+            .bind(archive_id)
+            .fetch_optional(&self.pool)
+            .await?;
         Ok(row.as_ref().map(case_from))
     }
 
@@ -278,7 +298,12 @@ impl Db {
             add("social_code = ?", Bind::S(o.clone()), &mut binds);
         }
         if let Some(q) = &f.q {
-            let like = format!("%{}%", q.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+            let like = format!(
+                "%{}%",
+                q.replace('\\', "\\\\")
+                    .replace('%', "\\%")
+                    .replace('_', "\\_")
+            );
             binds.push(Bind::S(like));
             let n = binds.len();
             binds.push(Bind::S(q.clone()));
@@ -305,7 +330,9 @@ impl Db {
             page_binds.len() - 1,
             page_binds.len()
         );
-        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &page_binds).fetch_all(&self.pool).await?;
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &page_binds)
+            .fetch_all(&self.pool)
+            .await?;
         Ok((rows.iter().map(case_from).collect(), total))
     }
 }

@@ -21,7 +21,8 @@ impl DbError {
     }
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] = &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] =
+    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
 
 #[derive(Clone)]
 pub struct Db {
@@ -83,12 +84,15 @@ impl Db {
             let mut tx = self.pool.begin().await?;
             if self.postgres {
                 // Several servers may start at once on one database: one migrates, the others wait.
-                sqlx::query("SELECT pg_advisory_xact_lock(72150001)").execute(&mut *tx).await?;
+                sqlx::query("SELECT pg_advisory_xact_lock(72150001)")
+                    .execute(&mut *tx)
+                    .await?;
             }
-            let done: Option<AnyRow> = sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
-                .bind(*version)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let done: Option<AnyRow> =
+                sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
+                    .bind(*version)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if done.is_some() {
                 tx.commit().await?;
                 continue;
@@ -97,12 +101,14 @@ impl Db {
                 .execute(&mut *tx)
                 .await
                 .map_err(|e| DbError::Migration(name.to_string(), e))?;
-            sqlx::query("INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)")
-                .bind(*version)
-                .bind(*name)
-                .bind(now_rfc3339())
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+            )
+            .bind(*version)
+            .bind(*name)
+            .bind(now_rfc3339())
+            .execute(&mut *tx)
+            .await?;
             tx.commit().await?;
         }
         Ok(())
@@ -144,7 +150,10 @@ impl Db {
 
     // ---- keys ----
 
-    pub async fn publish_key(&self, k: &crate::pipeline::sign::PublicKeyInfo) -> Result<(), DbError> {
+    pub async fn publish_key(
+        &self,
+        k: &crate::pipeline::sign::PublicKeyInfo,
+    ) -> Result<(), DbError> {
         sqlx::query("INSERT INTO signing_keys (key_id, algorithm, public_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING")
             .bind(&k.key_id)
             .bind(&k.algorithm)

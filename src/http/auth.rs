@@ -18,7 +18,10 @@ impl Auth {
         if roles.contains(&self.0.role) {
             Ok(&self.0)
         } else {
-            Err(ApiError::Forbidden(format!("the {} role may not do this", self.0.role.as_str())))
+            Err(ApiError::Forbidden(format!(
+                "the {} role may not do this",
+                self.0.role.as_str()
+            )))
         }
     }
 }
@@ -33,7 +36,10 @@ impl FromRequest for Auth {
             .headers()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+            .and_then(|v| {
+                v.strip_prefix("Bearer ")
+                    .or_else(|| v.strip_prefix("bearer "))
+            })
             .map(|t| t.trim().to_string());
         Box::pin(async move {
             let (Some(archive), Some(token)) = (archive, token) else {

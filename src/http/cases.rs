@@ -19,12 +19,29 @@ use crate::pipeline::unpack::{Source, normalize_name};
 const READERS: &[Role] = &[Role::Submitter, Role::Archivist, Role::Auditor];
 const PACKAGE_READERS: &[Role] = &[Role::Archivist, Role::Auditor];
 
-pub async fn submit(req: HttpRequest, auth: Auth, body: web::Payload, archive: web::Data<Arc<Archive>>) -> Result<HttpResponse, ApiError> {
+pub async fn submit(
+    req: HttpRequest,
+    auth: Auth,
+    body: web::Payload,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
     let caller = auth.require(&[Role::Submitter, Role::Archivist])?.clone();
     let limit = archive.settings.limits.max_body_bytes;
-    if let Some(ct) = req.headers().get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) {
-        let ct = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-        if !matches!(ct.as_str(), "application/zip" | "application/x-zip-compressed" | "application/octet-stream" | "") {
+    if let Some(ct) = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    {
+        let ct = ct
+            .split(';')
+            .next()
+            .unwrap_or("")
+            .trim()
+            .to_ascii_lowercase();
+        if !matches!(
+            ct.as_str(),
+            "application/zip" | "application/x-zip-compressed" | "application/octet-stream" | ""
+        ) {
             return Err(ApiError::UnsupportedMediaType(format!(
                 "send the submission ZIP as the body with Content-Type: application/zip, not {ct}"
             )));
@@ -41,7 +58,11 @@ pub async fn submit(req: HttpRequest, auth: Auth, body: web::Payload, archive: w
     let spooled = match spool(body, limit, &archive.staging_dir()).await {
         Ok(s) => s,
         Err(ReceiveError::TooLarge(l)) => return Err(ApiError::TooLarge(l)),
-        Err(ReceiveError::Interrupted(m)) => return Err(ApiError::BadRequest(format!("the upload was interrupted: {m}"))),
+        Err(ReceiveError::Interrupted(m)) => {
+            return Err(ApiError::BadRequest(format!(
+                "the upload was interrupted: {m}"
+            )));
+        }
         Err(ReceiveError::Io(e)) => return Err(ApiError::Internal(e.to_string())),
     };
     let agent = Agent {
@@ -74,7 +95,11 @@ pub struct ListQuery {
     per_page: Option<i64>,
 }
 
-pub async fn list(auth: Auth, q: web::Query<ListQuery>, archive: web::Data<Arc<Archive>>) -> Result<HttpResponse, ApiError> {
+pub async fn list(
+    auth: Auth,
+    q: web::Query<ListQuery>,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
     let caller = auth.require(READERS)?;
     let q = q.into_inner();
     let f = CaseFilter {
@@ -93,7 +118,11 @@ fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no case {id}"))
 }
 
-pub async fn show(auth: Auth, path: web::Path<String>, archive: web::Data<Arc<Archive>>) -> Result<HttpResponse, ApiError> {
+pub async fn show(
+    auth: Auth,
+    path: web::Path<String>,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
     let caller = auth.require(READERS)?;
     let id = path.into_inner();
     match archive.case_view(caller, &id).await? {
@@ -102,23 +131,40 @@ pub async fn show(auth: Auth, path: web::Path<String>, archive: web::Data<Arc<Ar
     }
 }
 
-pub async fn package(auth: Auth, path: web::Path<String>, archive: web::Data<Arc<Archive>>) -> Result<HttpResponse, ApiError> {
+pub async fn package(
+    auth: Auth,
+    path: web::Path<String>,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
     let caller = auth.require(PACKAGE_READERS)?;
     let id = path.into_inner();
-    let c = archive.case_for(caller, &id).await?.ok_or_else(|| not_found(&id))?;
+    let c = archive
+        .case_for(caller, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     let (size, stream) = archive.store.get(&c.package_key).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
-        .insert_header((header::CONTENT_DISPOSITION, format!("attachment; filename=\"{id}.zip\"")))
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{id}.zip\""),
+        ))
         .insert_header((header::ETAG, format!("\"{}\"", c.tagmanifest_sha256)))
         .no_chunking(size)
         .streaming(stream.map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))))
 }
 
-pub async fn file(auth: Auth, path: web::Path<(String, String)>, archive: web::Data<Arc<Archive>>) -> Result<HttpResponse, ApiError> {
+pub async fn file(
+    auth: Auth,
+    path: web::Path<(String, String)>,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
     let caller = auth.require(PACKAGE_READERS)?;
     let (id, file_path) = path.into_inner();
-    let c = archive.case_for(caller, &id).await?.ok_or_else(|| not_found(&id))?;
+    let c = archive
+        .case_for(caller, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
     let wanted = normalize_name(&file_path);
     let files = archive.db.case_files(&id).await?;
     let f = files
@@ -126,7 +172,10 @@ pub async fn file(auth: Auth, path: web::Path<(String, String)>, archive: web::D
         .find(|f| f.path == wanted)
         .ok_or_else(|| ApiError::NotFound(format!("case {id} has no file {wanted}")))?;
     let start = f.pkg_offset as u64;
-    let stream = archive.store.get_range(&c.package_key, start..start + f.size as u64).await?;
+    let stream = archive
+        .store
+        .get_range(&c.package_key, start..start + f.size as u64)
+        .await?;
     Ok(HttpResponse::Ok()
         .content_type(f.mime.clone())
         .insert_header((header::ETAG, format!("\"sha256:{}\"", f.sha256)))

@@ -44,56 +44,84 @@ impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
         match self {
             ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::Ingest(IngestError::Forbidden(_)) => StatusCode::FORBIDDEN,
+            ApiError::Forbidden(_) | ApiError::Ingest(IngestError::Forbidden(_)) => {
+                StatusCode::FORBIDDEN
+            }
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::BadRequest(_) | ApiError::Ingest(IngestError::Unreadable(_)) => StatusCode::BAD_REQUEST,
+            ApiError::BadRequest(_) | ApiError::Ingest(IngestError::Unreadable(_)) => {
+                StatusCode::BAD_REQUEST
+            }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::Ingest(IngestError::Rejected(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Ingest(IngestError::Conflict { .. }) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Ingest(IngestError::Internal(_)) | ApiError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            ApiError::Ingest(IngestError::Internal(_)) | ApiError::Internal(_) => {
+                StatusCode::INTERNAL_SERVER_ERROR
+            }
         }
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (error, message, problems, extra): (&str, String, Vec<Problem>, serde_json::Value) = match self {
-            ApiError::Unauthorized => ("unauthorized", "send Authorization: Bearer TOKEN with a valid token".into(), vec![], json!({})),
-            ApiError::Forbidden(m) => ("forbidden", m.clone(), vec![], json!({})),
-            ApiError::NotFound(m) => ("not_found", m.clone(), vec![], json!({})),
-            ApiError::BadRequest(m) => ("bad_request", m.clone(), vec![], json!({})),
-            ApiError::UnsupportedMediaType(m) => ("unsupported_media_type", m.clone(), vec![], json!({})),
-            ApiError::TooLarge(_) => (
-                "too_large",
-                self.to_string(),
-                vec![Problem::new(Code::ZipLimits, self.to_string())],
-                json!({}),
-            ),
-            ApiError::Ingest(IngestError::Unreadable(m)) => (
-                "not_a_zip",
-                "the body is not a readable ZIP submission".into(),
-                vec![Problem::new(Code::NotAZip, m.clone())],
-                json!({}),
-            ),
-            ApiError::Ingest(IngestError::Rejected(p)) => (
-                "rejected",
-                format!("the submission was rejected with {} problem(s); nothing was archived", p.errors.len()),
-                p.errors.clone(),
-                json!({"warnings": p.warnings}),
-            ),
-            ApiError::Ingest(e @ IngestError::Conflict { archive_id, .. }) => (
-                "case_exists",
-                e.to_string(),
-                vec![Problem::field(Code::CaseExists, "project_id", e.to_string())],
-                json!({"archive_id": archive_id}),
-            ),
-            ApiError::Ingest(IngestError::Forbidden(m)) => ("forbidden", m.clone(), vec![], json!({})),
-            ApiError::Unavailable(m) => ("unavailable", m.clone(), vec![], json!({})),
-            ApiError::Ingest(IngestError::Internal(m)) | ApiError::Internal(m) => {
-                tracing::error!(error = %m, "internal error");
-                ("internal", "internal error; see the server log".into(), vec![], json!({}))
-            }
-        };
+        let (error, message, problems, extra): (&str, String, Vec<Problem>, serde_json::Value) =
+            match self {
+                ApiError::Unauthorized => (
+                    "unauthorized",
+                    "send Authorization: Bearer TOKEN with a valid token".into(),
+                    vec![],
+                    json!({}),
+                ),
+                ApiError::Forbidden(m) => ("forbidden", m.clone(), vec![], json!({})),
+                ApiError::NotFound(m) => ("not_found", m.clone(), vec![], json!({})),
+                ApiError::BadRequest(m) => ("bad_request", m.clone(), vec![], json!({})),
+                ApiError::UnsupportedMediaType(m) => {
+                    ("unsupported_media_type", m.clone(), vec![], json!({}))
+                }
+                ApiError::TooLarge(_) => (
+                    "too_large",
+                    self.to_string(),
+                    vec![Problem::new(Code::ZipLimits, self.to_string())],
+                    json!({}),
+                ),
+                ApiError::Ingest(IngestError::Unreadable(m)) => (
+                    "not_a_zip",
+                    "the body is not a readable ZIP submission".into(),
+                    vec![Problem::new(Code::NotAZip, m.clone())],
+                    json!({}),
+                ),
+                ApiError::Ingest(IngestError::Rejected(p)) => (
+                    "rejected",
+                    format!(
+                        "the submission was rejected with {} problem(s); nothing was archived",
+                        p.errors.len()
+                    ),
+                    p.errors.clone(),
+                    json!({"warnings": p.warnings}),
+                ),
+                ApiError::Ingest(e @ IngestError::Conflict { archive_id, .. }) => (
+                    "case_exists",
+                    e.to_string(),
+                    vec![Problem::field(
+                        Code::CaseExists,
+                        "project_id",
+                        e.to_string(),
+                    )],
+                    json!({"archive_id": archive_id}),
+                ),
+                ApiError::Ingest(IngestError::Forbidden(m)) => {
+                    ("forbidden", m.clone(), vec![], json!({}))
+                }
+                ApiError::Unavailable(m) => ("unavailable", m.clone(), vec![], json!({})),
+                ApiError::Ingest(IngestError::Internal(m)) | ApiError::Internal(m) => {
+                    tracing::error!(error = %m, "internal error");
+                    (
+                        "internal",
+                        "internal error; see the server log".into(),
+                        vec![],
+                        json!({}),
+                    )
+                }
+            };
         let mut body = json!({"error": error, "message": message, "problems": problems});
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             for (k, v) in e {

@@ -37,10 +37,18 @@ impl Application {
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
         let listen = settings.listen.clone();
         let archive = Archive::open(settings).await?;
-        let listener = TcpListener::bind(&listen).map_err(|e| StartError::Listen(listen.clone(), e))?;
-        let port = listener.local_addr().map_err(|e| StartError::Listen(listen.clone(), e))?.port();
+        let listener =
+            TcpListener::bind(&listen).map_err(|e| StartError::Listen(listen.clone(), e))?;
+        let port = listener
+            .local_addr()
+            .map_err(|e| StartError::Listen(listen.clone(), e))?
+            .port();
         let server = run(listener, archive.clone()).map_err(|e| StartError::Listen(listen, e))?;
-        Ok(Application { port, server, archive })
+        Ok(Application {
+            port,
+            server,
+            archive,
+        })
     }
 
     pub fn port(&self) -> u16 {
@@ -54,7 +62,10 @@ impl Application {
 
 /// Logs one line per request: method, matched route (never the raw path or query, which may
 /// carry personal data), status and duration, inside a span with a request id.
-async fn log_requests(req: ServiceRequest, next: Next<impl MessageBody>) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+async fn log_requests(
+    req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
     let started = Instant::now();
     let method = req.method().to_string();
     let route = req.match_pattern().unwrap_or_else(|| "unmatched".into());
@@ -66,8 +77,14 @@ async fn log_requests(req: ServiceRequest, next: Next<impl MessageBody>) -> Resu
     };
     let _e = span.enter();
     match &res {
-        Ok(r) => tracing::info!(status = r.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request"),
-        Err(e) => tracing::warn!(error = %e, ms = started.elapsed().as_millis() as u64, "request failed"),
+        Ok(r) => tracing::info!(
+            status = r.status().as_u16(),
+            ms = started.elapsed().as_millis() as u64,
+            "request"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, ms = started.elapsed().as_millis() as u64, "request failed")
+        }
     }
     res
 }
@@ -88,10 +105,14 @@ pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Serv
                     .route("/cases", web::get().to(cases::list))
                     .route("/cases/{archive_id}", web::get().to(cases::show))
                     .route("/cases/{archive_id}/package", web::get().to(cases::package))
-                    .route("/cases/{archive_id}/files/{path:.*}", web::get().to(cases::file)),
+                    .route(
+                        "/cases/{archive_id}/files/{path:.*}",
+                        web::get().to(cases::file),
+                    ),
             )
             .default_service(web::to(|| async {
-                HttpResponse::NotFound().json(json!({"error": "not_found", "message": "no such route", "problems": []}))
+                HttpResponse::NotFound()
+                    .json(json!({"error": "not_found", "message": "no such route", "problems": []}))
             }))
     })
     .listen(listener)?

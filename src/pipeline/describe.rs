@@ -173,7 +173,11 @@ impl Reader<'_> {
 
 /// Parses and checks `metadata.xml`. Returns the metadata read (possibly partial) whenever the
 /// document was well-formed, so that file checks can still run and report their own problems.
-pub fn describe(bytes: &[u8], check_license_char: bool, problems: &mut Problems) -> Option<CaseMetadata> {
+pub fn describe(
+    bytes: &[u8],
+    check_license_char: bool,
+    problems: &mut Problems,
+) -> Option<CaseMetadata> {
     let root = match xml::parse(bytes) {
         Ok(r) => r,
         Err(e) => {
@@ -233,12 +237,18 @@ pub fn describe(bytes: &[u8], check_license_char: bool, problems: &mut Problems)
     if !m.social_code.is_empty()
         && let Some(e) = codes::uscc_problem(&m.social_code)
     {
-        r.invalid("social_code", format!("not a unified social credit code: {e}"));
+        r.invalid(
+            "social_code",
+            format!("not a unified social credit code: {e}"),
+        );
     }
     if !m.region_code.is_empty()
         && let Some(e) = codes::region_problem(&m.region_code)
     {
-        r.invalid("region_code", format!("not an administrative division code: {e}"));
+        r.invalid(
+            "region_code",
+            format!("not an administrative division code: {e}"),
+        );
     }
     let rt = r.time("receive_time", &m.receive_time.clone());
     let tt = r.time("transact_time", &m.transact_time.clone());
@@ -258,7 +268,10 @@ pub fn describe(bytes: &[u8], check_license_char: bool, problems: &mut Problems)
             if !partner.social_code.is_empty()
                 && let Some(e) = codes::uscc_problem(&partner.social_code)
             {
-                r.invalid(format!("{base}/social_code"), format!("not a unified social credit code: {e}"));
+                r.invalid(
+                    format!("{base}/social_code"),
+                    format!("not a unified social credit code: {e}"),
+                );
             }
             m.partners.push(partner);
         }
@@ -298,7 +311,10 @@ pub fn describe(bytes: &[u8], check_license_char: bool, problems: &mut Problems)
                     sha256: fnode.text_of("sha256").map(|s| s.to_ascii_lowercase()),
                 };
                 if !df.path.is_empty() && !df.path.starts_with("files/") {
-                    r.invalid(format!("{base}/path"), format!("{:?} must be under files/", df.path));
+                    r.invalid(
+                        format!("{base}/path"),
+                        format!("{:?} must be under files/", df.path),
+                    );
                 }
                 if let Some(s) = &df.stage {
                     r.vocab(&format!("{base}/stage"), s, &STEP_CODES);
@@ -306,7 +322,10 @@ pub fn describe(bytes: &[u8], check_license_char: bool, problems: &mut Problems)
                 if let Some(h) = &df.sha256
                     && (h.len() != 64 || !h.bytes().all(|c| c.is_ascii_hexdigit()))
                 {
-                    r.invalid(format!("{base}/sha256"), "must be 64 hexadecimal characters");
+                    r.invalid(
+                        format!("{base}/sha256"),
+                        "must be 64 hexadecimal characters",
+                    );
                 }
                 m.files.push(df);
             }
@@ -342,12 +361,18 @@ pub fn describe(bytes: &[u8], check_license_char: bool, problems: &mut Problems)
             if !lic.identifier.is_empty()
                 && let Some(e) = codes::license_id_problem(&lic.identifier, check_license_char)
             {
-                r.invalid(format!("{base}/identifier"), format!("not an e-licence identifier: {e}"));
+                r.invalid(
+                    format!("{base}/identifier"),
+                    format!("not an e-licence identifier: {e}"),
+                );
             }
             if !lic.issuer_code.is_empty()
                 && let Some(e) = codes::uscc_problem(&lic.issuer_code)
             {
-                r.invalid(format!("{base}/issuer_code"), format!("not a unified social credit code: {e}"));
+                r.invalid(
+                    format!("{base}/issuer_code"),
+                    format!("not a unified social credit code: {e}"),
+                );
             }
             r.date(&format!("{base}/issue_date"), &lic.issue_date);
             if let Some(d) = &lic.valid_from {
@@ -357,7 +382,10 @@ pub fn describe(bytes: &[u8], check_license_char: bool, problems: &mut Problems)
                 r.date(&format!("{base}/valid_to"), d);
             }
             if !lic.path.is_empty() && !lic.path.starts_with("licenses/") {
-                r.invalid(format!("{base}/path"), format!("{:?} must be under licenses/", lic.path));
+                r.invalid(
+                    format!("{base}/path"),
+                    format!("{:?} must be under licenses/", lic.path),
+                );
             }
             m.licenses.push(lic);
         }

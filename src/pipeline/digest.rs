@@ -152,7 +152,9 @@ mod tests {
 
     #[test]
     fn streamed_digests_equal_one_shot_digests() {
-        let data: Vec<u8> = (0..(CHUNK * 3 + 17)).map(|i| (i * 31 % 251) as u8).collect();
+        let data: Vec<u8> = (0..(CHUNK * 3 + 17))
+            .map(|i| (i * 31 % 251) as u8)
+            .collect();
         let (d, n) = with_digester(|dg| dg.stream(&mut &data[..], |_, _| Ok(()))).unwrap();
         assert_eq!(n, data.len() as u64);
         assert_eq!(d, Digests::of(&data));
@@ -167,7 +169,10 @@ mod tests {
     fn a_failing_sink_leaves_the_worker_usable() {
         with_digester(|dg| {
             let data = vec![1u8; CHUNK * 2];
-            assert!(dg.stream(&mut &data[..], |_, _| Err(io::Error::other("disk full"))).is_err());
+            assert!(
+                dg.stream(&mut &data[..], |_, _| Err(io::Error::other("disk full")))
+                    .is_err()
+            );
             let (d, _) = dg.stream(&mut &b"abc"[..], |_, _| Ok(())).unwrap();
             assert_eq!(d, Digests::of(b"abc"));
         });

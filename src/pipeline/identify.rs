@@ -29,7 +29,9 @@ pub enum Action {
 
 pub fn default_policy() -> BTreeMap<String, Action> {
     let mut p = BTreeMap::new();
-    for f in ["pdf", "ofd", "xml", "txt", "jpeg", "jp2", "tiff", "png", "wav", "mp3", "mp4"] {
+    for f in [
+        "pdf", "ofd", "xml", "txt", "jpeg", "jp2", "tiff", "png", "wav", "mp3", "mp4",
+    ] {
         p.insert(f.to_string(), Action::Accept);
     }
     for f in ["docx", "xlsx", "pptx", "odt", "ods", "odp", "rtf"] {
@@ -168,18 +170,40 @@ impl PdfScan {
 }
 
 fn is_pdf_delim(c: u8) -> bool {
-    matches!(c, b' ' | b'\t' | b'\r' | b'\n' | b'\x0c' | b'\0' | b'/' | b'<' | b'>' | b'[' | b']' | b'(' | b')' | b'{' | b'}' | b'%')
+    matches!(
+        c,
+        b' ' | b'\t'
+            | b'\r'
+            | b'\n'
+            | b'\x0c'
+            | b'\0'
+            | b'/'
+            | b'<'
+            | b'>'
+            | b'['
+            | b']'
+            | b'('
+            | b')'
+            | b'{'
+            | b'}'
+            | b'%'
+    )
 }
 
 /// After the name `/Encrypt`: the name must end there (not `/EncryptMetadata`) and its value must
 /// be an indirect reference `N G R` or a direct dictionary, as in a trailer or a cross-reference
 /// stream dictionary. Text that merely mentions the word does not count.
 fn encrypt_key_with_value(after: &[u8]) -> bool {
-    let Some(&first) = after.first() else { return false };
+    let Some(&first) = after.first() else {
+        return false;
+    };
     if !is_pdf_delim(first) {
         return false;
     }
-    let s = after.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(after.len());
+    let s = after
+        .iter()
+        .position(|c| !c.is_ascii_whitespace())
+        .unwrap_or(after.len());
     let rest = &after[s..];
     if rest.starts_with(b"<<") {
         return true;
@@ -242,7 +266,11 @@ impl TextScan {
         if !self.alive {
             return;
         }
-        if chunk.iter().any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r' | b'\x0c')) || chunk.contains(&0x7f) {
+        if chunk
+            .iter()
+            .any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r' | b'\x0c'))
+            || chunk.contains(&0x7f)
+        {
             self.alive = false;
             return;
         }
@@ -261,7 +289,8 @@ impl TextScan {
             if let Some(dec) = self.gb.as_mut() {
                 self.scratch.clear();
                 self.scratch.reserve(chunk.len() * 2 + 16);
-                let (res, _) = dec.decode_to_string_without_replacement(chunk, &mut self.scratch, last);
+                let (res, _) =
+                    dec.decode_to_string_without_replacement(chunk, &mut self.scratch, last);
                 if matches!(res, encoding_rs::DecoderResult::Malformed(_, _)) {
                     self.gb_ok = false;
                 }
@@ -271,7 +300,8 @@ impl TextScan {
             if let Some(dec) = self.gb.as_mut() {
                 self.scratch.clear();
                 self.scratch.reserve(chunk.len() * 2 + 16);
-                let (res, _) = dec.decode_to_string_without_replacement(chunk, &mut self.scratch, last);
+                let (res, _) =
+                    dec.decode_to_string_without_replacement(chunk, &mut self.scratch, last);
                 if matches!(res, encoding_rs::DecoderResult::Malformed(_, _)) {
                     self.gb_ok = false;
                     self.gb = None;
@@ -350,7 +380,13 @@ impl Sniffer {
     }
 
     fn looks_binary_magic(&self) -> bool {
-        self.pdf.is_some() || self.head.first().is_some_and(|&c| c >= 0x80 && self.head.len() > 3 && (self.head.starts_with(&[0xFF, 0xD8]) || self.head.starts_with(&[0x89, b'P'])))
+        self.pdf.is_some()
+            || self.head.first().is_some_and(|&c| {
+                c >= 0x80
+                    && self.head.len() > 3
+                    && (self.head.starts_with(&[0xFF, 0xD8])
+                        || self.head.starts_with(&[0x89, b'P']))
+            })
     }
 
     /// Identification from what the stream showed. Containers (`zip`, `ole`) still need
@@ -394,10 +430,17 @@ impl Sniffer {
         if h.starts_with(b"\x89PNG\r\n\x1a\n") {
             return ident("png", "image/png");
         }
-        if h.starts_with(b"II*\0") || h.starts_with(b"MM\0*") || h.starts_with(b"II+\0") || h.starts_with(b"MM\0+") {
+        if h.starts_with(b"II*\0")
+            || h.starts_with(b"MM\0*")
+            || h.starts_with(b"II+\0")
+            || h.starts_with(b"MM\0+")
+        {
             return ident("tiff", "image/tiff");
         }
-        if h.starts_with(&[0, 0, 0, 0x0C, b'j', b'P', b' ', b' ', 0x0D, 0x0A, 0x87, 0x0A]) || h.starts_with(&[0xFF, 0x4F, 0xFF, 0x51]) {
+        if h.starts_with(&[
+            0, 0, 0, 0x0C, b'j', b'P', b' ', b' ', 0x0D, 0x0A, 0x87, 0x0A,
+        ]) || h.starts_with(&[0xFF, 0x4F, 0xFF, 0x51])
+        {
             return ident("jp2", "image/jp2");
         }
         if h.len() >= 12 && &h[..4] == b"RIFF" && &h[8..12] == b"WAVE" {
@@ -405,7 +448,10 @@ impl Sniffer {
         }
         if h.len() >= 12 && &h[4..8] == b"ftyp" {
             let brand = &h[8..12];
-            const MP4: [&[u8]; 10] = [b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ", b"M4A "];
+            const MP4: [&[u8]; 10] = [
+                b"isom", b"iso2", b"iso4", b"iso5", b"iso6", b"mp41", b"mp42", b"avc1", b"M4V ",
+                b"M4A ",
+            ];
             if MP4.contains(&brand) {
                 let mut id = ident("mp4", "video/mp4");
                 id.version = Some(String::from_utf8_lossy(brand).trim().to_string());
@@ -413,7 +459,9 @@ impl Sniffer {
             }
             return ident("unknown", "application/octet-stream");
         }
-        if h.starts_with(b"ID3") || (h.len() >= 4 && h[0] == 0xFF && h[1] & 0xE0 == 0xE0 && h[1] & 0x06 == 0x02) {
+        if h.starts_with(b"ID3")
+            || (h.len() >= 4 && h[0] == 0xFF && h[1] & 0xE0 == 0xE0 && h[1] & 0x06 == 0x02)
+        {
             return ident("mp3", "audio/mpeg");
         }
         if h.starts_with(b"{\\rtf") {
@@ -443,7 +491,12 @@ impl Sniffer {
         if h.len() > 262 && &h[257..262] == b"ustar" {
             return ident("tar", "application/x-tar");
         }
-        if h.starts_with(b"MZ") || h.starts_with(b"\x7fELF") || h.starts_with(&[0xCF, 0xFA, 0xED, 0xFE]) || h.starts_with(&[0xCE, 0xFA, 0xED, 0xFE]) || h.starts_with(&[0xCA, 0xFE, 0xBA, 0xBE]) {
+        if h.starts_with(b"MZ")
+            || h.starts_with(b"\x7fELF")
+            || h.starts_with(&[0xCF, 0xFA, 0xED, 0xFE])
+            || h.starts_with(&[0xCE, 0xFA, 0xED, 0xFE])
+            || h.starts_with(&[0xCA, 0xFE, 0xBA, 0xBE])
+        {
             return ident("exe", "application/octet-stream");
         }
         if h.starts_with(b"CAJ") || h.starts_with(b"HN\x00\x00") || h.starts_with(b"KDH ") {
@@ -453,9 +506,14 @@ impl Sniffer {
             && let Some(enc) = self.text.encoding()
         {
             let body = h.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(h);
-            let start = body.iter().position(|c| !c.is_ascii_whitespace()).unwrap_or(body.len());
+            let start = body
+                .iter()
+                .position(|c| !c.is_ascii_whitespace())
+                .unwrap_or(body.len());
             let body = &body[start..];
-            if body.starts_with(b"<?xml") || (body.starts_with(b"<") && body.get(1).is_some_and(|c| c.is_ascii_alphabetic())) {
+            if body.starts_with(b"<?xml")
+                || (body.starts_with(b"<") && body.get(1).is_some_and(|c| c.is_ascii_alphabetic()))
+            {
                 let mut id = ident("xml", "application/xml");
                 id.note = Some(format!("encoding {enc}"));
                 return id;
@@ -500,7 +558,11 @@ fn inspect_zip<R: Read + Seek>(view: R) -> Identification {
         }
     };
     let names: Vec<String> = (0..zip.len())
-        .filter_map(|i| zip.by_index_raw(i).ok().and_then(|f| f.name().ok().map(|n| n.to_string())))
+        .filter_map(|i| {
+            zip.by_index_raw(i)
+                .ok()
+                .and_then(|f| f.name().ok().map(|n| n.to_string()))
+        })
         .collect();
     let encrypted_member = (0..zip.len()).find_map(|i| {
         zip.by_index_raw(i)
@@ -513,8 +575,13 @@ fn inspect_zip<R: Read + Seek>(view: R) -> Identification {
 
     let mut id = if has("OFD.xml") {
         let mut id = ident("ofd", "application/ofd");
-        if let Some(n) = names.iter().find(|n| n.to_ascii_lowercase().ends_with("encryptions.xml")) {
-            id.encrypted = Some(format!("OFD has encryption entries ({n}): decrypt before archiving"));
+        if let Some(n) = names
+            .iter()
+            .find(|n| n.to_ascii_lowercase().ends_with("encryptions.xml"))
+        {
+            id.encrypted = Some(format!(
+                "OFD has encryption entries ({n}): decrypt before archiving"
+            ));
         } else if let Some(ofd) = read_member(&mut zip, "OFD.xml")
             && memmem::find(&ofd, b"Encryptions").is_some()
         {
@@ -523,17 +590,31 @@ fn inspect_zip<R: Read + Seek>(view: R) -> Identification {
         if let Some(ofd) = read_member(&mut zip, "OFD.xml")
             && let Some(p) = memmem::find(&ofd, b"Version=\"")
         {
-            let v: String = ofd[p + 9..].iter().take_while(|c| **c != b'"').take(16).map(|&c| c as char).collect();
+            let v: String = ofd[p + 9..]
+                .iter()
+                .take_while(|c| **c != b'"')
+                .take(16)
+                .map(|&c| c as char)
+                .collect();
             id.version = Some(v);
         }
         id
     } else if has("[Content_Types].xml") {
         if has_prefix("word/") {
-            ident("docx", "application/vnd.openxmlformats-officedocument.wordprocessingml.document")
+            ident(
+                "docx",
+                "application/vnd.openxmlformats-officedocument.wordprocessingml.document",
+            )
         } else if has_prefix("xl/") {
-            ident("xlsx", "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")
+            ident(
+                "xlsx",
+                "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+            )
         } else if has_prefix("ppt/") {
-            ident("pptx", "application/vnd.openxmlformats-officedocument.presentationml.presentation")
+            ident(
+                "pptx",
+                "application/vnd.openxmlformats-officedocument.presentationml.presentation",
+            )
         } else {
             ident("unknown", "application/octet-stream")
         }
@@ -550,7 +631,9 @@ fn inspect_zip<R: Read + Seek>(view: R) -> Identification {
             && let Some(man) = read_member(&mut zip, "META-INF/manifest.xml")
             && memmem::find(&man, b"encryption-data").is_some()
         {
-            id.encrypted = Some("ODF manifest lists encryption data: the document is password-protected".into());
+            id.encrypted = Some(
+                "ODF manifest lists encryption data: the document is password-protected".into(),
+            );
         }
         id
     } else {
@@ -559,7 +642,9 @@ fn inspect_zip<R: Read + Seek>(view: R) -> Identification {
     if id.encrypted.is_none()
         && let Some(n) = encrypted_member
     {
-        id.encrypted = Some(format!("member {n:?} is encrypted: decrypt before archiving"));
+        id.encrypted = Some(format!(
+            "member {n:?} is encrypted: decrypt before archiving"
+        ));
     }
     id
 }
@@ -605,14 +690,20 @@ pub fn judge(
         problems.push(Problem::file(Code::EncryptedFile, path, why.clone()));
         return;
     }
-    let action = policy.get(&id.format).copied().unwrap_or(Action::UnknownFormat);
+    let action = policy
+        .get(&id.format)
+        .copied()
+        .unwrap_or(Action::UnknownFormat);
     match action {
         Action::Accept | Action::Warn => {}
         Action::ProprietaryFormat => {
             problems.push(Problem::file(
                 Code::ProprietaryFormat,
                 path,
-                format!("{} is a closed format bound to particular software; convert to PDF/OFD", id.format.to_uppercase()),
+                format!(
+                    "{} is a closed format bound to particular software; convert to PDF/OFD",
+                    id.format.to_uppercase()
+                ),
             ));
             return;
         }
@@ -620,12 +711,19 @@ pub fn judge(
             problems.push(Problem::file(
                 Code::ArchiveContainer,
                 path,
-                format!("{} archive inside the submission: unpack it and list its files", id.format.to_uppercase()),
+                format!(
+                    "{} archive inside the submission: unpack it and list its files",
+                    id.format.to_uppercase()
+                ),
             ));
             return;
         }
         Action::UnknownFormat => {
-            let detail = id.defect.clone().map(|d| format!(" ({d})")).unwrap_or_default();
+            let detail = id
+                .defect
+                .clone()
+                .map(|d| format!(" ({d})"))
+                .unwrap_or_default();
             problems.push(Problem::file(
                 Code::UnknownFormat,
                 path,
@@ -661,7 +759,10 @@ pub fn judge(
         None => problems.warn(Problem::file(
             Code::UnknownExtension,
             path,
-            format!("the file name has no recognised extension; the content is {}", id.format),
+            format!(
+                "the file name has no recognised extension; the content is {}",
+                id.format
+            ),
         )),
         _ => {}
     }
@@ -669,7 +770,10 @@ pub fn judge(
         problems.warn(Problem::file(
             Code::NotFixedLayout,
             path,
-            format!("{} is not a fixed-layout format; PDF/A or OFD is preferred for long-term keeping", id.format.to_uppercase()),
+            format!(
+                "{} is not a fixed-layout format; PDF/A or OFD is preferred for long-term keeping",
+                id.format.to_uppercase()
+            ),
         ));
     }
     if let Some(d) = &id.defect {

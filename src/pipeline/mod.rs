@@ -117,7 +117,10 @@ impl Seek for Window {
             SeekFrom::Current(d) => self.pos as i128 + d as i128,
         };
         if p < 0 {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "seek before start"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidInput,
+                "seek before start",
+            ));
         }
         self.pos = p as u64;
         Ok(self.pos)
@@ -143,7 +146,10 @@ fn read_small(opened: &mut unpack::Opened, e: &unpack::Entry, max: u64) -> io::R
 /// Digest over the submission's content, independent of how it was zipped: two submissions with
 /// the same files (names and bytes) are the same submission.
 pub fn content_digest(files: &[FileRow]) -> String {
-    let mut lines: Vec<String> = files.iter().map(|f| format!("{}\t{}\n", f.path, f.sha256)).collect();
+    let mut lines: Vec<String> = files
+        .iter()
+        .map(|f| format!("{}\t{}\n", f.path, f.sha256))
+        .collect();
     lines.sort();
     hex::encode(Sha256::digest(lines.concat().as_bytes()))
 }
@@ -152,10 +158,11 @@ pub fn content_digest(files: &[FileRow]) -> String {
 pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
     let limits = &inp.settings.limits;
     let mut problems = Problems::default();
-    let (mut opened, entries) = unpack::open(inp.source, limits, &mut problems).map_err(|e| match e {
-        unpack::UnpackError::NotAZip(m) => PrepareError::Unreadable(m),
-        unpack::UnpackError::Io(e) => PrepareError::Io(e),
-    })?;
+    let (mut opened, entries) =
+        unpack::open(inp.source, limits, &mut problems).map_err(|e| match e {
+            unpack::UnpackError::NotAZip(m) => PrepareError::Unreadable(m),
+            unpack::UnpackError::Io(e) => PrepareError::Io(e),
+        })?;
     if problems.has(Code::ZipLimits) {
         // Never inflate a submission that breaks the limits.
         return Err(PrepareError::Rejected(problems));
@@ -165,39 +172,59 @@ pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
     let meta_entry = entries.iter().find(|e| e.name == METADATA_PATH);
     let metadata = match meta_entry {
         None => {
-            problems.push(Problem::file(Code::MetadataMissing, METADATA_PATH, "the submission has no metadata.xml at its top level"));
+            problems.push(Problem::file(
+                Code::MetadataMissing,
+                METADATA_PATH,
+                "the submission has no metadata.xml at its top level",
+            ));
             None
         }
         Some(e) if e.size > limits.max_metadata_bytes => {
             problems.push(Problem::file(
                 Code::MetadataInvalid,
                 METADATA_PATH,
-                format!("{} bytes, more than the limit of {}", e.size, limits.max_metadata_bytes),
+                format!(
+                    "{} bytes, more than the limit of {}",
+                    e.size, limits.max_metadata_bytes
+                ),
             ));
             None
         }
         Some(e) => {
-            let bytes = read_small(&mut opened, e, limits.max_metadata_bytes)
-                .map_err(|err| PrepareError::Unreadable(format!("metadata.xml cannot be read: {err}")))?;
+            let bytes = read_small(&mut opened, e, limits.max_metadata_bytes).map_err(|err| {
+                PrepareError::Unreadable(format!("metadata.xml cannot be read: {err}"))
+            })?;
             describe::describe(&bytes, inp.settings.check_license_check_char, &mut problems)
         }
     };
 
     // Every file listed, every listed file present.
-    let mut declared: BTreeMap<String, (&'static str, Option<String>, Option<String>)> = BTreeMap::new();
+    let mut declared: BTreeMap<String, (&'static str, Option<String>, Option<String>)> =
+        BTreeMap::new();
     if let Some(m) = &metadata {
         for f in &m.files {
-            declared.insert(unpack::normalize_name(&f.path), ("file", Some(f.format.clone()), f.sha256.clone()));
+            declared.insert(
+                unpack::normalize_name(&f.path),
+                ("file", Some(f.format.clone()), f.sha256.clone()),
+            );
         }
         for l in &m.licenses {
-            declared.insert(unpack::normalize_name(&l.path), ("license", Some("ofd".into()), None));
+            declared.insert(
+                unpack::normalize_name(&l.path),
+                ("license", Some("ofd".into()), None),
+            );
         }
     }
-    let present: std::collections::HashSet<&str> = entries.iter().map(|e| e.name.as_str()).collect();
+    let present: std::collections::HashSet<&str> =
+        entries.iter().map(|e| e.name.as_str()).collect();
     if metadata.is_some() {
         for p in declared.keys() {
             if !p.is_empty() && !present.contains(p.as_str()) {
-                problems.push(Problem::file(Code::FileMissing, p.clone(), "listed in metadata.xml but not in the submission"));
+                problems.push(Problem::file(
+                    Code::FileMissing,
+                    p.clone(),
+                    "listed in metadata.xml but not in the submission",
+                ));
             }
         }
     }
@@ -220,7 +247,10 @@ pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
 
     // One pass: digest, identify and package every file.
     std::fs::create_dir_all(inp.settings.tmp_dir())?;
-    let staged_path = inp.settings.tmp_dir().join(format!("{}.aip.zip", inp.archive_id));
+    let staged_path = inp
+        .settings
+        .tmp_dir()
+        .join(format!("{}.aip.zip", inp.archive_id));
     let mut pkg = PackageWriter::create(&staged_path, inp.archive_id, &inp.received_at)?;
     let staged = tempfile::TempPath::try_from_path(&staged_path)?;
     let mut rows: Vec<FileRow> = Vec::with_capacity(to_read.len() + 1);
@@ -239,9 +269,15 @@ pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
             });
             let (digests, size) = match res {
                 Ok(v) => v,
-                Err(err) if err.kind() == io::ErrorKind::InvalidData || err.kind() == io::ErrorKind::Other => {
+                Err(err)
+                    if err.kind() == io::ErrorKind::InvalidData
+                        || err.kind() == io::ErrorKind::Other =>
+                {
                     // Damaged entry (bad CRC, lying sizes, corrupt deflate stream).
-                    return Err(PrepareError::Unreadable(format!("{}: the ZIP entry is damaged: {err}", e.name)));
+                    return Err(PrepareError::Unreadable(format!(
+                        "{}: the ZIP entry is damaged: {err}",
+                        e.name
+                    )));
                 }
                 Err(err) => return Err(err.into()),
             };
@@ -249,11 +285,18 @@ pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
             let (role, decl_format, decl_sha) = if e.name == METADATA_PATH {
                 ("metadata", None, None)
             } else {
-                declared.get(&e.name).cloned().unwrap_or(("file", None, None))
+                declared
+                    .get(&e.name)
+                    .cloned()
+                    .unwrap_or(("file", None, None))
             };
             let mut id: Identification = sniffer.finish();
             if size == 0 {
-                problems.push(Problem::file(Code::EmptyFile, e.name.clone(), "the file is empty"));
+                problems.push(Problem::file(
+                    Code::EmptyFile,
+                    e.name.clone(),
+                    "the file is empty",
+                ));
             } else if role != "metadata" {
                 if matches!(id.format.as_str(), "zip" | "ole") {
                     let view = Window {
@@ -264,7 +307,13 @@ pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
                     };
                     id = identify::inspect_container(id, BufReader::with_capacity(64 * 1024, view));
                 }
-                identify::judge(&e.name, decl_format.as_deref(), &id, inp.policy, &mut problems);
+                identify::judge(
+                    &e.name,
+                    decl_format.as_deref(),
+                    &id,
+                    inp.policy,
+                    &mut problems,
+                );
             }
             if let Some(want) = decl_sha
                 && want != digests.sha256_hex()
@@ -272,7 +321,10 @@ pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
                 problems.push(Problem::file(
                     Code::DigestMismatch,
                     e.name.clone(),
-                    format!("declared SHA-256 {want}, the received bytes have {}", digests.sha256_hex()),
+                    format!(
+                        "declared SHA-256 {want}, the received bytes have {}",
+                        digests.sha256_hex()
+                    ),
                 ));
             }
             rows.push(FileRow {
@@ -298,15 +350,28 @@ pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
 
     let validated_at = now();
     let content_digest = content_digest(&rows);
-    let xml = archive_xml(&inp, &metadata, &rows, &problems.warnings, &content_digest, &validated_at);
+    let xml = archive_xml(
+        &inp,
+        &metadata,
+        &rows,
+        &problems.warnings,
+        &content_digest,
+        &validated_at,
+    );
     pkg.add_payload_bytes("archive.xml", xml.as_bytes())?;
     let info = BagInfo {
         source_organization: metadata.lead_department.clone(),
-        external_identifier: format!("{}/{}/{}", metadata.social_code, metadata.task_code, metadata.project_id),
+        external_identifier: format!(
+            "{}/{}/{}",
+            metadata.social_code, metadata.task_code, metadata.project_id
+        ),
         bagging_date: validated_at.format("%Y-%m-%d").to_string(),
         extra: vec![
             ("Guidang-Fonds-Code".into(), inp.settings.fonds_code.clone()),
-            ("Guidang-Content-Digest".into(), format!("sha256:{content_digest}")),
+            (
+                "Guidang-Content-Digest".into(),
+                format!("sha256:{content_digest}"),
+            ),
         ],
     };
     let package = pkg.finish(info, inp.signer, &rfc3339(&now()))?;
@@ -347,14 +412,34 @@ fn archive_xml(
     el(&mut x, "    ", "project_id", &m.project_id);
     x.push_str("  </case_key>\n");
     el(&mut x, "  ", "project_name", &m.project_name);
-    el(&mut x, "  ", "year", &m.year().map(|y| y.to_string()).unwrap_or_default());
+    el(
+        &mut x,
+        "  ",
+        "year",
+        &m.year().map(|y| y.to_string()).unwrap_or_default(),
+    );
     el(&mut x, "  ", "channel", inp.agent.channel);
-    el(&mut x, "  ", "content_digest", &format!("sha256:{content_digest}"));
+    el(
+        &mut x,
+        "  ",
+        "content_digest",
+        &format!("sha256:{content_digest}"),
+    );
     x.push_str("  <retention>\n");
-    el(&mut x, "    ", "proposed", m.retention_period.as_deref().unwrap_or(""));
+    el(
+        &mut x,
+        "    ",
+        "proposed",
+        m.retention_period.as_deref().unwrap_or(""),
+    );
     el(&mut x, "    ", "assigned", "");
     x.push_str("    <basis>assigned by the retention rules at filing</basis>\n  </retention>\n");
-    el(&mut x, "  ", "security_classification", &m.security_classification);
+    el(
+        &mut x,
+        "  ",
+        "security_classification",
+        &m.security_classification,
+    );
     x.push_str("  <files>\n");
     for f in files {
         x.push_str(&format!(
@@ -396,7 +481,9 @@ fn archive_xml(
 /// Removes leftovers of interrupted ingests from the staging directory.
 pub fn clean_staging(dir: &Path, older_than: std::time::Duration) -> io::Result<usize> {
     let mut n = 0;
-    let Ok(rd) = std::fs::read_dir(dir) else { return Ok(0) };
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Ok(0);
+    };
     for e in rd.flatten() {
         let old = e
             .metadata()

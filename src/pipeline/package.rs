@@ -61,7 +61,12 @@ fn start_writeback(f: &File, offset: u64, len: u64) {
     use std::os::fd::AsRawFd;
     // SAFETY: a plain syscall on a file descriptor we own; it only schedules write-back.
     unsafe {
-        libc::sync_file_range(f.as_raw_fd(), offset as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE);
+        libc::sync_file_range(
+            f.as_raw_fd(),
+            offset as i64,
+            len as i64,
+            libc::SYNC_FILE_RANGE_WRITE,
+        );
     }
 }
 
@@ -70,7 +75,9 @@ fn start_writeback(_f: &File, _offset: u64, _len: u64) {}
 
 /// RFC 8493 §2.1.3: CR, LF and % in a manifest path are percent-encoded.
 pub fn encode_manifest_path(p: &str) -> String {
-    p.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    p.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 pub fn decode_manifest_path(p: &str) -> String {
@@ -131,7 +138,11 @@ fn zip_time(now: &chrono::DateTime<chrono::FixedOffset>) -> zip::DateTime {
 }
 
 impl PackageWriter {
-    pub fn create(path: &Path, archive_id: &str, now: &chrono::DateTime<chrono::FixedOffset>) -> io::Result<Self> {
+    pub fn create(
+        path: &Path,
+        archive_id: &str,
+        now: &chrono::DateTime<chrono::FixedOffset>,
+    ) -> io::Result<Self> {
         let file = File::create(path)?;
         let pos = Arc::new(AtomicU64::new(0));
         let tracked = Tracked {
@@ -197,7 +208,12 @@ impl PackageWriter {
     }
 
     /// Writes the manifests, bag-info, the tag manifest and its signature, then syncs the file.
-    pub fn finish(mut self, info: BagInfo, signer: &Signer, signed_at: &str) -> io::Result<Finished> {
+    pub fn finish(
+        mut self,
+        info: BagInfo,
+        signer: &Signer,
+        signed_at: &str,
+    ) -> io::Result<Finished> {
         let mut payload = std::mem::take(&mut self.payload);
         payload.sort_by(|a, b| a.rel.cmp(&b.rel));
         let mut m_sha = String::new();
@@ -231,7 +247,11 @@ impl PackageWriter {
         let mut tagmanifest = String::new();
         for (name, bytes) in tags {
             self.add_tag(name, bytes)?;
-            tagmanifest.push_str(&format!("{}  {}\n", hex::encode(Sha256::digest(bytes)), name));
+            tagmanifest.push_str(&format!(
+                "{}  {}\n",
+                hex::encode(Sha256::digest(bytes)),
+                name
+            ));
         }
         self.add_tag("tagmanifest-sha256.txt", tagmanifest.as_bytes())?;
         let signature = signer.sign("tagmanifest-sha256.txt", tagmanifest.as_bytes(), signed_at);

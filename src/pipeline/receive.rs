@@ -30,7 +30,10 @@ where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
 {
-    let tmp = tempfile::Builder::new().prefix("sip-").suffix(".zip").tempfile_in(dir)?;
+    let tmp = tempfile::Builder::new()
+        .prefix("sip-")
+        .suffix(".zip")
+        .tempfile_in(dir)?;
     let (file, path) = tmp.into_parts();
     let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
     let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {

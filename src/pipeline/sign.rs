@@ -66,7 +66,10 @@ impl Signer {
             let mut seed = [0u8; 32];
             getrandom::fill(&mut seed).map_err(|e| KeyError::Random(e.to_string()))?;
             let created = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-            let body = format!("{KEY_HEADER}\ncreated: {created}\nseed: {}\n", B64.encode(seed));
+            let body = format!(
+                "{KEY_HEADER}\ncreated: {created}\nseed: {}\n",
+                B64.encode(seed)
+            );
             let mut opts = std::fs::OpenOptions::new();
             opts.write(true).create_new(true);
             #[cfg(unix)]
@@ -95,7 +98,10 @@ impl Signer {
             if let Some(v) = l.strip_prefix("created: ") {
                 created = Some(v.to_string());
             } else if let Some(v) = l.strip_prefix("seed: ") {
-                seed = Some(B64.decode(v.trim()).map_err(|_| fmt("seed is not base64"))?);
+                seed = Some(
+                    B64.decode(v.trim())
+                        .map_err(|_| fmt("seed is not base64"))?,
+                );
             }
         }
         let seed: [u8; 32] = seed
@@ -144,7 +150,8 @@ pub fn verify_signature(public_b64: &str, sig_b64: &str, bytes: &[u8]) -> Result
         .map_err(|_| "public key is not base64".to_string())?
         .try_into()
         .map_err(|_| "public key must be 32 bytes".to_string())?;
-    let vk = VerifyingKey::from_bytes(&pk).map_err(|e| format!("not an Ed25519 public key: {e}"))?;
+    let vk =
+        VerifyingKey::from_bytes(&pk).map_err(|e| format!("not an Ed25519 public key: {e}"))?;
     let sig: [u8; 64] = B64
         .decode(sig_b64)
         .map_err(|_| "signature is not base64".to_string())?

@@ -60,7 +60,10 @@ impl Store {
             let inner: Arc<dyn ObjectStore> = if prefix.trim_matches('/').is_empty() {
                 Arc::new(s3)
             } else {
-                Arc::new(object_store::prefix::PrefixStore::new(s3, prefix.trim_matches('/')))
+                Arc::new(object_store::prefix::PrefixStore::new(
+                    s3,
+                    prefix.trim_matches('/'),
+                ))
             };
             return Ok(Store {
                 inner,
@@ -115,14 +118,21 @@ impl Store {
     }
 
     /// Streams a whole object: `(size, chunks)`.
-    pub async fn get(&self, key: &str) -> Result<(u64, BoxStream<'static, Result<Bytes, StoreError>>), StoreError> {
+    pub async fn get(
+        &self,
+        key: &str,
+    ) -> Result<(u64, BoxStream<'static, Result<Bytes, StoreError>>), StoreError> {
         let r = self.inner.get(&ObjPath::from(key)).await?;
         let size = r.meta.size;
         Ok((size, r.into_stream().map_err(StoreError::from).boxed()))
     }
 
     /// Streams a byte range of an object (one file inside a stored package).
-    pub async fn get_range(&self, key: &str, range: Range<u64>) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
+    pub async fn get_range(
+        &self,
+        key: &str,
+        range: Range<u64>,
+    ) -> Result<BoxStream<'static, Result<Bytes, StoreError>>, StoreError> {
         if range.is_empty() {
             return Ok(futures_util::stream::empty().boxed());
         }
@@ -145,7 +155,9 @@ fn sync_dir(dir: &Path) -> std::io::Result<()> {
 }
 
 fn commit_local(staged: &Path, dest: &Path) -> std::io::Result<()> {
-    let parent = dest.parent().ok_or_else(|| std::io::Error::other("key has no parent"))?;
+    let parent = dest
+        .parent()
+        .ok_or_else(|| std::io::Error::other("key has no parent"))?;
     std::fs::create_dir_all(parent)?;
     match std::fs::rename(staged, dest) {
         Ok(()) => {}

@@ -81,7 +81,9 @@ fn eocd_counts(f: &mut File) -> Result<(u64, u64), UnpackError> {
     let pos = (0..=tail.len() - 22)
         .rev()
         .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
-        .ok_or_else(|| UnpackError::NotAZip("no end of central directory: not a ZIP or truncated".into()))?;
+        .ok_or_else(|| {
+            UnpackError::NotAZip("no end of central directory: not a ZIP or truncated".into())
+        })?;
     let rec = &tail[pos..];
     let entries = u16::from_le_bytes([rec[10], rec[11]]) as u64;
     let cd_size = u32::from_le_bytes([rec[12], rec[13], rec[14], rec[15]]) as u64;
@@ -138,7 +140,11 @@ const S_IFLNK: u32 = 0o120000;
 
 /// Opens the submission and lists its file entries; unsafe names and broken limits are recorded
 /// in `problems` (every one of them), unreadable input is an error.
-pub fn open(source: &Source, limits: &Limits, problems: &mut Problems) -> Result<(Opened, Vec<Entry>), UnpackError> {
+pub fn open(
+    source: &Source,
+    limits: &Limits,
+    problems: &mut Problems,
+) -> Result<(Opened, Vec<Entry>), UnpackError> {
     match source {
         Source::Zip(path) => open_zip(path, limits, problems),
         Source::Folder(root) => {
@@ -148,19 +154,29 @@ pub fn open(source: &Source, limits: &Limits, problems: &mut Problems) -> Result
     }
 }
 
-fn open_zip(path: &Path, limits: &Limits, problems: &mut Problems) -> Result<(Opened, Vec<Entry>), UnpackError> {
+fn open_zip(
+    path: &Path,
+    limits: &Limits,
+    problems: &mut Problems,
+) -> Result<(Opened, Vec<Entry>), UnpackError> {
     let mut f = File::open(path)?;
     let (count, cd_size) = eocd_counts(&mut f)?;
     if count as usize > limits.max_entries {
         problems.push(Problem::new(
             Code::ZipLimits,
-            format!("{count} entries, more than the limit of {}", limits.max_entries),
+            format!(
+                "{count} entries, more than the limit of {}",
+                limits.max_entries
+            ),
         ));
         return Ok((Opened::Nothing, vec![]));
     }
     // A central directory record is at least 46 bytes plus its name; allow generous names.
     if cd_size > (limits.max_entries as u64 + 1) * 4096 {
-        problems.push(Problem::new(Code::ZipLimits, "central directory is implausibly large"));
+        problems.push(Problem::new(
+            Code::ZipLimits,
+            "central directory is implausibly large",
+        ));
         return Ok((Opened::Nothing, vec![]));
     }
     f.seek(SeekFrom::Start(0))?;
@@ -179,21 +195,33 @@ fn open_zip(path: &Path, limits: &Limits, problems: &mut Problems) -> Result<(Op
         let name = match safe_name(&display) {
             Ok(n) => n,
             Err(why) => {
-                problems.push(Problem::file(Code::UnsafePath, display.clone(), format!("refused entry name: {why}")));
+                problems.push(Problem::file(
+                    Code::UnsafePath,
+                    display.clone(),
+                    format!("refused entry name: {why}"),
+                ));
                 continue;
             }
         };
         if let Some(mode) = zf.unix_mode()
             && mode & S_IFMT == S_IFLNK
         {
-            problems.push(Problem::file(Code::UnsafePath, name, "symbolic links are not allowed"));
+            problems.push(Problem::file(
+                Code::UnsafePath,
+                name,
+                "symbolic links are not allowed",
+            ));
             continue;
         }
         if zf.is_dir() {
             continue;
         }
         if !seen.insert(name.clone()) {
-            problems.push(Problem::file(Code::UnsafePath, name, "entry appears more than once"));
+            problems.push(Problem::file(
+                Code::UnsafePath,
+                name,
+                "entry appears more than once",
+            ));
             continue;
         }
         if zf.encrypted() {
@@ -210,15 +238,25 @@ fn open_zip(path: &Path, limits: &Limits, problems: &mut Problems) -> Result<(Op
             problems.push(Problem::file(
                 Code::ZipLimits,
                 name,
-                format!("compression ratio {}:1 exceeds the limit of {}:1", size / csize, limits.max_ratio),
+                format!(
+                    "compression ratio {}:1 exceeds the limit of {}:1",
+                    size / csize,
+                    limits.max_ratio
+                ),
             ));
             continue;
         }
-        if !matches!(zf.compression(), zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated) {
+        if !matches!(
+            zf.compression(),
+            zip::CompressionMethod::Stored | zip::CompressionMethod::Deflated
+        ) {
             problems.push(Problem::file(
                 Code::ZipLimits,
                 name,
-                format!("compression method {:?} is not supported: use Deflate or Stored", zf.compression()),
+                format!(
+                    "compression method {:?} is not supported: use Deflate or Stored",
+                    zf.compression()
+                ),
             ));
             continue;
         }
@@ -233,13 +271,20 @@ fn open_zip(path: &Path, limits: &Limits, problems: &mut Problems) -> Result<(Op
     if total > limits.max_total_bytes {
         problems.push(Problem::new(
             Code::ZipLimits,
-            format!("{total} bytes uncompressed, more than the limit of {}", limits.max_total_bytes),
+            format!(
+                "{total} bytes uncompressed, more than the limit of {}",
+                limits.max_total_bytes
+            ),
         ));
     }
     Ok((Opened::Zip(Box::new(zip)), entries))
 }
 
-fn list_folder(root: &Path, limits: &Limits, problems: &mut Problems) -> Result<Vec<Entry>, UnpackError> {
+fn list_folder(
+    root: &Path,
+    limits: &Limits,
+    problems: &mut Problems,
+) -> Result<Vec<Entry>, UnpackError> {
     let mut entries = Vec::new();
     let mut total = 0u64;
     let mut stack = vec![(root.to_path_buf(), String::new())];
@@ -259,7 +304,11 @@ fn list_folder(root: &Path, limits: &Limits, problems: &mut Problems) -> Result<
             let rel = format!("{prefix}{fname}");
             let md = std::fs::symlink_metadata(de.path())?;
             if md.file_type().is_symlink() {
-                problems.push(Problem::file(Code::UnsafePath, rel, "symbolic links are not allowed"));
+                problems.push(Problem::file(
+                    Code::UnsafePath,
+                    rel,
+                    "symbolic links are not allowed",
+                ));
                 continue;
             }
             if md.is_dir() {
@@ -273,7 +322,11 @@ fn list_folder(root: &Path, limits: &Limits, problems: &mut Problems) -> Result<
             let name = match safe_name(&rel) {
                 Ok(n) => n,
                 Err(why) => {
-                    problems.push(Problem::file(Code::UnsafePath, rel, format!("refused name: {why}")));
+                    problems.push(Problem::file(
+                        Code::UnsafePath,
+                        rel,
+                        format!("refused name: {why}"),
+                    ));
                     continue;
                 }
             };
@@ -296,7 +349,10 @@ fn list_folder(root: &Path, limits: &Limits, problems: &mut Problems) -> Result<
     if total > limits.max_total_bytes {
         problems.push(Problem::new(
             Code::ZipLimits,
-            format!("{total} bytes, more than the limit of {}", limits.max_total_bytes),
+            format!(
+                "{total} bytes, more than the limit of {}",
+                limits.max_total_bytes
+            ),
         ));
     }
     entries.sort_by(|a, b| a.name.cmp(&b.name));
@@ -313,7 +369,10 @@ impl<R: Read> Read for Bounded<R> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         let n = self.inner.read(buf)?;
         if n as u64 > self.left {
-            return Err(io::Error::new(io::ErrorKind::InvalidData, "entry is larger than its declared size"));
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "entry is larger than its declared size",
+            ));
         }
         self.left -= n as u64;
         Ok(n)
@@ -322,7 +381,11 @@ impl<R: Read> Read for Bounded<R> {
 
 impl Opened {
     /// Runs `f` over a reader of the entry's bytes (inflated, bounded by the declared size).
-    pub fn read_entry<T>(&mut self, entry: &Entry, f: impl FnOnce(&mut dyn Read) -> io::Result<T>) -> io::Result<T> {
+    pub fn read_entry<T>(
+        &mut self,
+        entry: &Entry,
+        f: impl FnOnce(&mut dyn Read) -> io::Result<T>,
+    ) -> io::Result<T> {
         match self {
             Opened::Zip(zip) => {
                 let zf = zip.by_index(entry.index).map_err(io::Error::other)?;

@@ -28,7 +28,10 @@ impl Node {
             .filter(|t| !t.is_empty())
     }
     pub fn attr(&self, name: &str) -> Option<&str> {
-        self.attrs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.attrs
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -142,8 +145,9 @@ pub fn parse(bytes: &[u8]) -> Result<Node, String> {
             }
             Event::GeneralRef(r) => {
                 let name = r.to_string();
-                let resolved = resolve_ref(&name)
-                    .ok_or_else(|| format!("undefined entity reference &{name}; (entities are not allowed)"))?;
+                let resolved = resolve_ref(&name).ok_or_else(|| {
+                    format!("undefined entity reference &{name}; (entities are not allowed)")
+                })?;
                 if let Some(n) = stack.last_mut() {
                     n.text.push_str(&resolved);
                 }

@@ -32,7 +32,9 @@ pub async fn database_url(dir: &Path) -> String {
         let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(PG_ADMIN)
             .await
             .expect("PostgreSQL on 127.0.0.1:5432 (GUIDANG_TEST_DB=postgres)");
-        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).await.expect("create test database");
+        conn.execute(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .await
+            .expect("create test database");
         format!("postgres://postgres@127.0.0.1:5432/{name}")
     } else {
         format!("sqlite://{}?mode=rwc", dir.join("guidang.db").display())
@@ -40,11 +42,12 @@ pub async fn database_url(dir: &Path) -> String {
 }
 
 pub async fn settings(dir: &Path) -> Settings {
-    let mut s = Settings::default();
-    s.listen = "127.0.0.1:0".into();
-    s.data_dir = dir.to_path_buf();
-    s.database_url = Some(database_url(dir).await);
-    s
+    Settings {
+        listen: "127.0.0.1:0".into(),
+        data_dir: dir.to_path_buf(),
+        database_url: Some(database_url(dir).await),
+        ..Default::default()
+    }
 }
 
 pub struct TestApp {
@@ -118,15 +121,30 @@ impl TestApp {
     }
 
     pub async fn get_json(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
-        let r = self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request");
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
     pub async fn get_bytes(&self, token: &str, path: &str) -> (u16, Vec<u8>) {
-        let r = self.client.get(self.url(path)).bearer_auth(token).send().await.expect("request");
+        let r = self
+            .client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .expect("request");
         let status = r.status().as_u16();
-        (status, r.bytes().await.map(|b| b.to_vec()).unwrap_or_default())
+        (
+            status,
+            r.bytes().await.map(|b| b.to_vec()).unwrap_or_default(),
+        )
     }
 
     /// Files under the object store's directory (packages actually stored).
@@ -145,7 +163,11 @@ impl TestApp {
 pub fn problem_codes(body: &serde_json::Value) -> Vec<String> {
     body["problems"]
         .as_array()
-        .map(|a| a.iter().filter_map(|p| p["code"].as_str().map(str::to_string)).collect())
+        .map(|a| {
+            a.iter()
+                .filter_map(|p| p["code"].as_str().map(str::to_string))
+                .collect()
+        })
         .unwrap_or_default()
 }
 
@@ -153,7 +175,8 @@ pub fn problem_codes(body: &serde_json::Value) -> Vec<String> {
 pub fn zip_of(entries: &[(&str, &[u8])]) -> Vec<u8> {
     use std::io::Write;
     let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    let opts = zip::write::SimpleFileOptions::default().compression_method(zip::CompressionMethod::Deflated);
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
     for (name, data) in entries {
         w.start_file(*name, opts).expect("zip entry");
         w.write_all(data).expect("zip write");
@@ -172,7 +195,11 @@ pub fn valid_entries() -> Vec<(String, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                let rel = p.strip_prefix(&root).expect("rel").to_string_lossy().to_string();
+                let rel = p
+                    .strip_prefix(&root)
+                    .expect("rel")
+                    .to_string_lossy()
+                    .to_string();
                 out.push((rel, std::fs::read(&p).expect("read")));
             }
         }
@@ -193,7 +220,10 @@ pub fn valid_with_metadata(f: impl Fn(String) -> String) -> Vec<u8> {
             }
         })
         .collect();
-    let refs: Vec<(&str, &[u8])> = entries.iter().map(|(n, b)| (n.as_str(), b.as_slice())).collect();
+    let refs: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
     zip_of(&refs)
 }
 

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# The test command (README): installs what the tests need on a fresh machine of this kind,
+# makes sure PostgreSQL runs, then runs the whole suite on SQLite and again on PostgreSQL.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v xmllint >/dev/null || need+=(libxml2-utils)
+if [ ${#need[@]} -gt 0 ]; then
+  echo "installing ${need[*]}"
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+python3 -c 'import bagit' 2>/dev/null || pip install -q bagit
+
+# PostgreSQL on 127.0.0.1:5432 with trust auth (the machine provides it; start it if it is down).
+if ! pg_isready -q -h 127.0.0.1 -p 5432; then
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  for _ in $(seq 1 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done
+fi
+pg_isready -h 127.0.0.1 -p 5432
+# Each test creates its own database; drop those an earlier run left behind.
+psql -h 127.0.0.1 -U postgres -d postgres -Atc \
+  "SELECT datname FROM pg_database WHERE datname LIKE 'guidang_test_%'" |
+  while read -r db; do psql -q -h 127.0.0.1 -U postgres -d postgres -c "DROP DATABASE IF EXISTS \"$db\"" || true; done
+
+echo "== tests on SQLite"
+GUIDANG_TEST_DB=sqlite cargo test --all-targets
+echo "== tests on PostgreSQL"
+GUIDANG_TEST_DB=postgres cargo test --tests
