@@ -596,3 +596,25 @@ async fn nfd_file_names_match_their_nfc_listing() {
             .any(|f| f["path"] == "files/03-photo-\u{e9}.jpg")
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_format_policy_is_configuration() {
+    use guidang::pipeline::identify::Action;
+    // An archive that refuses office documents outright and accepts RTF without comment.
+    let app = TestApp::spawn_with(|s| {
+        s.format_policy
+            .insert("docx".into(), Action::ProprietaryFormat);
+    })
+    .await;
+    let (s, b) = app
+        .submit(&app.archivist, fixture("valid/with-docx.zip"))
+        .await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(problem_codes(&b), ["proprietary_format"]);
+    assert_eq!(b["problems"][0]["path"], "files/06-现场核查记录.docx");
+    // Defaults elsewhere are untouched.
+    let (s, _) = app
+        .submit(&app.archivist, fixture("valid/food-licence.zip"))
+        .await;
+    assert_eq!(s, 201);
+}
