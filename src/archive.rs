@@ -17,8 +17,10 @@ use crate::db::cases::{CaseFilter, CaseRow, EventRow, FileRow};
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::pipeline::identify::Action;
+use crate::pipeline::receive::{ReceiveError, spool};
 use crate::pipeline::sign::{PublicKeyInfo, Signer};
 use crate::pipeline::store::{Store, StoreError, package_key};
+use crate::pipeline::stream_unpack::{Early, EarlyInput};
 use crate::pipeline::unpack::Source;
 use crate::pipeline::{self, Agent, PrepareError, PrepareInput, Prepared};
 use crate::problem::{Code, Problem, Problems};
@@ -56,6 +58,12 @@ pub enum IngestError {
     },
     #[error("{0}")]
     Forbidden(String),
+    /// The body is over the size limit (HTTP 413).
+    #[error("the submission is larger than the limit of {0} bytes")]
+    TooLarge(u64),
+    /// The upload broke off (HTTP 400).
+    #[error("the upload was interrupted: {0}")]
+    Interrupted(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -203,8 +211,59 @@ impl Archive {
         m.entry(key.to_string()).or_default().clone()
     }
 
-    /// Archives one submission: the one code path for online and offline archiving.
+    /// Archives one submission on disk (offline import).
     pub async fn ingest(&self, source: Source, agent: Agent) -> Result<Outcome, IngestError> {
+        self.observed(&agent, async {
+            let archive_id = uuid::Uuid::now_v7().to_string();
+            let received_at = chrono::Utc::now().fixed_offset();
+            self.ingest_inner(source, &agent, archive_id, received_at, None)
+                .await
+        })
+        .await
+    }
+
+    /// Archives one submission arriving as a byte stream (online). The body is spooled and, in
+    /// the same pass, unpacked, digested and packaged as it arrives; then it goes through the
+    /// same checks as [`Archive::ingest`].
+    pub async fn ingest_body<S, E>(&self, body: S, agent: Agent) -> Result<Outcome, IngestError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        self.observed(&agent, async {
+            let archive_id = uuid::Uuid::now_v7().to_string();
+            let received_at = chrono::Utc::now().fixed_offset();
+            let dir = self.settings.tmp_dir();
+            let early = EarlyInput {
+                pkg_path: dir.join(format!("{archive_id}.aip.zip")),
+                archive_id: archive_id.clone(),
+                received_at,
+                limits: self.settings.limits.clone(),
+            };
+            let (spooled, early) =
+                spool(body, self.settings.limits.max_body_bytes, &dir, Some(early))
+                    .await
+                    .map_err(|e| match e {
+                        ReceiveError::TooLarge(l) => IngestError::TooLarge(l),
+                        ReceiveError::Interrupted(m) => IngestError::Interrupted(m),
+                        ReceiveError::Io(e) => IngestError::Internal(e.to_string()),
+                    })?;
+            let source = Source::Zip(spooled.path.to_path_buf());
+            let r = self
+                .ingest_inner(source, &agent, archive_id, received_at, early)
+                .await;
+            drop(spooled);
+            r
+        })
+        .await
+    }
+
+    /// Bounded concurrency, metrics and one log line around an ingest.
+    async fn observed(
+        &self,
+        agent: &Agent,
+        work: impl std::future::Future<Output = Result<Outcome, IngestError>>,
+    ) -> Result<Outcome, IngestError> {
         let _permit = self
             .slots
             .clone()
@@ -215,7 +274,7 @@ impl Archive {
             .ingests_in_flight
             .fetch_add(1, Ordering::Relaxed);
         let started = Instant::now();
-        let r = self.ingest_inner(source, &agent).await;
+        let r = work.await;
         self.metrics
             .ingests_in_flight
             .fetch_sub(1, Ordering::Relaxed);
@@ -261,9 +320,14 @@ impl Archive {
         r
     }
 
-    async fn ingest_inner(&self, source: Source, agent: &Agent) -> Result<Outcome, IngestError> {
-        let archive_id = uuid::Uuid::now_v7().to_string();
-        let received_at = chrono::Utc::now().fixed_offset();
+    async fn ingest_inner(
+        &self,
+        source: Source,
+        agent: &Agent,
+        archive_id: String,
+        received_at: chrono::DateTime<chrono::FixedOffset>,
+        early: Option<Early>,
+    ) -> Result<Outcome, IngestError> {
         let settings = self.settings.clone();
         let policy = self.policy.clone();
         let signer = self.signer.clone();
@@ -278,6 +342,7 @@ impl Archive {
                 archive_id: &id_c,
                 agent: &agent_c,
                 received_at,
+                early,
             })
         })
         .await
@@ -288,6 +353,11 @@ impl Archive {
             Err(PrepareError::Rejected(p)) => return Err(IngestError::Rejected(p)),
             Err(PrepareError::Io(e)) => return Err(IngestError::Internal(e.to_string())),
         };
+        if prepared.streamed {
+            self.metrics
+                .ingests_streamed
+                .fetch_add(1, Ordering::Relaxed);
+        }
         let m = &prepared.metadata;
         if agent.role == "submitter" && agent.org.as_deref() != Some(m.social_code.as_str()) {
             return Err(IngestError::Forbidden(format!(

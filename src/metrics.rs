@@ -13,6 +13,7 @@ pub struct Metrics {
     pub bytes_archived: AtomicU64,
     pub ingest_seconds_sum_ms: AtomicU64,
     pub ingests_in_flight: AtomicU64,
+    pub ingests_streamed: AtomicU64,
     problems: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -55,6 +56,11 @@ impl Metrics {
             "guidang_archived_bytes_total",
             "Payload bytes archived.",
             g(&self.bytes_archived).to_string(),
+        );
+        counter(
+            "guidang_ingests_unpacked_while_receiving_total",
+            "Packages built while the submission was still arriving.",
+            g(&self.ingests_streamed).to_string(),
         );
         counter(
             "guidang_ingest_seconds_total",

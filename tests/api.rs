@@ -618,3 +618,103 @@ async fn the_format_policy_is_configuration() {
         .await;
     assert_eq!(s, 201);
 }
+
+/// A ZIP written by a streaming writer: sizes and CRC in data descriptors after each entry.
+fn streamed_zip(method: zip::CompressionMethod) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = Vec::new();
+    {
+        let mut w = zip::ZipWriter::new_stream(&mut out);
+        let opts = zip::write::SimpleFileOptions::default().compression_method(method);
+        for (name, data) in valid_entries() {
+            w.start_file(name, opts).unwrap();
+            w.write_all(&data).unwrap();
+        }
+        w.finish().unwrap();
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn zips_from_streaming_writers_and_lying_local_headers_archive_the_same_case() {
+    let app = TestApp::spawn().await;
+    // Deflated entries with data descriptors are unpacked while they arrive.
+    let (s, a) = app
+        .submit(
+            &app.archivist,
+            streamed_zip(zip::CompressionMethod::Deflated),
+        )
+        .await;
+    assert_eq!(s, 201, "{a}");
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("guidang_ingests_unpacked_while_receiving_total 1"),
+        "{metrics}"
+    );
+    // Stored entries with data descriptors cannot be delimited while streaming: the spool file is
+    // unpacked afterwards, with the same result (the identical submission).
+    let (s, b) = app
+        .submit(&app.archivist, streamed_zip(zip::CompressionMethod::Stored))
+        .await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(a["archive_id"], b["archive_id"]);
+
+    // A local header whose name disagrees with the central directory is not trusted: the
+    // directory's name is archived.
+    let app = TestApp::spawn().await;
+    let mut z = fixture("valid/food-licence.zip");
+    let needle = "files/02-受理通知书.pdf".as_bytes();
+    let at = z
+        .windows(needle.len())
+        .position(|w| w == needle)
+        .expect("local header name");
+    z[at] = b'X';
+    let (s, b) = app.submit(&app.archivist, z).await;
+    assert_eq!(s, 201, "{b}");
+    let names: Vec<&str> = b["files"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"files/02-受理通知书.pdf"), "{names:?}");
+    assert!(!names.iter().any(|n| n.starts_with("Xiles")));
+    let metrics = app
+        .client
+        .get(app.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("guidang_ingests_unpacked_while_receiving_total 0"),
+        "{metrics}"
+    );
+    let id = b["archive_id"].as_str().unwrap();
+    let (_, pkg) = app
+        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package"))
+        .await;
+    let path = app.dir.path().join("p.zip");
+    std::fs::write(&path, pkg).unwrap();
+    let out = std::process::Command::new(bin())
+        .arg("verify")
+        .arg(&path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}

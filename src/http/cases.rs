@@ -13,8 +13,7 @@ use crate::archive::{Archive, Outcome};
 use crate::auth::Role;
 use crate::db::cases::CaseFilter;
 use crate::pipeline::Agent;
-use crate::pipeline::receive::{ReceiveError, spool};
-use crate::pipeline::unpack::{Source, normalize_name};
+use crate::pipeline::unpack::normalize_name;
 
 const READERS: &[Role] = &[Role::Submitter, Role::Archivist, Role::Auditor];
 const PACKAGE_READERS: &[Role] = &[Role::Archivist, Role::Auditor];
@@ -55,16 +54,6 @@ pub async fn submit(
     if declared_len.is_some_and(|n| n > limit) {
         return Err(ApiError::TooLarge(limit));
     }
-    let spooled = match spool(body, limit, &archive.staging_dir()).await {
-        Ok(s) => s,
-        Err(ReceiveError::TooLarge(l)) => return Err(ApiError::TooLarge(l)),
-        Err(ReceiveError::Interrupted(m)) => {
-            return Err(ApiError::BadRequest(format!(
-                "the upload was interrupted: {m}"
-            )));
-        }
-        Err(ReceiveError::Io(e)) => return Err(ApiError::Internal(e.to_string())),
-    };
     let agent = Agent {
         id: caller.token_id.clone(),
         name: caller.name.clone(),
@@ -72,9 +61,7 @@ pub async fn submit(
         org: caller.org.clone(),
         channel: "online",
     };
-    let source = Source::Zip(spooled.path.to_path_buf());
-    let outcome = archive.ingest(source, agent).await;
-    drop(spooled);
+    let outcome = archive.ingest_body(body, agent).await;
     match outcome? {
         Outcome::Created(s) => Ok(HttpResponse::Created()
             .insert_header((header::LOCATION, format!("/api/v1/cases/{}", s.archive_id)))

@@ -22,11 +22,23 @@ pub enum ApiError {
     #[error("the request body is larger than the limit of {0} bytes")]
     TooLarge(u64),
     #[error(transparent)]
-    Ingest(#[from] IngestError),
+    Ingest(IngestError),
     #[error("{0}")]
     Unavailable(String),
     #[error("internal error")]
     Internal(String),
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::TooLarge(l) => ApiError::TooLarge(l),
+            IngestError::Interrupted(m) => {
+                ApiError::BadRequest(format!("the upload was interrupted: {m}"))
+            }
+            e => ApiError::Ingest(e),
+        }
+    }
 }
 
 impl From<crate::db::DbError> for ApiError {
@@ -52,7 +64,10 @@ impl ResponseError for ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            ApiError::TooLarge(_) | ApiError::Ingest(IngestError::TooLarge(_)) => {
+                StatusCode::PAYLOAD_TOO_LARGE
+            }
+            ApiError::Ingest(IngestError::Interrupted(_)) => StatusCode::BAD_REQUEST,
             ApiError::Ingest(IngestError::Rejected(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Ingest(IngestError::Conflict { .. }) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
@@ -72,6 +87,9 @@ impl ResponseError for ApiError {
                     json!({}),
                 ),
                 ApiError::Forbidden(m) => ("forbidden", m.clone(), vec![], json!({})),
+                ApiError::Ingest(e @ (IngestError::TooLarge(_) | IngestError::Interrupted(_))) => {
+                    ("bad_request", e.to_string(), vec![], json!({}))
+                }
                 ApiError::NotFound(m) => ("not_found", m.clone(), vec![], json!({})),
                 ApiError::BadRequest(m) => ("bad_request", m.clone(), vec![], json!({})),
                 ApiError::UnsupportedMediaType(m) => {
@@ -129,7 +147,10 @@ impl ResponseError for ApiError {
             }
         }
         let mut res = HttpResponse::build(self.status_code());
-        if matches!(self, ApiError::TooLarge(_)) {
+        if matches!(
+            self,
+            ApiError::TooLarge(_) | ApiError::Ingest(IngestError::TooLarge(_))
+        ) {
             // The rest of the body is not read: close so the client stops sending.
             res.force_close();
         }

@@ -14,6 +14,7 @@ pub mod package;
 pub mod receive;
 pub mod sign;
 pub mod store;
+pub mod stream_unpack;
 pub mod unpack;
 pub mod xml;
 
@@ -65,6 +66,8 @@ pub struct Prepared {
     pub staged: tempfile::TempPath,
     pub received_at: DateTime<FixedOffset>,
     pub validated_at: DateTime<FixedOffset>,
+    /// The package was built while the submission was arriving.
+    pub streamed: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -85,6 +88,8 @@ pub struct PrepareInput<'a> {
     pub archive_id: &'a str,
     pub agent: &'a Agent,
     pub received_at: DateTime<FixedOffset>,
+    /// A package begun while the submission was being received, if any.
+    pub early: Option<stream_unpack::Early>,
 }
 
 /// A read-only view of a byte range of a file: a file as stored inside the package being built.
@@ -155,7 +160,7 @@ pub fn content_digest(files: &[FileRow]) -> String {
 }
 
 /// Unpack, describe, identify, digest, package and sign, in one pass over the submission.
-pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
+pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
     let limits = &inp.settings.limits;
     let mut problems = Problems::default();
     let (mut opened, entries) =
@@ -245,43 +250,79 @@ pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         to_read.push(e);
     }
 
+    // Reuse the package begun while receiving only if it holds exactly the entries to package,
+    // each matching the validated directory; otherwise start over from the spool file.
+    let order: Vec<&unpack::Entry> = meta_entry
+        .into_iter()
+        .chain(to_read.iter().copied())
+        .collect();
+    let early = inp.early.take().filter(|early| {
+        early.entries.len() == order.len()
+            && order.iter().all(|e| {
+                early.entries.iter().any(|x| {
+                    x.header_offset == e.header_offset
+                        && x.name == e.name
+                        && x.size == e.size
+                        && x.crc32 == e.crc32
+                })
+            })
+    });
+    let reused = early.is_some();
+
     // One pass: digest, identify and package every file.
     std::fs::create_dir_all(inp.settings.tmp_dir())?;
-    let staged_path = inp
-        .settings
-        .tmp_dir()
-        .join(format!("{}.aip.zip", inp.archive_id));
-    let mut pkg = PackageWriter::create(&staged_path, inp.archive_id, &inp.received_at)?;
-    let staged = tempfile::TempPath::try_from_path(&staged_path)?;
-    let mut rows: Vec<FileRow> = Vec::with_capacity(to_read.len() + 1);
+    let (mut pkg, staged, early_entries) = match early {
+        Some(e) => (e.pkg, e.staged, e.entries),
+        None => {
+            let staged_path = inp
+                .settings
+                .tmp_dir()
+                .join(format!("{}.aip.zip", inp.archive_id));
+            let pkg = PackageWriter::create(&staged_path, inp.archive_id, &inp.received_at)?;
+            (
+                pkg,
+                tempfile::TempPath::try_from_path(&staged_path)?,
+                Vec::new(),
+            )
+        }
+    };
+    let mut rows: Vec<FileRow> = Vec::with_capacity(order.len());
+    tracing::debug!(reused, entries = order.len(), "digest pass");
 
     digest::with_digester(|dg| -> Result<(), PrepareError> {
-        let order = meta_entry.into_iter().chain(to_read.iter().copied());
         for e in order {
             let rel = format!("submission/{}", e.name);
-            let offset = pkg.begin_payload(&rel, e.size)?;
-            let mut sniffer = Sniffer::new();
-            let res = opened.read_entry(e, |r| {
-                dg.stream(r, |chunk, last| {
-                    sniffer.feed(chunk, last);
-                    pkg.write(chunk)
-                })
-            });
-            let (digests, size) = match res {
-                Ok(v) => v,
-                Err(err)
-                    if err.kind() == io::ErrorKind::InvalidData
-                        || err.kind() == io::ErrorKind::Other =>
-                {
-                    // Damaged entry (bad CRC, lying sizes, corrupt deflate stream).
-                    return Err(PrepareError::Unreadable(format!(
-                        "{}: the ZIP entry is damaged: {err}",
-                        e.name
-                    )));
-                }
-                Err(err) => return Err(err.into()),
+            let seen = early_entries
+                .iter()
+                .find(|x| x.header_offset == e.header_offset);
+            let (digests, size, offset, id) = if let Some(x) = seen {
+                (x.digests, x.size, x.pkg_offset, x.ident.clone())
+            } else {
+                let offset = pkg.begin_payload(&rel, e.size)?;
+                let mut sniffer = Sniffer::new();
+                let res = opened.read_entry(e, |r| {
+                    dg.stream(r, |chunk, last| {
+                        sniffer.feed(chunk, last);
+                        pkg.write(chunk)
+                    })
+                });
+                let (digests, size) = match res {
+                    Ok(v) => v,
+                    Err(err)
+                        if err.kind() == io::ErrorKind::InvalidData
+                            || err.kind() == io::ErrorKind::Other =>
+                    {
+                        // Damaged entry (bad CRC, lying sizes, corrupt deflate stream).
+                        return Err(PrepareError::Unreadable(format!(
+                            "{}: the ZIP entry is damaged: {err}",
+                            e.name
+                        )));
+                    }
+                    Err(err) => return Err(err.into()),
+                };
+                pkg.end_payload(&rel, size, digests, offset);
+                (digests, size, offset, sniffer.finish())
             };
-            pkg.end_payload(&rel, size, digests, offset);
             let (role, decl_format, decl_sha) = if e.name == METADATA_PATH {
                 ("metadata", None, None)
             } else {
@@ -290,7 +331,7 @@ pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
                     .cloned()
                     .unwrap_or(("file", None, None))
             };
-            let mut id: Identification = sniffer.finish();
+            let mut id: Identification = id;
             if size == 0 {
                 problems.push(Problem::file(
                     Code::EmptyFile,
@@ -385,6 +426,7 @@ pub fn prepare(inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         staged,
         received_at: inp.received_at,
         validated_at,
+        streamed: reused,
     })
 }
 

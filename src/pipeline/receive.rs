@@ -1,11 +1,12 @@
 //! Receive: a submission body streamed to a spool file in the data directory, never held in
 //! memory, with the size limit enforced while it arrives.
 
-use std::io::Write;
 use std::path::Path;
 
 use bytes::Bytes;
 use futures_util::{Stream, StreamExt};
+
+use super::stream_unpack::{self, Early, EarlyInput, Tee};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ReceiveError {
@@ -24,8 +25,15 @@ pub struct Spooled {
 }
 
 /// Writes the stream to a new file in `dir`. The disk write happens on a blocking thread fed by a
-/// bounded channel, so a slow disk slows the upload instead of filling memory.
-pub async fn spool<S, E>(mut body: S, limit: u64, dir: &Path) -> Result<Spooled, ReceiveError>
+/// bounded channel, so a slow disk slows the upload instead of filling memory. With `early`, that
+/// thread also unpacks, digests and packages the submission as it arrives
+/// ([`stream_unpack`]).
+pub async fn spool<S, E>(
+    mut body: S,
+    limit: u64,
+    dir: &Path,
+    early: Option<EarlyInput>,
+) -> Result<(Spooled, Option<Early>), ReceiveError>
 where
     S: Stream<Item = Result<Bytes, E>> + Unpin,
     E: std::fmt::Display,
@@ -35,14 +43,9 @@ where
         .suffix(".zip")
         .tempfile_in(dir)?;
     let (file, path) = tmp.into_parts();
-    let (tx, mut rx) = tokio::sync::mpsc::channel::<Bytes>(32);
-    let writer = tokio::task::spawn_blocking(move || -> std::io::Result<()> {
-        let mut w = std::io::BufWriter::with_capacity(1 << 20, file);
-        while let Some(chunk) = rx.blocking_recv() {
-            w.write_all(&chunk)?;
-        }
-        w.flush()
-    });
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(32);
+    let writer =
+        tokio::task::spawn_blocking(move || stream_unpack::receive(Tee::new(rx, file), early));
     let mut size = 0u64;
     let mut failure = None;
     while let Some(item) = body.next().await {
@@ -70,6 +73,6 @@ where
     if let Some(f) = failure {
         return Err(f);
     }
-    written?;
-    Ok(Spooled { path, size })
+    let early = written?;
+    Ok((Spooled { path, size }, early))
 }

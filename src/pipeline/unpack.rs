@@ -23,6 +23,10 @@ pub struct Entry {
     /// Normalised name: `/`-separated, NFC, relative.
     pub name: String,
     pub size: u64,
+    /// Offset of the local file header and CRC-32 (ZIP sources): how an entry seen while
+    /// receiving is matched to the validated directory.
+    pub header_offset: u64,
+    pub crc32: u32,
     index: usize,
     disk_path: Option<PathBuf>,
 }
@@ -120,7 +124,7 @@ pub enum Opened {
     Nothing,
 }
 
-fn decode_zip_name(raw: &[u8], utf8_flag_or_valid: Option<&str>) -> String {
+pub(crate) fn decode_zip_name(raw: &[u8], utf8_flag_or_valid: Option<&str>) -> String {
     if let Some(s) = utf8_flag_or_valid {
         return s.to_string();
     }
@@ -264,6 +268,8 @@ fn open_zip(
         entries.push(Entry {
             name,
             size,
+            header_offset: zf.header_start(),
+            crc32: zf.crc32(),
             index: i,
             disk_path: None,
         });
@@ -334,6 +340,8 @@ fn list_folder(
             entries.push(Entry {
                 name,
                 size: md.len(),
+                header_offset: 0,
+                crc32: 0,
                 index: 0,
                 disk_path: Some(de.path()),
             });
