@@ -14,6 +14,7 @@ use tokio::sync::Semaphore;
 use crate::auth::{Caller, Role};
 use crate::config::Settings;
 use crate::db::cases::{CaseFilter, CaseRow, EventRow, FileRow};
+use crate::db::recorder::{Recorder, Write};
 use crate::db::{Db, DbError};
 use crate::metrics::Metrics;
 use crate::pipeline::identify::Action;
@@ -116,6 +117,7 @@ pub struct Archive {
     pub signer: Arc<Signer>,
     pub metrics: Metrics,
     policy: Arc<BTreeMap<String, Action>>,
+    recorder: Recorder,
     slots: Arc<Semaphore>,
     key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
@@ -160,6 +162,7 @@ impl Archive {
         let signer = Signer::load_or_create(&settings.signing_key_path())?;
         db.publish_key(&signer.info).await?;
         let archive = Archive {
+            recorder: Recorder::start(db.clone()),
             policy: Arc::new(settings.policy()),
             slots: Arc::new(Semaphore::new(settings.ingest_concurrency)),
             settings,
@@ -248,6 +251,12 @@ impl Archive {
                         ReceiveError::Interrupted(m) => IngestError::Interrupted(m),
                         ReceiveError::Io(e) => IngestError::Internal(e.to_string()),
                     })?;
+            tracing::debug!(
+                bytes = spooled.size,
+                ms = (chrono::Utc::now().fixed_offset() - received_at).num_milliseconds(),
+                unpacked_while_receiving = early.is_some(),
+                "received"
+            );
             let source = Source::Zip(spooled.path.to_path_buf());
             let r = self
                 .ingest_inner(source, &agent, archive_id, received_at, early)
@@ -347,6 +356,10 @@ impl Archive {
         })
         .await
         .map_err(|e| IngestError::Internal(format!("ingest task failed: {e}")))?;
+        tracing::debug!(
+            ms = (chrono::Utc::now().fixed_offset() - received_at).num_milliseconds(),
+            "prepared"
+        );
         let prepared = match prepared {
             Ok(p) => p,
             Err(PrepareError::Unreadable(m)) => return Err(IngestError::Unreadable(m)),
@@ -404,12 +417,21 @@ impl Archive {
     /// Store, then record. The intent row makes a crash between the two recoverable.
     async fn commit(&self, p: Prepared, agent: &Agent) -> Result<Outcome, IngestError> {
         let key = package_key(&p.archive_id, 1);
-        self.db.insert_intent(&p.archive_id, &key).await?;
+        self.recorder
+            .write(Write::Intent {
+                archive_id: p.archive_id.clone(),
+                object_key: key.clone(),
+            })
+            .await?;
         if let Err(e) = self.store.commit(&p.staged, &key).await {
             let _ = self.db.delete_intent(&p.archive_id).await;
             return Err(e.into());
         }
         failpoint("after_store");
+        tracing::debug!(
+            ms = (chrono::Utc::now().fixed_offset() - p.received_at).num_milliseconds(),
+            "stored"
+        );
         let m = &p.metadata;
         let now = crate::db::now_rfc3339();
         let row = CaseRow {
@@ -478,7 +500,15 @@ impl Archive {
                 detail: Some(key.clone()),
             },
         ];
-        match self.db.insert_case(&row, &p.files, &events).await {
+        let recorded = self
+            .recorder
+            .write(Write::Case {
+                row: Box::new(row.clone()),
+                files: p.files.clone(),
+                events,
+            })
+            .await;
+        match recorded {
             Ok(()) => Ok(Outcome::Created(summary(
                 &row,
                 p.files.clone(),

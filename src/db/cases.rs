@@ -130,81 +130,7 @@ impl Db {
         events: &[EventRow],
     ) -> Result<(), DbError> {
         let mut tx = self.pool.begin().await?;
-        let binds = vec![
-            Bind::S(c.archive_id.clone()),
-            Bind::S(c.social_code.clone()),
-            Bind::S(c.task_code.clone()),
-            Bind::S(c.project_id.clone()),
-            Bind::S(c.content_digest.clone()),
-            Bind::I(c.version),
-            Bind::S(c.status.clone()),
-            Bind::I(c.year),
-            Bind::S(c.task_name.clone()),
-            Bind::S(c.task_type.clone()),
-            Bind::OptS(c.catalog_code.clone()),
-            Bind::S(c.project_name.clone()),
-            Bind::S(c.region_code.clone()),
-            Bind::S(c.lead_department.clone()),
-            Bind::S(c.result.clone()),
-            Bind::S(c.security_classification.clone()),
-            Bind::OptS(c.retention_proposed.clone()),
-            Bind::OptS(c.retention.clone()),
-            Bind::OptS(c.archival_code.clone()),
-            Bind::S(c.receive_time.clone()),
-            Bind::S(c.transact_time.clone()),
-            Bind::S(c.source.clone()),
-            Bind::S(c.submitted_by.clone()),
-            Bind::S(c.package_key.clone()),
-            Bind::I(c.package_size),
-            Bind::S(c.tagmanifest_sha256.clone()),
-            Bind::S(c.signature_json.clone()),
-            Bind::S(c.key_id.clone()),
-            Bind::S(c.metadata_json.clone()),
-            Bind::S(c.warnings_json.clone()),
-            Bind::S(c.archived_at.clone()),
-        ];
-        let placeholders: Vec<String> = (1..=binds.len()).map(|i| format!("${i}")).collect();
-        let sql = format!(
-            "INSERT INTO cases ({CASE_COLUMNS}) VALUES ({})",
-            placeholders.join(", ")
-        );
-        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &binds)
-            .execute(&mut *tx)
-            .await?;
-        for f in files {
-            sqlx::query(
-                "INSERT INTO case_files (archive_id, path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&c.archive_id)
-            .bind(&f.path)
-            .bind(&f.role)
-            .bind(f.size)
-            .bind(&f.sha256)
-            .bind(&f.sm3)
-            .bind(&f.format)
-            .bind(f.format_version.as_deref())
-            .bind(&f.mime)
-            .bind(f.note.as_deref())
-            .bind(f.pkg_offset)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for e in events {
-            sqlx::query("INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(uuid::Uuid::now_v7().to_string())
-                .bind(&c.archive_id)
-                .bind(&e.kind)
-                .bind(&e.at)
-                .bind(&e.agent)
-                .bind(e.detail.as_deref())
-                .execute(&mut *tx)
-                .await?;
-        }
-        sqlx::query("DELETE FROM ingest_intents WHERE archive_id = $1")
-            .bind(&c.archive_id)
-            .execute(&mut *tx)
-            .await?;
+        insert_case_on(&mut tx, c, files, events).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -335,4 +261,90 @@ impl Db {
             .await?;
         Ok((rows.iter().map(case_from).collect(), total))
     }
+}
+
+/// The inserts of [`Db::insert_case`] on a connection or transaction the caller owns (the
+/// recorder's group commit).
+pub async fn insert_case_on(
+    conn: &mut sqlx::AnyConnection,
+    c: &CaseRow,
+    files: &[FileRow],
+    events: &[EventRow],
+) -> Result<(), DbError> {
+    let binds = vec![
+        Bind::S(c.archive_id.clone()),
+        Bind::S(c.social_code.clone()),
+        Bind::S(c.task_code.clone()),
+        Bind::S(c.project_id.clone()),
+        Bind::S(c.content_digest.clone()),
+        Bind::I(c.version),
+        Bind::S(c.status.clone()),
+        Bind::I(c.year),
+        Bind::S(c.task_name.clone()),
+        Bind::S(c.task_type.clone()),
+        Bind::OptS(c.catalog_code.clone()),
+        Bind::S(c.project_name.clone()),
+        Bind::S(c.region_code.clone()),
+        Bind::S(c.lead_department.clone()),
+        Bind::S(c.result.clone()),
+        Bind::S(c.security_classification.clone()),
+        Bind::OptS(c.retention_proposed.clone()),
+        Bind::OptS(c.retention.clone()),
+        Bind::OptS(c.archival_code.clone()),
+        Bind::S(c.receive_time.clone()),
+        Bind::S(c.transact_time.clone()),
+        Bind::S(c.source.clone()),
+        Bind::S(c.submitted_by.clone()),
+        Bind::S(c.package_key.clone()),
+        Bind::I(c.package_size),
+        Bind::S(c.tagmanifest_sha256.clone()),
+        Bind::S(c.signature_json.clone()),
+        Bind::S(c.key_id.clone()),
+        Bind::S(c.metadata_json.clone()),
+        Bind::S(c.warnings_json.clone()),
+        Bind::S(c.archived_at.clone()),
+    ];
+    let placeholders: Vec<String> = (1..=binds.len()).map(|i| format!("${i}")).collect();
+    let sql = format!(
+        "INSERT INTO cases ({CASE_COLUMNS}) VALUES ({})",
+        placeholders.join(", ")
+    );
+    bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &binds)
+        .execute(&mut *conn)
+        .await?;
+    for f in files {
+        sqlx::query(
+                "INSERT INTO case_files (archive_id, path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(&c.archive_id)
+            .bind(&f.path)
+            .bind(&f.role)
+            .bind(f.size)
+            .bind(&f.sha256)
+            .bind(&f.sm3)
+            .bind(&f.format)
+            .bind(f.format_version.as_deref())
+            .bind(&f.mime)
+            .bind(f.note.as_deref())
+            .bind(f.pkg_offset)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for e in events {
+        sqlx::query("INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES ($1, $2, $3, $4, $5, $6)")
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&c.archive_id)
+                .bind(&e.kind)
+                .bind(&e.at)
+                .bind(&e.agent)
+                .bind(e.detail.as_deref())
+                .execute(&mut *conn)
+                .await?;
+    }
+    sqlx::query("DELETE FROM ingest_intents WHERE archive_id = $1")
+        .bind(&c.archive_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
 }

@@ -6,11 +6,14 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub mod cases;
+pub mod recorder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database: {0}")]
     Sqlx(#[from] sqlx::Error),
+    #[error("database: {0}")]
+    Failed(String),
     #[error("migration {0} failed: {1}")]
     Migration(String, sqlx::Error),
 }

@@ -1,0 +1,121 @@
+//! Group commit for the ingest's writes. Every ingest makes two durable writes (its intent, then
+//! its case); with SQLite each commit is an fsync of the WAL and only one writer runs at a time.
+//! The recorder takes whatever writes are waiting, applies each inside its own savepoint (one
+//! failing write — a duplicate case key — does not fail the others) and commits them together:
+//! under load many ingests share one fsync, and alone an ingest waits for nobody.
+
+use sqlx::Acquire;
+use tokio::sync::{mpsc, oneshot};
+
+use super::cases::{CaseRow, EventRow, FileRow, insert_case_on};
+use super::{Db, DbError};
+
+pub enum Write {
+    Intent {
+        archive_id: String,
+        object_key: String,
+    },
+    Case {
+        row: Box<CaseRow>,
+        files: Vec<FileRow>,
+        events: Vec<EventRow>,
+    },
+}
+
+struct Job {
+    write: Write,
+    done: oneshot::Sender<Result<(), DbError>>,
+}
+
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::Sender<Job>,
+}
+
+const MAX_BATCH: usize = 64;
+
+impl Recorder {
+    pub fn start(db: Db) -> Recorder {
+        let (tx, rx) = mpsc::channel(1024);
+        tokio::spawn(run(db, rx));
+        Recorder { tx }
+    }
+
+    /// Applies `w` durably; returns once the transaction holding it has committed.
+    pub async fn write(&self, w: Write) -> Result<(), DbError> {
+        let (done, wait) = oneshot::channel();
+        self.tx
+            .send(Job { write: w, done })
+            .await
+            .map_err(|_| DbError::Failed("the recorder has stopped".into()))?;
+        wait.await
+            .map_err(|_| DbError::Failed("the recorder has stopped".into()))?
+    }
+}
+
+async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(j) => batch.push(j),
+                Err(_) => break,
+            }
+        }
+        commit(&db, batch).await;
+    }
+}
+
+async fn apply(conn: &mut sqlx::AnyConnection, w: &Write) -> Result<(), DbError> {
+    match w {
+        Write::Intent {
+            archive_id,
+            object_key,
+        } => {
+            sqlx::query("INSERT INTO ingest_intents (archive_id, object_key, created_epoch) VALUES ($1, $2, $3)")
+                .bind(archive_id)
+                .bind(object_key)
+                .bind(chrono::Utc::now().timestamp())
+                .execute(&mut *conn)
+                .await?;
+            Ok(())
+        }
+        Write::Case { row, files, events } => insert_case_on(conn, row, files, events).await,
+    }
+}
+
+async fn commit(db: &Db, batch: Vec<Job>) {
+    let mut results: Vec<Result<(), DbError>> = Vec::with_capacity(batch.len());
+    let outcome: Result<(), DbError> = async {
+        let mut tx = db.pool.begin().await?;
+        for job in &batch {
+            let mut sp = tx.begin().await?;
+            match apply(&mut sp, &job.write).await {
+                Ok(()) => {
+                    sp.commit().await?;
+                    results.push(Ok(()));
+                }
+                Err(e) => {
+                    sp.rollback().await?;
+                    results.push(Err(e));
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+    .await;
+    match outcome {
+        Ok(()) => {
+            for (job, r) in batch.into_iter().zip(results) {
+                let _ = job.done.send(r);
+            }
+        }
+        Err(e) => {
+            let msg = e.to_string();
+            for job in batch {
+                let _ = job.done.send(Err(DbError::Failed(msg.clone())));
+            }
+        }
+    }
+}
