@@ -30,6 +30,10 @@ def openssl_rate(alg, path, size):
         best = d if best is None else min(best, d)
     return size / best / 1e6
 
+def cpu_seconds(pid):
+    f = open("/proc/%d/stat" % pid).read().rsplit(")", 1)[1].split()
+    return (int(f[11]) + int(f[12])) / os.sysconf("SC_CLK_TCK")
+
 def vm_hwm(pid):
     for line in open("/proc/%d/status" % pid):
         if line.startswith("VmHWM:"):
@@ -127,10 +131,13 @@ def main():
                 f.read(length)
                 if status != b"201": bad.append(status)
             s.close()
+        cpu0 = cpu_seconds(server.pid); own0 = time.process_time()
         t = time.perf_counter()
         ts = [threading.Thread(target=worker) for _ in range(a.clients)]
         [x.start() for x in ts]; [x.join() for x in ts]
         small_s = time.perf_counter() - t
+        small_cpu = cpu_seconds(server.pid) - cpu0
+        client_cpu = time.process_time() - own0
         assert not bad, bad[:5]
         result = {
             "large_file_bytes": size,
@@ -145,6 +152,8 @@ def main():
             "small_cases_seconds": round(small_s, 2),
             "small_cases_per_second": round(a.cases / small_s, 1),
             "clients": a.clients,
+            "small_cases_server_cpu_seconds": round(small_cpu, 2),
+            "small_cases_client_cpu_seconds": round(client_cpu, 2),
             "cpus": os.cpu_count(),
         }
         print(json.dumps(result, indent=2))

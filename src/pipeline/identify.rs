@@ -241,13 +241,16 @@ fn pdfa_value(after: &[u8]) -> Option<String> {
 }
 
 /// Streaming check that a file is text: UTF-8 (or else GB 18030) without binary control bytes.
+/// Both encodings are validated side by side by byte-level state machines, without decoding.
 struct TextScan {
     alive: bool,
     utf8_ok: bool,
+    /// Bytes of an incomplete UTF-8 sequence at the end of the previous chunk.
     utf8_carry: Vec<u8>,
-    gb: Option<encoding_rs::Decoder>,
     gb_ok: bool,
-    scratch: String,
+    /// GB 18030 position inside a multi-byte sequence: 0 none, 1 after a lead byte, 2 after a
+    /// four-byte sequence's digit, 3 after its third byte.
+    gb_state: u8,
 }
 
 impl TextScan {
@@ -256,9 +259,58 @@ impl TextScan {
             alive: true,
             utf8_ok: true,
             utf8_carry: Vec::new(),
-            gb: Some(encoding_rs::GB18030.new_decoder_without_bom_handling()),
             gb_ok: true,
-            scratch: String::new(),
+            gb_state: 0,
+        }
+    }
+
+    fn feed_utf8(&mut self, mut chunk: &[u8], last: bool) {
+        while !self.utf8_carry.is_empty() {
+            let Some((&b, rest)) = chunk.split_first() else {
+                break;
+            };
+            self.utf8_carry.push(b);
+            chunk = rest;
+            match std::str::from_utf8(&self.utf8_carry) {
+                Ok(_) => self.utf8_carry.clear(),
+                Err(e) if e.error_len().is_none() && self.utf8_carry.len() < 4 => {}
+                Err(_) => {
+                    self.utf8_ok = false;
+                    return;
+                }
+            }
+        }
+        match std::str::from_utf8(chunk) {
+            Ok(_) => {}
+            Err(e) if e.error_len().is_none() => {
+                self.utf8_carry = chunk[e.valid_up_to()..].to_vec()
+            }
+            Err(_) => self.utf8_ok = false,
+        }
+        if last && !self.utf8_carry.is_empty() {
+            self.utf8_ok = false;
+        }
+    }
+
+    fn feed_gb18030(&mut self, chunk: &[u8], last: bool) {
+        let mut st = self.gb_state;
+        for &c in chunk {
+            st = match (st, c) {
+                (0, 0x00..=0x7f) => 0,
+                (0, 0x81..=0xfe) => 1,
+                (1, 0x40..=0x7e | 0x80..=0xfe) => 0,
+                (1, 0x30..=0x39) => 2,
+                (2, 0x81..=0xfe) => 3,
+                (3, 0x30..=0x39) => 0,
+                _ => {
+                    self.gb_ok = false;
+                    return;
+                }
+            };
+        }
+        self.gb_state = st;
+        if last && st != 0 {
+            self.gb_ok = false;
         }
     }
 
@@ -268,45 +320,16 @@ impl TextScan {
         }
         if chunk
             .iter()
-            .any(|&c| c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r' | b'\x0c'))
-            || chunk.contains(&0x7f)
+            .any(|&c| (c < 0x20 && !matches!(c, b'\t' | b'\n' | b'\r' | b'\x0c')) || c == 0x7f)
         {
             self.alive = false;
             return;
         }
         if self.utf8_ok {
-            let mut buf = std::mem::take(&mut self.utf8_carry);
-            buf.extend_from_slice(chunk);
-            match std::str::from_utf8(&buf) {
-                Ok(_) => {}
-                Err(e) if e.error_len().is_none() && !last => {
-                    self.utf8_carry = buf[e.valid_up_to()..].to_vec();
-                }
-                Err(_) => self.utf8_ok = false,
-            }
+            self.feed_utf8(chunk, last);
         }
-        if !self.utf8_ok && self.gb_ok {
-            if let Some(dec) = self.gb.as_mut() {
-                self.scratch.clear();
-                self.scratch.reserve(chunk.len() * 2 + 16);
-                let (res, _) =
-                    dec.decode_to_string_without_replacement(chunk, &mut self.scratch, last);
-                if matches!(res, encoding_rs::DecoderResult::Malformed(_, _)) {
-                    self.gb_ok = false;
-                }
-            }
-        } else if self.utf8_ok {
-            // Keep the GB 18030 decoder in step only while UTF-8 might still fail later.
-            if let Some(dec) = self.gb.as_mut() {
-                self.scratch.clear();
-                self.scratch.reserve(chunk.len() * 2 + 16);
-                let (res, _) =
-                    dec.decode_to_string_without_replacement(chunk, &mut self.scratch, last);
-                if matches!(res, encoding_rs::DecoderResult::Malformed(_, _)) {
-                    self.gb_ok = false;
-                    self.gb = None;
-                }
-            }
+        if self.gb_ok {
+            self.feed_gb18030(chunk, last);
         }
         if !self.utf8_ok && !self.gb_ok {
             self.alive = false;

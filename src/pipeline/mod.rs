@@ -289,7 +289,8 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
     let mut rows: Vec<FileRow> = Vec::with_capacity(order.len());
     tracing::debug!(reused, entries = order.len(), "digest pass");
 
-    digest::with_digester(|dg| -> Result<(), PrepareError> {
+    // Everything already digested while receiving needs no SM3 worker at all.
+    let pass = |mut dg: Option<&mut digest::Digester>| -> Result<(), PrepareError> {
         for e in order {
             let rel = format!("submission/{}", e.name);
             let seen = early_entries
@@ -301,6 +302,9 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
                 let offset = pkg.begin_payload(&rel, e.size)?;
                 let mut sniffer = Sniffer::new();
                 let res = opened.read_entry(e, |r| {
+                    let dg = dg
+                        .as_deref_mut()
+                        .ok_or_else(|| io::Error::other("no digester"))?;
                     dg.stream(r, |chunk, last| {
                         sniffer.feed(chunk, last);
                         pkg.write(chunk)
@@ -340,6 +344,7 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
                 ));
             } else if role != "metadata" {
                 if matches!(id.format.as_str(), "zip" | "ole") {
+                    pkg.flush()?;
                     let view = Window {
                         file: File::open(pkg.path())?,
                         start: offset,
@@ -382,7 +387,12 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
             });
         }
         Ok(())
-    })?;
+    };
+    if reused {
+        pass(None)?;
+    } else {
+        digest::with_digester(|d| pass(Some(d)))?;
+    }
 
     let metadata = match metadata {
         Some(m) if problems.is_empty() => m,

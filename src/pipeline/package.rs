@@ -23,7 +23,7 @@ pub const BAGIT_TXT: &str = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UT
 /// A file writer that knows its position and starts write-back early, so the final fsync
 /// before the package is committed has little left to do.
 struct Tracked {
-    file: File,
+    file: io::BufWriter<File>,
     pos: Arc<AtomicU64>,
     unsynced: u64,
     synced_to: u64,
@@ -37,7 +37,8 @@ impl Write for Tracked {
         let p = self.pos.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
         self.unsynced += n as u64;
         if self.unsynced >= WRITEBACK_EVERY {
-            start_writeback(&self.file, self.synced_to, p - self.synced_to);
+            self.file.flush()?;
+            start_writeback(self.file.get_ref(), self.synced_to, p - self.synced_to);
             self.synced_to = p;
             self.unsynced = 0;
         }
@@ -146,7 +147,7 @@ impl PackageWriter {
         let file = File::create(path)?;
         let pos = Arc::new(AtomicU64::new(0));
         let tracked = Tracked {
-            file,
+            file: io::BufWriter::with_capacity(256 * 1024, file),
             pos: pos.clone(),
             unsynced: 0,
             synced_to: 0,
@@ -183,6 +184,11 @@ impl PackageWriter {
 
     pub fn write(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.zip.write_all(bytes)
+    }
+
+    /// Makes everything written so far readable through another handle on the file.
+    pub fn flush(&mut self) -> io::Result<()> {
+        self.zip.flush()
     }
 
     pub fn end_payload(&mut self, rel: &str, size: u64, digests: Digests, offset: u64) {
@@ -257,8 +263,9 @@ impl PackageWriter {
         let signature = signer.sign("tagmanifest-sha256.txt", tagmanifest.as_bytes(), signed_at);
         let sig_json = serde_json::to_vec_pretty(&signature).map_err(io::Error::other)?;
         self.add_tag("signature.json", &sig_json)?;
-        let tracked = self.zip.finish().map_err(io::Error::other)?;
-        tracked.file.sync_all()?;
+        let mut tracked = self.zip.finish().map_err(io::Error::other)?;
+        tracked.file.flush()?;
+        tracked.file.get_ref().sync_all()?;
         let size = tracked.pos.load(Ordering::Relaxed);
         Ok(Finished {
             path: self.path,
