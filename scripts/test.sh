@@ -12,6 +12,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 python3 -c 'import bagit' 2>/dev/null || pip install -q bagit
+# An S3-compatible server for the object-store test (moto's, from PyPI), in its own venv.
+MOTO_VENV="${GUIDANG_MOTO_VENV:-$PWD/target/moto-venv}"
+if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install -q 'moto[server]'
+fi
+export GUIDANG_MOTO_SERVER="$MOTO_VENV/bin/moto_server"
 
 # PostgreSQL on 127.0.0.1:5432 with trust auth (the machine provides it; start it if it is down).
 if ! pg_isready -q -h 127.0.0.1 -p 5432; then
