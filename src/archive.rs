@@ -317,12 +317,13 @@ impl Archive {
                 self.metrics.cases_conflict.fetch_add(1, Ordering::Relaxed);
                 tracing::info!(%archive_id, "case exists with other content");
             }
-            Err(IngestError::Unreadable(m)) => {
+            Err(IngestError::Unreadable(_)) => {
                 self.metrics
                     .submissions_rejected
                     .fetch_add(1, Ordering::Relaxed);
                 self.metrics.problem("not_a_zip");
-                tracing::info!(reason = %m, "unreadable submission");
+                // The reason can quote an entry name, which may carry personal data: not logged.
+                tracing::info!("unreadable submission (not a ZIP, truncated or damaged)");
             }
             Err(e) => tracing::error!(error = %e, "ingest failed"),
         }

@@ -59,32 +59,31 @@ impl Code {
     }
 
     pub fn parse(s: &str) -> Option<Code> {
-        use Code::*;
-        [
-            NotAZip,
-            UnsafePath,
-            ZipLimits,
-            MetadataMissing,
-            MetadataInvalid,
-            FieldMissing,
-            FieldInvalid,
-            FileMissing,
-            FileUnlisted,
-            DigestMismatch,
-            EmptyFile,
-            EncryptedFile,
-            ProprietaryFormat,
-            ArchiveContainer,
-            UnknownFormat,
-            FormatMismatch,
-            CaseExists,
-            NotFixedLayout,
-            UnknownExtension,
-            PdfIncomplete,
-        ]
-        .into_iter()
-        .find(|c| c.as_str() == s)
+        Code::ALL.into_iter().find(|c| c.as_str() == s)
     }
+
+    pub const ALL: [Code; 20] = [
+        Code::NotAZip,
+        Code::UnsafePath,
+        Code::ZipLimits,
+        Code::MetadataMissing,
+        Code::MetadataInvalid,
+        Code::FieldMissing,
+        Code::FieldInvalid,
+        Code::FileMissing,
+        Code::FileUnlisted,
+        Code::DigestMismatch,
+        Code::EmptyFile,
+        Code::EncryptedFile,
+        Code::ProprietaryFormat,
+        Code::ArchiveContainer,
+        Code::UnknownFormat,
+        Code::FormatMismatch,
+        Code::CaseExists,
+        Code::NotFixedLayout,
+        Code::UnknownExtension,
+        Code::PdfIncomplete,
+    ];
 }
 
 impl std::fmt::Display for Code {

@@ -461,15 +461,7 @@ async fn tokens_and_roles() {
         .await
         .unwrap();
     assert_eq!(ready["database"], "ok");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("guidang_cases_archived_total 1"),
         "{metrics}"
@@ -646,15 +638,7 @@ async fn zips_from_streaming_writers_and_lying_local_headers_archive_the_same_ca
         )
         .await;
     assert_eq!(s, 201, "{a}");
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("guidang_ingests_unpacked_while_receiving_total 1"),
         "{metrics}"
@@ -687,15 +671,7 @@ async fn zips_from_streaming_writers_and_lying_local_headers_archive_the_same_ca
         .collect();
     assert!(names.contains(&"files/02-受理通知书.pdf"), "{names:?}");
     assert!(!names.iter().any(|n| n.starts_with("Xiles")));
-    let metrics = app
-        .client
-        .get(app.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = app.metrics().await;
     assert!(
         metrics.contains("guidang_ingests_unpacked_while_receiving_total 0"),
         "{metrics}"

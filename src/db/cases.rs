@@ -122,19 +122,6 @@ pub struct CaseFilter {
 }
 
 impl Db {
-    /// Records a case, its files and events, and clears its ingest intent, in one transaction.
-    pub async fn insert_case(
-        &self,
-        c: &CaseRow,
-        files: &[FileRow],
-        events: &[EventRow],
-    ) -> Result<(), DbError> {
-        let mut tx = self.pool.begin().await?;
-        insert_case_on(&mut tx, c, files, events).await?;
-        tx.commit().await?;
-        Ok(())
-    }
-
     pub async fn case_by_key(
         &self,
         social_code: &str,
@@ -263,8 +250,8 @@ impl Db {
     }
 }
 
-/// The inserts of [`Db::insert_case`] on a connection or transaction the caller owns (the
-/// recorder's group commit).
+/// Records a case, its files and events, and clears its ingest intent, on a transaction the
+/// caller owns (the recorder's group commit).
 pub async fn insert_case_on(
     conn: &mut sqlx::AnyConnection,
     c: &CaseRow,

@@ -185,16 +185,6 @@ impl Db {
 
     // ---- ingest intents ----
 
-    pub async fn insert_intent(&self, archive_id: &str, object_key: &str) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO ingest_intents (archive_id, object_key, created_epoch) VALUES ($1, $2, $3)")
-            .bind(archive_id)
-            .bind(object_key)
-            .bind(chrono::Utc::now().timestamp())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
     pub async fn delete_intent(&self, archive_id: &str) -> Result<(), DbError> {
         sqlx::query("DELETE FROM ingest_intents WHERE archive_id = $1")
             .bind(archive_id)

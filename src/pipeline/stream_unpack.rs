@@ -18,7 +18,7 @@ use chrono::{DateTime, FixedOffset};
 use super::digest::{Digester, Digests, with_digester};
 use super::identify::{Identification, Sniffer};
 use super::package::PackageWriter;
-use super::unpack::{decode_zip_name, safe_name};
+use super::unpack::{Bounded, decode_zip_name, safe_name};
 use crate::config::Limits;
 
 /// What the receiving side needs to start a package.
@@ -135,26 +135,6 @@ fn u64le(b: &[u8]) -> u64 {
     let mut a = [0u8; 8];
     a.copy_from_slice(&b[..8]);
     u64::from_le_bytes(a)
-}
-
-/// Counts and checks what flows out of an entry.
-struct Bounded<R> {
-    inner: R,
-    left: u64,
-}
-
-impl<R: Read> Read for Bounded<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        if n as u64 > self.left {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidData,
-                "entry larger than allowed",
-            ));
-        }
-        self.left -= n as u64;
-        Ok(n)
-    }
 }
 
 /// Runs on the spooling thread: spools the whole body and, where it can, builds the package.

@@ -368,9 +368,9 @@ fn list_folder(
 }
 
 /// Refuses to yield more bytes than the entry declared, so a lying header cannot inflate a bomb.
-struct Bounded<R> {
-    inner: R,
-    left: u64,
+pub(crate) struct Bounded<R> {
+    pub(crate) inner: R,
+    pub(crate) left: u64,
 }
 
 impl<R: Read> Read for Bounded<R> {
