@@ -299,39 +299,66 @@ pub async fn insert_case_on(
     bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &binds)
         .execute(&mut *conn)
         .await?;
-    for f in files {
-        sqlx::query(
-                "INSERT INTO case_files (archive_id, path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
-            )
-            .bind(&c.archive_id)
-            .bind(&f.path)
-            .bind(&f.role)
-            .bind(f.size)
-            .bind(&f.sha256)
-            .bind(&f.sm3)
-            .bind(&f.format)
-            .bind(f.format_version.as_deref())
-            .bind(&f.mime)
-            .bind(f.note.as_deref())
-            .bind(f.pkg_offset)
+    // Multi-row inserts, a few hundred rows a statement (within both backends' bind limits).
+    for chunk in files.chunks(500) {
+        let mut binds = Vec::with_capacity(chunk.len() * 11);
+        for f in chunk {
+            binds.extend([
+                Bind::S(c.archive_id.clone()),
+                Bind::S(f.path.clone()),
+                Bind::S(f.role.clone()),
+                Bind::I(f.size),
+                Bind::S(f.sha256.clone()),
+                Bind::S(f.sm3.clone()),
+                Bind::S(f.format.clone()),
+                Bind::OptS(f.format_version.clone()),
+                Bind::S(f.mime.clone()),
+                Bind::OptS(f.note.clone()),
+                Bind::I(f.pkg_offset),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO case_files (archive_id, path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset) VALUES {}",
+            value_rows(chunk.len(), 11)
+        );
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
             .execute(&mut *conn)
             .await?;
     }
-    for e in events {
-        sqlx::query("INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-                .bind(uuid::Uuid::now_v7().to_string())
-                .bind(&c.archive_id)
-                .bind(&e.kind)
-                .bind(&e.at)
-                .bind(&e.agent)
-                .bind(e.detail.as_deref())
-                .execute(&mut *conn)
-                .await?;
+    if !events.is_empty() {
+        let mut binds = Vec::with_capacity(events.len() * 6);
+        for e in events {
+            binds.extend([
+                Bind::S(uuid::Uuid::now_v7().to_string()),
+                Bind::S(c.archive_id.clone()),
+                Bind::S(e.kind.clone()),
+                Bind::S(e.at.clone()),
+                Bind::S(e.agent.clone()),
+                Bind::OptS(e.detail.clone()),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES {}",
+            value_rows(events.len(), 6)
+        );
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+            .execute(&mut *conn)
+            .await?;
     }
     sqlx::query("DELETE FROM ingest_intents WHERE archive_id = $1")
         .bind(&c.archive_id)
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// `($1, $2, …), ($n+1, …), …` for `rows` rows of `cols` placeholders.
+fn value_rows(rows: usize, cols: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let ps: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();
+            format!("({})", ps.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
