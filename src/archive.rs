@@ -16,6 +16,7 @@ use crate::config::Settings;
 use crate::db::cases::{CaseFilter, CaseRow, EventRow, FileRow};
 use crate::db::recorder::{Recorder, Write};
 use crate::db::{Db, DbError};
+use crate::evidence::log::Log;
 use crate::metrics::Metrics;
 use crate::pipeline::identify::Action;
 use crate::pipeline::receive::{ReceiveError, spool};
@@ -115,6 +116,7 @@ pub struct Archive {
     pub db: Db,
     pub store: Store,
     pub signer: Arc<Signer>,
+    pub log: Log,
     pub metrics: Metrics,
     policy: Arc<BTreeMap<String, Action>>,
     recorder: Recorder,
@@ -161,8 +163,14 @@ impl Archive {
         let store = Store::open(&settings.object_store_url())?;
         let signer = Signer::load_or_create(&settings.signing_key_path())?;
         db.publish_key(&signer.info).await?;
+        let mut log_signer = Signer::load_or_create(&settings.log_key_path())?;
+        log_signer.info.purpose = "log".into();
+        db.publish_key(&log_signer.info).await?;
+        let log = Log::new(db.clone(), Arc::new(log_signer), settings.log_name.clone());
+        log.publish().await?;
         let archive = Archive {
-            recorder: Recorder::start(db.clone()),
+            recorder: Recorder::start(db.clone(), log.clone()),
+            log,
             policy: Arc::new(settings.policy()),
             slots: Arc::new(Semaphore::new(settings.ingest_concurrency)),
             settings,
@@ -637,8 +645,21 @@ impl Archive {
         Ok(json!({"items": items, "total": total, "page": f.page, "per_page": f.per_page}))
     }
 
+    /// Published keys; the log key carries its signed-note verifier key.
     pub async fn keys(&self) -> Result<Vec<PublicKeyInfo>, DbError> {
-        self.db.keys().await
+        let mut keys = self.db.keys().await?;
+        for k in &mut keys {
+            if k.purpose == "log" {
+                let pk: Option<[u8; 32]> = base64::Engine::decode(
+                    &base64::engine::general_purpose::STANDARD,
+                    &k.public_key,
+                )
+                .ok()
+                .and_then(|b| b.try_into().ok());
+                k.vkey = pk.map(|pk| crate::evidence::note::vkey(&self.settings.log_name, &pk));
+            }
+        }
+        Ok(keys)
     }
 }
 

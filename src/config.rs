@@ -61,6 +61,8 @@ pub struct Settings {
     /// Ed25519 signing key; default: `keys/signing.ed25519` in the data directory.
     pub signing_key: Option<PathBuf>,
     pub log_name: String,
+    /// Ed25519 key that signs log checkpoints; default: `keys/log.ed25519` in the data directory.
+    pub log_key: Option<PathBuf>,
     pub limits: Limits,
     /// Ingests processed at once; further requests wait (bounded memory and disk).
     pub ingest_concurrency: usize,
@@ -85,6 +87,7 @@ impl Default for Settings {
             fonds_code: "GD01".into(),
             signing_key: None,
             log_name: "guidang.local/log".into(),
+            log_key: None,
             limits: Limits::default(),
             ingest_concurrency: std::thread::available_parallelism()
                 .map(|n| n.get() * 2)
@@ -141,6 +144,9 @@ impl Settings {
         }
         if let Some(v) = get("GUIDANG_SIGNING_KEY") {
             self.signing_key = Some(v.into());
+        }
+        if let Some(v) = get("GUIDANG_LOG_KEY") {
+            self.log_key = Some(v.into());
         }
         if let Some(v) = get("GUIDANG_LOG_NAME") {
             self.log_name = v;
@@ -210,6 +216,12 @@ impl Settings {
             let abs = absolute(&self.data_dir.join("objects"));
             format!("file://{}", abs.display())
         })
+    }
+
+    pub fn log_key_path(&self) -> PathBuf {
+        self.log_key
+            .clone()
+            .unwrap_or_else(|| self.data_dir.join("keys").join("log.ed25519"))
     }
 
     pub fn signing_key_path(&self) -> PathBuf {

@@ -9,6 +9,7 @@ pub mod cli;
 pub mod codes;
 pub mod config;
 pub mod db;
+pub mod evidence;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;

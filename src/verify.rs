@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use crate::evidence::{merkle, note};
 use crate::pipeline::digest::{self, Digests};
 use crate::pipeline::package::decode_manifest_path;
 use crate::pipeline::sign::{PublicKeyInfo, SignatureFile, key_id, verify_signature};
@@ -227,6 +228,7 @@ fn list_some(items: &[String]) -> String {
 pub fn verify_package(
     path: &Path,
     trusted: Option<&[PublicKeyInfo]>,
+    proof: Option<&Path>,
 ) -> Result<Report, VerifyError> {
     let mut checks = Vec::new();
     let mut report = Report {
@@ -454,9 +456,111 @@ pub fn verify_package(
         Ok(sig) => check_signature(&mut checks, &sig, &tagmanifest_bytes, trusted),
     }
 
+    // Inclusion in the transparency log: an explicit proof file, or `PACKAGE.tlog-proof` beside it.
+    let beside = PathBuf::from(format!("{}.tlog-proof", path.display()));
+    let proof_path = proof
+        .map(Path::to_path_buf)
+        .or_else(|| beside.exists().then_some(beside));
+    match proof_path {
+        None => checks.push(Check {
+            check: "log_inclusion",
+            status: Status::NotConfigured,
+            detail:
+                "no inclusion proof given (--proof FILE, or PACKAGE.tlog-proof beside the package)"
+                    .into(),
+        }),
+        Some(pp) => {
+            let text = std::fs::read_to_string(&pp).map_err(|e| VerifyError::Io(pp.clone(), e))?;
+            let archive_id = report.archive_id.clone().unwrap_or_default();
+            let digest = Digests::of(&tagmanifest_bytes).sha256_hex();
+            check_inclusion(&mut checks, &text, &archive_id, &digest, trusted);
+        }
+    }
+
     report.valid = checks.iter().all(|c| c.status != Status::Fail);
     report.checks = checks;
     Ok(report)
+}
+
+/// The trusted log key (name, public key) for `origin`, from the pinned keys.
+pub fn trusted_log_key(
+    trusted: Option<&[PublicKeyInfo]>,
+    origin: &str,
+) -> Option<(String, [u8; 32])> {
+    trusted?
+        .iter()
+        .filter(|k| k.purpose == "log")
+        .filter_map(|k| k.vkey.as_deref().and_then(|v| note::parse_vkey(v).ok()))
+        .find(|(name, _)| name == origin)
+}
+
+fn check_inclusion(
+    checks: &mut Vec<Check>,
+    text: &str,
+    archive_id: &str,
+    tagmanifest_sha256: &str,
+    trusted: Option<&[PublicKeyInfo]>,
+) {
+    let proof = match note::InclusionProof::parse(text) {
+        Ok(p) => p,
+        Err(e) => {
+            return fail(
+                checks,
+                "log_inclusion",
+                format!("the proof file is not valid: {e}"),
+            );
+        }
+    };
+    let cp_text = match note::split(&proof.checkpoint) {
+        Ok((t, _)) => t,
+        Err(e) => return fail(checks, "log_checkpoint", e),
+    };
+    let cp = match note::Checkpoint::parse(cp_text) {
+        Ok(c) => c,
+        Err(e) => return fail(checks, "log_checkpoint", e),
+    };
+    match trusted_log_key(trusted, &cp.origin) {
+        Some((name, pk)) => match note::verify(&proof.checkpoint, &name, &pk) {
+            Ok(_) => pass(
+                checks,
+                "log_checkpoint",
+                format!(
+                    "checkpoint of {} at size {} signed by the pinned log key",
+                    cp.origin, cp.size
+                ),
+            ),
+            Err(e) => fail(checks, "log_checkpoint", e),
+        },
+        None => checks.push(Check {
+            check: "log_checkpoint",
+            status: Status::Warn,
+            detail: format!(
+                "no pinned log key for {}: the checkpoint's signature was NOT checked",
+                cp.origin
+            ),
+        }),
+    }
+    let entry = note::aip_entry(archive_id, tagmanifest_sha256);
+    let leaf = merkle::leaf_hash(entry.as_bytes());
+    if merkle::verify_inclusion(&leaf, proof.index, cp.size, &proof.hashes, &cp.root) {
+        pass(
+            checks,
+            "log_inclusion",
+            format!(
+                "entry {} of the log (size {}) is this package",
+                proof.index, cp.size
+            ),
+        );
+    } else {
+        fail(
+            checks,
+            "log_inclusion",
+            format!(
+                "the proof does not show this package at index {} of the log of size {}",
+                proof.index, cp.size
+            ),
+        );
+    }
 }
 
 fn check_signature(

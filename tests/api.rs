@@ -145,7 +145,12 @@ async fn a_valid_case_is_archived_and_can_be_inspected_and_downloaded() {
         .json()
         .await
         .unwrap();
-    let key = &keys["keys"][0];
+    let key = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["purpose"] == "package")
+        .unwrap();
     assert_eq!(key["key_id"], body["package"]["signature"]["key_id"]);
     guidang::pipeline::sign::verify_signature(
         key["public_key"].as_str().unwrap(),

@@ -269,7 +269,35 @@ async fn tokens_and_keys_from_the_command_line() {
         .output()
         .unwrap();
     let keys: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    assert_eq!(keys["keys"][0]["algorithm"], "Ed25519");
+    let purposes: Vec<&str> = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k["purpose"].as_str().unwrap())
+        .collect();
+    assert!(
+        purposes.contains(&"package") && purposes.contains(&"log"),
+        "{keys}"
+    );
+    assert!(
+        keys["keys"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|k| k["algorithm"] == "Ed25519")
+    );
+    let log = keys["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["purpose"] == "log")
+        .unwrap();
+    assert!(
+        log["vkey"]
+            .as_str()
+            .unwrap()
+            .starts_with("guidang.local/log+")
+    );
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;

@@ -5,6 +5,8 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod log;
+
 use crate::archive::{Archive, IngestError, Outcome};
 use crate::config::Settings;
 use crate::pipeline::Agent;
@@ -52,6 +54,14 @@ pub enum Command {
         /// Machine-readable output.
         #[arg(long)]
         json: bool,
+        /// A c2sp.org/tlog-proof@v1 inclusion proof (default: PACKAGE.tlog-proof if present).
+        #[arg(long)]
+        proof: Option<PathBuf>,
+    },
+    /// The transparency log.
+    Log {
+        #[command(subcommand)]
+        cmd: LogCmd,
     },
     /// Signing keys.
     Keys {
@@ -70,6 +80,25 @@ pub enum TokenCmd {
         org: Option<String>,
         #[arg(long)]
         name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum LogCmd {
+    /// Prove that checkpoint NEW extends checkpoint OLD (exit 0), or show a rewritten or forked
+    /// log (exit 1).
+    Consistency {
+        old: PathBuf,
+        new: PathBuf,
+        /// The consistency proof (base64 hashes, one a line), as served by the log.
+        #[arg(long, conflicts_with = "server")]
+        proof: Option<PathBuf>,
+        /// Fetch the proof from this server (token in GUIDANG_TOKEN).
+        #[arg(long)]
+        server: Option<String>,
+        /// Pinned keys (the JSON of `guidang keys export`) to check both checkpoints' signatures.
+        #[arg(long)]
+        trusted_keys: Option<PathBuf>,
     },
 }
 
@@ -106,7 +135,25 @@ pub async fn run(cli: Cli) -> ExitCode {
             paths,
             trusted_keys,
             json,
-        } => Ok(verify_cmd(paths, trusted_keys, json)),
+            proof,
+        } => Ok(verify_cmd(paths, trusted_keys, json, proof)),
+        Command::Log {
+            cmd:
+                LogCmd::Consistency {
+                    old,
+                    new,
+                    proof,
+                    server,
+                    trusted_keys,
+                },
+        } => Ok(log::consistency(
+            &old,
+            &new,
+            proof.as_deref(),
+            server.as_deref(),
+            trusted_keys.as_deref(),
+        )
+        .await),
         Command::Keys {
             cmd: KeysCmd::Export,
         } => keys_export(cfg).await,
@@ -274,7 +321,12 @@ fn say(bar: &indicatif::ProgressBar, line: String) {
     }
 }
 
-fn verify_cmd(paths: Vec<PathBuf>, trusted_keys: Option<PathBuf>, json: bool) -> ExitCode {
+fn verify_cmd(
+    paths: Vec<PathBuf>,
+    trusted_keys: Option<PathBuf>,
+    json: bool,
+    proof: Option<PathBuf>,
+) -> ExitCode {
     let trusted = match trusted_keys
         .as_deref()
         .map(verify::load_trusted_keys)
@@ -288,7 +340,7 @@ fn verify_cmd(paths: Vec<PathBuf>, trusted_keys: Option<PathBuf>, json: bool) ->
     };
     let mut reports = Vec::new();
     for p in &paths {
-        match verify::verify_package(p, trusted.as_deref()) {
+        match verify::verify_package(p, trusted.as_deref(), proof.as_deref()) {
             Ok(r) => reports.push(r),
             Err(e) => {
                 eprintln!("error: {e}");

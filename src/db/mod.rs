@@ -24,8 +24,10 @@ impl DbError {
     }
 }
 
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "init", include_str!("../../migrations/0001_init.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (2, "log", include_str!("../../migrations/0002_log.sql")),
+];
 
 #[derive(Clone)]
 pub struct Db {
@@ -157,18 +159,19 @@ impl Db {
         &self,
         k: &crate::pipeline::sign::PublicKeyInfo,
     ) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO signing_keys (key_id, algorithm, public_key, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO NOTHING")
+        sqlx::query("INSERT INTO signing_keys (key_id, algorithm, public_key, created_at, purpose) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id) DO NOTHING")
             .bind(&k.key_id)
             .bind(&k.algorithm)
             .bind(&k.public_key)
             .bind(&k.created_at)
+            .bind(&k.purpose)
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
     pub async fn keys(&self) -> Result<Vec<crate::pipeline::sign::PublicKeyInfo>, DbError> {
-        let rows = sqlx::query("SELECT key_id, algorithm, public_key, created_at, retired_at FROM signing_keys ORDER BY created_at, key_id")
+        let rows = sqlx::query("SELECT key_id, algorithm, public_key, created_at, retired_at, purpose FROM signing_keys ORDER BY created_at, key_id")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
@@ -179,6 +182,8 @@ impl Db {
                 public_key: r.get("public_key"),
                 created_at: r.get("created_at"),
                 retired_at: r.get("retired_at"),
+                purpose: r.get("purpose"),
+                vkey: None,
             })
             .collect())
     }

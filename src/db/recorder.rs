@@ -9,6 +9,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use super::cases::{CaseRow, EventRow, FileRow, insert_case_on};
 use super::{Db, DbError};
+use crate::evidence::log::{Log, append_on};
+use crate::evidence::note::aip_entry;
 
 pub enum Write {
     Intent {
@@ -35,9 +37,10 @@ pub struct Recorder {
 const MAX_BATCH: usize = 64;
 
 impl Recorder {
-    pub fn start(db: Db) -> Recorder {
+    /// `log`: where archived packages are entered, in the same transaction as their case.
+    pub fn start(db: Db, log: Log) -> Recorder {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(db, rx));
+        tokio::spawn(run(db, log, rx));
         Recorder { tx }
     }
 
@@ -53,7 +56,7 @@ impl Recorder {
     }
 }
 
-async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
+async fn run(db: Db, log: Log, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -62,11 +65,15 @@ async fn run(db: Db, mut rx: mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
+        let grows_log = batch.iter().any(|j| matches!(j.write, Write::Case { .. }));
         commit(&db, batch).await;
+        if grows_log && let Err(e) = log.publish().await {
+            tracing::error!(error = %e, "cannot publish a log checkpoint");
+        }
     }
 }
 
-async fn apply(conn: &mut sqlx::AnyConnection, w: &Write) -> Result<(), DbError> {
+async fn apply(conn: &mut sqlx::AnyConnection, postgres: bool, w: &Write) -> Result<(), DbError> {
     match w {
         Write::Intent {
             archive_id,
@@ -80,7 +87,12 @@ async fn apply(conn: &mut sqlx::AnyConnection, w: &Write) -> Result<(), DbError>
                 .await?;
             Ok(())
         }
-        Write::Case { row, files, events } => insert_case_on(conn, row, files, events).await,
+        Write::Case { row, files, events } => {
+            insert_case_on(conn, row, files, events).await?;
+            let entry = aip_entry(&row.archive_id, &row.tagmanifest_sha256);
+            append_on(conn, postgres, "aip", Some(&row.archive_id), &entry).await?;
+            Ok(())
+        }
     }
 }
 
@@ -90,7 +102,7 @@ async fn commit(db: &Db, batch: Vec<Job>) {
         let mut tx = db.pool.begin().await?;
         for job in &batch {
             let mut sp = tx.begin().await?;
-            match apply(&mut sp, &job.write).await {
+            match apply(&mut sp, db.postgres, &job.write).await {
                 Ok(()) => {
                     sp.commit().await?;
                     results.push(Ok(()));

@@ -4,6 +4,7 @@
 mod auth;
 mod cases;
 pub mod error;
+mod log;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -108,7 +109,10 @@ pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Serv
                     .route(
                         "/cases/{archive_id}/files/{path:.*}",
                         web::get().to(cases::file),
-                    ),
+                    )
+                    .route("/cases/{archive_id}/proof", web::get().to(log::proof))
+                    .route("/log/checkpoint", web::get().to(log::checkpoint))
+                    .route("/log/consistency", web::get().to(log::consistency)),
             )
             .default_service(web::to(|| async {
                 HttpResponse::NotFound()

@@ -31,6 +31,16 @@ pub struct PublicKeyInfo {
     pub public_key: String,
     pub created_at: String,
     pub retired_at: Option<String>,
+    /// `package` (signs tag manifests) or `log` (signs checkpoints).
+    #[serde(default = "package_purpose")]
+    pub purpose: String,
+    /// For the log key: the C2SP signed-note verifier key, `origin+hash+key`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vkey: Option<String>,
+}
+
+fn package_purpose() -> String {
+    "package".into()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -117,9 +127,19 @@ impl Signer {
                 public_key: B64.encode(public),
                 created_at: created.unwrap_or_default(),
                 retired_at: None,
+                purpose: package_purpose(),
+                vkey: None,
             },
             key,
         })
+    }
+
+    pub fn public_bytes(&self) -> [u8; 32] {
+        self.key.verifying_key().to_bytes()
+    }
+
+    pub fn sign_raw(&self, bytes: &[u8]) -> [u8; 64] {
+        self.key.sign(bytes).to_bytes()
     }
 
     pub fn sign(&self, signed_file: &str, bytes: &[u8], signed_at: &str) -> SignatureFile {

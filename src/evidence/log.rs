@@ -1,0 +1,248 @@
+//! The transparency log kept in the database: entries, the stored hashes of perfect subtrees, and
+//! signed checkpoints. Appends happen inside the recorder's transactions, so an archived case and
+//! its log entry are committed together; a checkpoint is signed after each commit that grew the
+//! tree. Stored rows are only inserted, so a published root never changes.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use sqlx::Row;
+
+use super::merkle::{self, Hash, Hashes};
+use super::note::{self, Checkpoint, InclusionProof};
+use crate::db::{Db, DbError};
+use crate::pipeline::sign::Signer;
+
+/// Appends one entry on the caller's transaction; returns its index.
+pub async fn append_on(
+    conn: &mut sqlx::AnyConnection,
+    postgres: bool,
+    kind: &str,
+    archive_id: Option<&str>,
+    entry: &str,
+) -> Result<u64, DbError> {
+    if postgres {
+        // Several servers may append at once: one at a time decides the next index.
+        sqlx::query("SELECT pg_advisory_xact_lock(72150002)")
+            .execute(&mut *conn)
+            .await?;
+    }
+    let n: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")
+        .fetch_one(&mut *conn)
+        .await?
+        .get(0);
+    sqlx::query("INSERT INTO log_entries (idx, kind, archive_id, entry, created_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(n)
+        .bind(kind)
+        .bind(archive_id)
+        .bind(entry)
+        .bind(crate::db::now_rfc3339())
+        .execute(&mut *conn)
+        .await?;
+    let mut h = merkle::leaf_hash(entry.as_bytes());
+    let (mut level, mut i) = (0i64, n);
+    loop {
+        sqlx::query("INSERT INTO log_hashes (level, idx, hash) VALUES ($1, $2, $3)")
+            .bind(level)
+            .bind(i)
+            .bind(hex::encode(h))
+            .execute(&mut *conn)
+            .await?;
+        if i & 1 == 0 {
+            break;
+        }
+        let left: String = sqlx::query("SELECT hash FROM log_hashes WHERE level = $1 AND idx = $2")
+            .bind(level)
+            .bind(i - 1)
+            .fetch_one(&mut *conn)
+            .await?
+            .get(0);
+        h = merkle::node_hash(&decode(&left)?, &h);
+        level += 1;
+        i >>= 1;
+    }
+    Ok(n as u64)
+}
+
+fn decode(h: &str) -> Result<Hash, DbError> {
+    hex::decode(h)
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| DbError::Failed("a stored log hash is not 32 bytes of hex".into()))
+}
+
+/// Records which stored hashes a computation needs (the tree's shape, not its values).
+struct Needed(Vec<(u32, u64)>);
+impl Hashes for Needed {
+    type Error = std::convert::Infallible;
+    fn stored(&mut self, level: u32, index: u64) -> Result<Hash, Self::Error> {
+        self.0.push((level, index));
+        Ok([0u8; 32])
+    }
+}
+
+struct Fetched(HashMap<(u32, u64), Hash>);
+impl Hashes for Fetched {
+    type Error = DbError;
+    fn stored(&mut self, level: u32, index: u64) -> Result<Hash, DbError> {
+        self.0.get(&(level, index)).copied().ok_or_else(|| {
+            DbError::Failed(format!(
+                "log hash ({level}, {index}) is missing: the log has been truncated"
+            ))
+        })
+    }
+}
+
+#[derive(Clone)]
+pub struct Log {
+    db: Db,
+    signer: Arc<Signer>,
+    pub origin: String,
+}
+
+pub struct LatestCheckpoint {
+    pub size: u64,
+    pub note: String,
+}
+
+impl Log {
+    pub fn new(db: Db, signer: Arc<Signer>, origin: String) -> Log {
+        Log { db, signer, origin }
+    }
+
+    pub fn vkey(&self) -> String {
+        note::vkey(&self.origin, &self.signer.public_bytes())
+    }
+
+    /// Runs `f` against the stored hashes it needs, fetched in one pass.
+    async fn with_hashes<T>(
+        &self,
+        f: impl Fn(&mut dyn FnMut(u32, u64) -> Result<Hash, DbError>) -> Result<T, DbError>,
+    ) -> Result<T, DbError> {
+        let mut needed = Needed(Vec::new());
+        let _ = f(&mut |l, i| Ok(needed.stored(l, i).unwrap_or_default()));
+        let mut map = HashMap::new();
+        for (l, i) in needed.0 {
+            if map.contains_key(&(l, i)) {
+                continue;
+            }
+            let row = sqlx::query("SELECT hash FROM log_hashes WHERE level = $1 AND idx = $2")
+                .bind(l as i64)
+                .bind(i as i64)
+                .fetch_optional(&self.db.pool)
+                .await?;
+            if let Some(r) = row {
+                map.insert((l, i), decode(&r.get::<String, _>(0))?);
+            }
+        }
+        let mut fetched = Fetched(map);
+        f(&mut |l, i| fetched.stored(l, i))
+    }
+
+    pub async fn size(&self) -> Result<u64, DbError> {
+        let n: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")
+            .fetch_one(&self.db.pool)
+            .await?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    pub async fn root(&self, size: u64) -> Result<Hash, DbError> {
+        if size == 0 {
+            use sha2::Digest;
+            return Ok(sha2::Sha256::digest([]).into());
+        }
+        self.with_hashes(|get| merkle::root(&mut Adapter(get), size))
+            .await
+    }
+
+    /// Signs and records a checkpoint for the current size, unless one exists.
+    pub async fn publish(&self) -> Result<LatestCheckpoint, DbError> {
+        let size = self.size().await?;
+        if let Some(latest) = self.latest().await?
+            && latest.size == size
+        {
+            return Ok(latest);
+        }
+        let root = self.root(size).await?;
+        let cp = Checkpoint {
+            origin: self.origin.clone(),
+            size,
+            root,
+        };
+        let text = cp.text();
+        let signed = note::sign(
+            &text,
+            &self.origin,
+            &self.signer.public_bytes(),
+            &self.signer.sign_raw(text.as_bytes()),
+        );
+        let sql = if self.db.postgres {
+            "INSERT INTO log_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING"
+        } else {
+            "INSERT OR IGNORE INTO log_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)"
+        };
+        sqlx::query(sql)
+            .bind(size as i64)
+            .bind(B64.encode(root))
+            .bind(&signed)
+            .bind(crate::db::now_rfc3339())
+            .execute(&self.db.pool)
+            .await?;
+        Ok(self
+            .latest()
+            .await?
+            .unwrap_or(LatestCheckpoint { size, note: signed }))
+    }
+
+    pub async fn latest(&self) -> Result<Option<LatestCheckpoint>, DbError> {
+        let row = sqlx::query("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1")
+            .fetch_optional(&self.db.pool)
+            .await?;
+        Ok(row.map(|r| LatestCheckpoint {
+            size: r.get::<i64, _>(0) as u64,
+            note: r.get(1),
+        }))
+    }
+
+    /// The inclusion proof of the newest entry for `archive_id` against the latest checkpoint.
+    pub async fn proof_for_case(
+        &self,
+        archive_id: &str,
+    ) -> Result<Option<InclusionProof>, DbError> {
+        let row = sqlx::query("SELECT idx FROM log_entries WHERE archive_id = $1 AND kind = 'aip' ORDER BY idx DESC LIMIT 1")
+            .bind(archive_id)
+            .fetch_optional(&self.db.pool)
+            .await?;
+        let Some(row) = row else { return Ok(None) };
+        let index = row.get::<i64, _>(0) as u64;
+        let mut latest = self.latest().await?;
+        if latest.as_ref().is_none_or(|l| l.size <= index) {
+            latest = Some(self.publish().await?);
+        }
+        let Some(cp) = latest else { return Ok(None) };
+        let hashes = self
+            .with_hashes(|get| merkle::inclusion_proof(&mut Adapter(get), index, cp.size))
+            .await?;
+        Ok(Some(InclusionProof {
+            index,
+            hashes,
+            checkpoint: cp.note,
+        }))
+    }
+
+    pub async fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, DbError> {
+        self.with_hashes(|get| merkle::consistency_proof(&mut Adapter(get), from, to))
+            .await
+    }
+}
+
+struct Adapter<'a>(&'a mut dyn FnMut(u32, u64) -> Result<Hash, DbError>);
+impl Hashes for Adapter<'_> {
+    type Error = DbError;
+    fn stored(&mut self, level: u32, index: u64) -> Result<Hash, DbError> {
+        (self.0)(level, index)
+    }
+}

@@ -1,0 +1,76 @@
+//! `/api/v1/log`: checkpoints and proofs of the transparency log (CONTRACT.md §5).
+
+use std::sync::Arc;
+
+use actix_web::{HttpResponse, web};
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD as B64;
+use serde::Deserialize;
+
+use super::auth::Auth;
+use super::error::ApiError;
+use crate::archive::Archive;
+use crate::auth::Role;
+
+const ANY_ROLE: &[Role] = &[Role::Submitter, Role::Archivist, Role::Auditor, Role::Admin];
+
+pub async fn checkpoint(
+    auth: Auth,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(ANY_ROLE)?;
+    let cp = archive.log.publish().await?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(cp.note))
+}
+
+pub async fn proof(
+    auth: Auth,
+    path: web::Path<String>,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.require(&[Role::Submitter, Role::Archivist, Role::Auditor])?;
+    let id = path.into_inner();
+    archive
+        .case_for(caller, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no case {id}")))?;
+    let p = archive
+        .log
+        .proof_for_case(&id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("case {id} has no log entry")))?;
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(p.format()))
+}
+
+#[derive(Deserialize)]
+pub struct Range {
+    from: u64,
+    to: u64,
+}
+
+pub async fn consistency(
+    auth: Auth,
+    q: web::Query<Range>,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(ANY_ROLE)?;
+    let latest = archive.log.publish().await?;
+    if q.from == 0 || q.from > q.to || q.to > latest.size {
+        return Err(ApiError::BadRequest(format!(
+            "need 0 < from <= to <= {} (the latest checkpoint's size)",
+            latest.size
+        )));
+    }
+    let hashes = archive.log.consistency(q.from, q.to).await?;
+    let body: String = hashes
+        .iter()
+        .map(|h| format!("{}\n", B64.encode(h)))
+        .collect();
+    Ok(HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body(body))
+}
