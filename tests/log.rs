@@ -291,3 +291,33 @@ async fn a_restart_never_changes_a_published_root() {
     let after = r.text().await.unwrap();
     assert_eq!(before.split("\n\n").next(), after.split("\n\n").next());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stored_hashes_give_the_rfc_root_at_every_size() {
+    use guidang::evidence::merkle::{self, MemoryTree};
+    let app = TestApp::spawn().await;
+    let db = app.archive.db.clone();
+    let mut mem = MemoryTree::default();
+    for i in 0..70u64 {
+        let e = format!("guidang-test-v1\n{i}\n");
+        let mut tx = db.pool.begin().await.unwrap();
+        let idx = guidang::evidence::log::append_on(&mut tx, db.postgres, "test", None, &e)
+            .await
+            .unwrap();
+        tx.commit().await.unwrap();
+        assert_eq!(idx, i);
+        mem.push(merkle::leaf_hash(e.as_bytes()));
+        assert_eq!(
+            app.archive.log.root(i + 1).await.unwrap(),
+            merkle::root(&mut mem, i + 1).unwrap(),
+            "size {}",
+            i + 1
+        );
+    }
+    let p = app.archive.log.consistency(13, 70).await.unwrap();
+    let (r13, r70) = (
+        merkle::root(&mut mem, 13).unwrap(),
+        merkle::root(&mut mem, 70).unwrap(),
+    );
+    assert!(merkle::verify_consistency(13, 70, &r13, &r70, &p));
+}

@@ -40,7 +40,9 @@ impl Recorder {
     /// `log`: where archived packages are entered, in the same transaction as their case.
     pub fn start(db: Db, log: Log) -> Recorder {
         let (tx, rx) = mpsc::channel(1024);
-        tokio::spawn(run(db, log, rx));
+        let grown = std::sync::Arc::new(tokio::sync::Notify::new());
+        tokio::spawn(run(db, grown.clone(), rx));
+        tokio::spawn(checkpoints(log, grown));
         Recorder { tx }
     }
 
@@ -56,7 +58,21 @@ impl Recorder {
     }
 }
 
-async fn run(db: Db, log: Log, mut rx: mpsc::Receiver<Job>) {
+/// Signs a checkpoint after the log grows, at most every [`CHECKPOINT_EVERY`]: under load many
+/// appends share one checkpoint; a proof requested in between publishes its own.
+async fn checkpoints(log: Log, grown: std::sync::Arc<tokio::sync::Notify>) {
+    loop {
+        grown.notified().await;
+        if let Err(e) = log.publish().await {
+            tracing::error!(error = %e, "cannot publish a log checkpoint");
+        }
+        tokio::time::sleep(CHECKPOINT_EVERY).await;
+    }
+}
+
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
+
+async fn run(db: Db, grown: std::sync::Arc<tokio::sync::Notify>, mut rx: mpsc::Receiver<Job>) {
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -67,8 +83,8 @@ async fn run(db: Db, log: Log, mut rx: mpsc::Receiver<Job>) {
         }
         let grows_log = batch.iter().any(|j| matches!(j.write, Write::Case { .. }));
         commit(&db, batch).await;
-        if grows_log && let Err(e) = log.publish().await {
-            tracing::error!(error = %e, "cannot publish a log checkpoint");
+        if grows_log {
+            grown.notify_one();
         }
     }
 }

@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use super::merkle::{self, Hash, Hashes};
 use super::note::{self, Checkpoint, InclusionProof};
-use crate::db::{Db, DbError};
+use crate::db::{Bind, Db, DbError, bind_all};
 use crate::pipeline::sign::Signer;
 
 /// Appends one entry on the caller's transaction; returns its index.
@@ -29,40 +29,70 @@ pub async fn append_on(
             .execute(&mut *conn)
             .await?;
     }
-    let n: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")
-        .fetch_one(&mut *conn)
-        .await?
-        .get(0);
-    sqlx::query("INSERT INTO log_entries (idx, kind, archive_id, entry, created_at) VALUES ($1, $2, $3, $4, $5)")
-        .bind(n)
-        .bind(kind)
-        .bind(archive_id)
-        .bind(entry)
-        .bind(crate::db::now_rfc3339())
-        .execute(&mut *conn)
-        .await?;
-    let mut h = merkle::leaf_hash(entry.as_bytes());
+    let n: i64 = sqlx::query(
+        "INSERT INTO log_entries (idx, kind, archive_id, entry, created_at) \
+         SELECT COALESCE(MAX(idx) + 1, 0), $1, $2, $3, $4 FROM log_entries RETURNING idx",
+    )
+    .bind(kind)
+    .bind(archive_id)
+    .bind(entry)
+    .bind(crate::db::now_rfc3339())
+    .fetch_one(&mut *conn)
+    .await?
+    .get(0);
+    // The perfect subtrees this leaf completes need the left siblings at each level where the
+    // index has a one bit: fetch them together, then insert every new stored hash at once.
+    let mut siblings = Vec::new();
     let (mut level, mut i) = (0i64, n);
-    loop {
-        sqlx::query("INSERT INTO log_hashes (level, idx, hash) VALUES ($1, $2, $3)")
-            .bind(level)
-            .bind(i)
-            .bind(hex::encode(h))
-            .execute(&mut *conn)
-            .await?;
-        if i & 1 == 0 {
-            break;
-        }
-        let left: String = sqlx::query("SELECT hash FROM log_hashes WHERE level = $1 AND idx = $2")
-            .bind(level)
-            .bind(i - 1)
-            .fetch_one(&mut *conn)
-            .await?
-            .get(0);
-        h = merkle::node_hash(&decode(&left)?, &h);
+    while i & 1 == 1 {
+        siblings.push((level, i - 1));
         level += 1;
         i >>= 1;
     }
+    let mut left: HashMap<(i64, i64), Hash> = HashMap::new();
+    if !siblings.is_empty() {
+        let mut binds = Vec::new();
+        let mut conds = Vec::new();
+        for (k, (l, j)) in siblings.iter().enumerate() {
+            binds.push(Bind::I(*l));
+            binds.push(Bind::I(*j));
+            conds.push(format!("(level = ${} AND idx = ${})", 2 * k + 1, 2 * k + 2));
+        }
+        let sql = format!(
+            "SELECT level, idx, hash FROM log_hashes WHERE {}",
+            conds.join(" OR ")
+        );
+        for r in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+            .fetch_all(&mut *conn)
+            .await?
+        {
+            left.insert((r.get(0), r.get(1)), decode(&r.get::<String, _>(2))?);
+        }
+    }
+    let mut h = merkle::leaf_hash(entry.as_bytes());
+    let mut rows = vec![(0i64, n, h)];
+    for (l, j) in &siblings {
+        let sib = left.get(&(*l, *j)).ok_or_else(|| {
+            DbError::Failed(format!(
+                "log hash ({l}, {j}) is missing: the log has been truncated"
+            ))
+        })?;
+        h = merkle::node_hash(sib, &h);
+        rows.push((l + 1, (j + 1) >> 1, h));
+    }
+    let mut binds = Vec::with_capacity(rows.len() * 3);
+    let mut vals = Vec::with_capacity(rows.len());
+    for (k, (l, j, hash)) in rows.iter().enumerate() {
+        binds.extend([Bind::I(*l), Bind::I(*j), Bind::S(hex::encode(hash))]);
+        vals.push(format!("(${}, ${}, ${})", 3 * k + 1, 3 * k + 2, 3 * k + 3));
+    }
+    let sql = format!(
+        "INSERT INTO log_hashes (level, idx, hash) VALUES {}",
+        vals.join(", ")
+    );
+    bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+        .execute(&mut *conn)
+        .await?;
     Ok(n as u64)
 }
 
@@ -123,18 +153,29 @@ impl Log {
     ) -> Result<T, DbError> {
         let mut needed = Needed(Vec::new());
         let _ = f(&mut |l, i| Ok(needed.stored(l, i).unwrap_or_default()));
+        let mut wanted: Vec<(u32, u64)> = needed.0;
+        wanted.sort_unstable();
+        wanted.dedup();
         let mut map = HashMap::new();
-        for (l, i) in needed.0 {
-            if map.contains_key(&(l, i)) {
-                continue;
+        // One query per batch of nodes (a proof needs O(log n) of them).
+        for chunk in wanted.chunks(100) {
+            let mut binds = Vec::with_capacity(chunk.len() * 2);
+            let mut conds = Vec::with_capacity(chunk.len());
+            for (k, (l, i)) in chunk.iter().enumerate() {
+                binds.push(Bind::I(*l as i64));
+                binds.push(Bind::I(*i as i64));
+                conds.push(format!("(level = ${} AND idx = ${})", 2 * k + 1, 2 * k + 2));
             }
-            let row = sqlx::query("SELECT hash FROM log_hashes WHERE level = $1 AND idx = $2")
-                .bind(l as i64)
-                .bind(i as i64)
-                .fetch_optional(&self.db.pool)
+            let sql = format!(
+                "SELECT level, idx, hash FROM log_hashes WHERE {}",
+                conds.join(" OR ")
+            );
+            let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+                .fetch_all(&self.db.pool)
                 .await?;
-            if let Some(r) = row {
-                map.insert((l, i), decode(&r.get::<String, _>(0))?);
+            for r in rows {
+                let (l, i): (i64, i64) = (r.get(0), r.get(1));
+                map.insert((l as u32, i as u64), decode(&r.get::<String, _>(2))?);
             }
         }
         let mut fetched = Fetched(map);
