@@ -6,6 +6,7 @@ cd "$(dirname "$0")/.."
 
 need=()
 command -v xmllint >/dev/null || need+=(libxml2-utils)
+command -v clamscan >/dev/null || need+=(clamav)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

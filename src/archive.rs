@@ -475,6 +475,7 @@ impl Archive {
             metadata_json: serde_json::to_string(m).unwrap_or_default(),
             warnings_json: serde_json::to_string(&p.warnings).unwrap_or_default(),
             archived_at: now.clone(),
+            checks_json: serde_json::to_string(&p.checks).unwrap_or_else(|_| "[]".into()),
         };
         let t = |d: &chrono::DateTime<chrono::FixedOffset>| {
             d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -612,6 +613,7 @@ impl Archive {
             "package": sum.package,
             "warnings": warnings,
             "events": events,
+            "checks": serde_json::from_str::<serde_json::Value>(&c.checks_json).unwrap_or(json!([])),
         })))
     }
 
@@ -646,6 +648,23 @@ impl Archive {
     }
 
     /// Published keys; the log key carries its signed-note verifier key.
+    /// The four-property check report of a case as `caller` may see it.
+    pub async fn checks(
+        &self,
+        caller: &Caller,
+        archive_id: &str,
+    ) -> Result<Option<serde_json::Value>, DbError> {
+        let Some(c) = self.case_for(caller, archive_id).await? else {
+            return Ok(None);
+        };
+        let items: serde_json::Value = serde_json::from_str(&c.checks_json).unwrap_or(json!([]));
+        Ok(Some(json!({
+            "archive_id": c.archive_id,
+            "standard": "DA/T 70-2018",
+            "stages": [{"stage": "GD", "items": items}],
+        })))
+    }
+
     pub async fn keys(&self) -> Result<Vec<PublicKeyInfo>, DbError> {
         let mut keys = self.db.keys().await?;
         for k in &mut keys {

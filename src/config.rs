@@ -73,6 +73,8 @@ pub struct Settings {
     /// Format id → `accept`, `warn`, `proprietary_format`, `archive_container` or `unknown_format`.
     pub format_policy: BTreeMap<String, Action>,
     pub db_max_connections: u32,
+    /// Virus scanning (ClamAV); unset: the GD-4-1 check reports `not_configured`.
+    pub antivirus: crate::evidence::antivirus::Antivirus,
     /// `text` or `json`.
     pub log_format: String,
 }
@@ -96,6 +98,7 @@ impl Default for Settings {
             check_license_check_char: true,
             format_policy: BTreeMap::new(),
             db_max_connections: 16,
+            antivirus: Default::default(),
             log_format: "text".into(),
         }
     }
@@ -144,6 +147,15 @@ impl Settings {
         }
         if let Some(v) = get("GUIDANG_SIGNING_KEY") {
             self.signing_key = Some(v.into());
+        }
+        if let Some(v) = get("GUIDANG_CLAMD_SOCKET") {
+            self.antivirus.clamd_socket = Some(v.into());
+        }
+        if let Some(v) = get("GUIDANG_CLAMSCAN") {
+            self.antivirus.clamscan = Some(v);
+        }
+        if let Some(v) = get("GUIDANG_CLAMAV_DATABASE") {
+            self.antivirus.database = Some(v.into());
         }
         if let Some(v) = get("GUIDANG_LOG_KEY") {
             self.log_key = Some(v.into());

@@ -26,6 +26,7 @@ pub enum Code {
     UnknownFormat,
     FormatMismatch,
     CaseExists,
+    VirusFound,
     // Warnings (accepted with a note) use their own codes.
     NotFixedLayout,
     UnknownExtension,
@@ -52,6 +53,7 @@ impl Code {
             Code::UnknownFormat => "unknown_format",
             Code::FormatMismatch => "format_mismatch",
             Code::CaseExists => "case_exists",
+            Code::VirusFound => "virus_found",
             Code::NotFixedLayout => "not_fixed_layout",
             Code::UnknownExtension => "unknown_extension",
             Code::PdfIncomplete => "pdf_incomplete",
@@ -62,7 +64,7 @@ impl Code {
         Code::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    pub const ALL: [Code; 20] = [
+    pub const ALL: [Code; 21] = [
         Code::NotAZip,
         Code::UnsafePath,
         Code::ZipLimits,
@@ -80,6 +82,7 @@ impl Code {
         Code::UnknownFormat,
         Code::FormatMismatch,
         Code::CaseExists,
+        Code::VirusFound,
         Code::NotFixedLayout,
         Code::UnknownExtension,
         Code::PdfIncomplete,

@@ -66,12 +66,13 @@ pub struct CaseRow {
     pub metadata_json: String,
     pub warnings_json: String,
     pub archived_at: String,
+    pub checks_json: String,
 }
 
 const CASE_COLUMNS: &str = "archive_id, social_code, task_code, project_id, content_digest, version, status, year, \
     task_name, task_type, catalog_code, project_name, region_code, lead_department, result, security_classification, \
     retention_proposed, retention, archival_code, receive_time, transact_time, source, submitted_by, package_key, \
-    package_size, tagmanifest_sha256, signature_json, key_id, metadata_json, warnings_json, archived_at";
+    package_size, tagmanifest_sha256, signature_json, key_id, metadata_json, warnings_json, archived_at, checks_json";
 
 fn case_from(r: &AnyRow) -> CaseRow {
     CaseRow {
@@ -106,6 +107,7 @@ fn case_from(r: &AnyRow) -> CaseRow {
         metadata_json: r.get("metadata_json"),
         warnings_json: r.get("warnings_json"),
         archived_at: r.get("archived_at"),
+        checks_json: r.get("checks_json"),
     }
 }
 
@@ -290,6 +292,7 @@ pub async fn insert_case_on(
         Bind::S(c.metadata_json.clone()),
         Bind::S(c.warnings_json.clone()),
         Bind::S(c.archived_at.clone()),
+        Bind::S(c.checks_json.clone()),
     ];
     let placeholders: Vec<String> = (1..=binds.len()).map(|i| format!("${i}")).collect();
     let sql = format!(

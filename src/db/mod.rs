@@ -27,6 +27,11 @@ impl DbError {
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "log", include_str!("../../migrations/0002_log.sql")),
+    (
+        3,
+        "checks",
+        include_str!("../../migrations/0003_checks.sql"),
+    ),
 ];
 
 #[derive(Clone)]

@@ -118,6 +118,19 @@ pub async fn show(
     }
 }
 
+pub async fn checks(
+    auth: Auth,
+    path: web::Path<String>,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.require(READERS)?;
+    let id = path.into_inner();
+    match archive.checks(caller, &id).await? {
+        Some(v) => Ok(HttpResponse::Ok().json(v)),
+        None => Err(not_found(&id)),
+    }
+}
+
 pub async fn package(
     auth: Auth,
     path: web::Path<String>,

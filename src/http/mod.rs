@@ -111,6 +111,7 @@ pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Serv
                         web::get().to(cases::file),
                     )
                     .route("/cases/{archive_id}/proof", web::get().to(log::proof))
+                    .route("/cases/{archive_id}/checks", web::get().to(cases::checks))
                     .route("/log/checkpoint", web::get().to(log::checkpoint))
                     .route("/log/consistency", web::get().to(log::consistency)),
             )

@@ -28,6 +28,8 @@ use sha2::{Digest as _, Sha256};
 
 use crate::config::Settings;
 use crate::db::cases::FileRow;
+use crate::evidence::antivirus::Verdict;
+use crate::evidence::checks;
 use crate::problem::{Code, Problem, Problems};
 use describe::{CaseMetadata, METADATA_PATH};
 use identify::{Action, Identification, Sniffer};
@@ -68,6 +70,8 @@ pub struct Prepared {
     pub validated_at: DateTime<FixedOffset>,
     /// The package was built while the submission was arriving.
     pub streamed: bool,
+    /// The archiving-stage (GD) four-property check report.
+    pub checks: Vec<checks::CheckItem>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -394,10 +398,52 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         digest::with_digester(|d| pass(Some(d)))?;
     }
 
+    // Security: every file scanned as stored in the package, when a scanner is configured.
+    let av = &inp.settings.antivirus;
+    if av.configured() && problems.is_empty() {
+        pkg.flush()?;
+        for r in rows.iter() {
+            let mut view = Window {
+                file: File::open(pkg.path())?,
+                start: r.pkg_offset as u64,
+                len: r.size as u64,
+                pos: 0,
+            };
+            match av.scan(&mut view) {
+                Ok(Verdict::Clean) => {}
+                Ok(Verdict::Infected(sig)) => problems.push(Problem::file(
+                    Code::VirusFound,
+                    r.path.clone(),
+                    format!("the virus scanner found {sig}"),
+                )),
+                Err(e) => {
+                    return Err(PrepareError::Io(io::Error::other(format!(
+                        "virus scan failed: {e}"
+                    ))));
+                }
+            }
+        }
+    }
+
     let metadata = match metadata {
         Some(m) if problems.is_empty() => m,
         _ => return Err(PrepareError::Rejected(problems)),
     };
+    let mut formats: Vec<String> = rows.iter().map(|r| r.format.clone()).collect();
+    formats.sort();
+    formats.dedup();
+    let checks = checks::archiving(&checks::GdFacts {
+        files: rows.len(),
+        bytes: rows.iter().map(|r| r.size as u64).sum(),
+        declared_digests: metadata.files.iter().filter(|f| f.sha256.is_some()).count(),
+        licences: metadata.licenses.len(),
+        process_steps: metadata.process.len(),
+        warnings: problems.warnings.len(),
+        formats,
+        channel: inp.agent.channel,
+        virus_scan: av.configured().then(|| av.engine()),
+        signed_by: &inp.signer.info.key_id,
+    });
 
     let validated_at = now();
     let content_digest = content_digest(&rows);
@@ -406,6 +452,7 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         &metadata,
         &rows,
         &problems.warnings,
+        &checks,
         &content_digest,
         &validated_at,
     );
@@ -437,6 +484,7 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         received_at: inp.received_at,
         validated_at,
         streamed: reused,
+        checks,
     })
 }
 
@@ -447,6 +495,7 @@ fn archive_xml(
     m: &CaseMetadata,
     files: &[FileRow],
     warnings: &[Problem],
+    checks: &[checks::CheckItem],
     content_digest: &str,
     validated_at: &DateTime<FixedOffset>,
 ) -> String {
@@ -516,7 +565,18 @@ fn archive_xml(
             esc(&w.message)
         ));
     }
-    x.push_str("  </warnings>\n  <events>\n");
+    x.push_str("  </warnings>\n  <checks stage=\"GD\" standard=\"DA/T 70-2018\">\n");
+    for c in checks {
+        x.push_str(&format!(
+            "    <check code=\"{}\" property=\"{}\" result=\"{}\" item=\"{}\">{}</check>\n",
+            c.code,
+            c.property,
+            c.result.as_str(),
+            esc(&c.item),
+            esc(&c.detail)
+        ));
+    }
+    x.push_str("  </checks>\n  <events>\n");
     let agent = esc(&inp.agent.label());
     x.push_str(&format!(
         "    <event type=\"received\" time=\"{}\" agent=\"{agent}\"/>\n    <event type=\"validated\" time=\"{}\" agent=\"guidang {}\"/>\n    <event type=\"packaged\" time=\"{}\" agent=\"guidang {}\"/>\n",

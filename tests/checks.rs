@@ -1,0 +1,155 @@
+//! The DA/T 70 four-property check report (archiving stage), and virus scanning by the real
+//! ClamAV engine loaded with a one-signature database for the EICAR test string.
+
+mod common;
+
+use common::*;
+use std::io::Read;
+
+const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";
+
+fn result_of(report: &serde_json::Value, code: &str) -> String {
+    report["stages"][0]["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["code"] == code)
+        .unwrap_or_else(|| panic!("{code} in {report}"))["result"]
+        .as_str()
+        .unwrap()
+        .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_archived_case_carries_its_archiving_check_report() {
+    let app = TestApp::spawn().await;
+    let (s, b) = app
+        .submit(&app.archivist, fixture("valid/food-licence.zip"))
+        .await;
+    assert_eq!(s, 201);
+    let id = b["archive_id"].as_str().unwrap();
+    let (s, r) = app
+        .get_json(&app.auditor, &format!("/api/v1/cases/{id}/checks"))
+        .await;
+    assert_eq!(s, 200);
+    let items = r["stages"][0]["items"].as_array().unwrap();
+    for p in ["GD-1-", "GD-2-", "GD-3-", "GD-4-"] {
+        assert!(
+            items
+                .iter()
+                .any(|i| i["code"].as_str().unwrap().starts_with(p)),
+            "{p}"
+        );
+    }
+    assert_eq!(result_of(&r, "GD-1-1"), "pass");
+    assert_eq!(
+        result_of(&r, "GD-1-2"),
+        "pass",
+        "the fixture declares the SHA-256 of its five files"
+    );
+    assert_eq!(result_of(&r, "GD-2-4"), "pass", "one e-licence");
+    // Nothing configured is never reported as passed; online submissions have no carrier.
+    assert_eq!(result_of(&r, "GD-4-1"), "not_configured");
+    assert_eq!(result_of(&r, "GD-4-2"), "not_applicable");
+    // The same report is inside the package.
+    let (_, pkg) = app
+        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package"))
+        .await;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(pkg)).unwrap();
+    let mut xml = String::new();
+    z.by_name(&format!("{id}/data/archive.xml"))
+        .unwrap()
+        .read_to_string(&mut xml)
+        .unwrap();
+    assert!(
+        xml.contains("<check code=\"GD-4-1\" property=\"security\" result=\"not_configured\""),
+        "{xml}"
+    );
+
+    // Offline: the carrier needs a person.
+    let out = std::process::Command::new(bin())
+        .arg("import")
+        .arg(fixtures().join("valid/with-docx.zip"))
+        .env("GUIDANG_DATA_DIR", app.dir.path())
+        .env("DATABASE_URL", app.archive.settings.database_url())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    let (_, list) = app
+        .get_json(&app.auditor, "/api/v1/cases?q=370102-SPJY-20250303-0002")
+        .await;
+    let id2 = list["items"][0]["archive_id"].as_str().unwrap();
+    let (_, r2) = app
+        .get_json(&app.auditor, &format!("/api/v1/cases/{id2}/checks"))
+        .await;
+    assert_eq!(result_of(&r2, "GD-4-2"), "manual");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clamav_rejects_a_submission_carrying_eicar() {
+    let db_dir = tempfile::tempdir().unwrap();
+    let db = db_dir.path().join("guidang-test.ndb");
+    std::fs::write(
+        &db,
+        format!("Guidang-Test-EICAR:0:*:{}\n", hex::encode(EICAR)),
+    )
+    .unwrap();
+    let app = TestApp::spawn_with(|s| {
+        s.antivirus.clamscan = Some("clamscan".into());
+        s.antivirus.database = Some(db.clone());
+    })
+    .await;
+
+    let (s, b) = app
+        .submit(&app.archivist, fixture("valid/food-licence.zip"))
+        .await;
+    assert_eq!(
+        s, 201,
+        "clamscan (Debian's clamav, installed by scripts/test.sh) must run: {b}"
+    );
+    let id = b["archive_id"].as_str().unwrap();
+    let (_, r) = app
+        .get_json(&app.auditor, &format!("/api/v1/cases/{id}/checks"))
+        .await;
+    assert_eq!(result_of(&r, "GD-4-1"), "pass");
+
+    let infected = valid_with_metadata(|m| {
+        m.replace("370102-SPJY-20250303-0001", "370102-SPJY-20250303-0099").replace(
+            "  </files>",
+            "    <file><path>files/06-说明.txt</path><name>说明</name><stage>3</stage><format>txt</format></file>\n  </files>",
+        )
+    });
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(infected)).unwrap();
+    let mut entries: Vec<(String, Vec<u8>)> = vec![];
+    for i in 0..z.len() {
+        let mut e = z.by_index(i).unwrap();
+        let mut v = vec![];
+        e.read_to_end(&mut v).unwrap();
+        entries.push((e.name().unwrap().to_string(), v));
+    }
+    entries.push(("files/06-说明.txt".into(), EICAR.to_vec()));
+    let refs: Vec<(&str, &[u8])> = entries
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let (s, b) = app.submit(&app.archivist, zip_of(&refs)).await;
+    assert_eq!(s, 422, "{b}");
+    assert_eq!(problem_codes(&b), ["virus_found"]);
+    assert_eq!(b["problems"][0]["path"], "files/06-说明.txt");
+    assert!(
+        b["problems"][0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("Guidang-Test-EICAR")
+    );
+    assert_eq!(
+        app.stored_packages().len(),
+        1,
+        "nothing stored for the infected submission"
+    );
+}
