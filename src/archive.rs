@@ -115,7 +115,7 @@ pub struct Archive {
     pub settings: Settings,
     pub db: Db,
     pub store: Store,
-    pub signer: Arc<Signer>,
+    signer: std::sync::RwLock<(Arc<Signer>, Option<std::time::SystemTime>)>,
     pub log: Log,
     pub metrics: Metrics,
     policy: Arc<BTreeMap<String, Action>>,
@@ -161,7 +161,8 @@ impl Archive {
         }
         let db = Db::connect(&settings.database_url(), settings.db_max_connections).await?;
         let store = Store::open(&settings.object_store_url())?;
-        let signer = Signer::load_or_create(&settings.signing_key_path())?;
+        let settings_key_path = settings.signing_key_path();
+        let signer = Signer::load_or_create(&settings_key_path)?;
         db.publish_key(&signer.info).await?;
         let mut log_signer = Signer::load_or_create(&settings.log_key_path())?;
         log_signer.info.purpose = "log".into();
@@ -176,12 +177,77 @@ impl Archive {
             settings,
             db,
             store,
-            signer: Arc::new(signer),
+            signer: std::sync::RwLock::new((Arc::new(signer), key_mtime(&settings_key_path))),
             metrics: Metrics::default(),
             key_locks: Mutex::new(HashMap::new()),
         };
         archive.recover().await?;
         Ok(Arc::new(archive))
+    }
+
+    /// The active package-signing key. A rotation (`guidang keys rotate`, possibly by another
+    /// process) replaces the key file; the next ingest picks the new key up.
+    pub fn signer(&self) -> Arc<Signer> {
+        let path = self.settings.signing_key_path();
+        let now = key_mtime(&path);
+        if let Ok(g) = self.signer.read()
+            && g.1 == now
+        {
+            return g.0.clone();
+        }
+        match Signer::load_or_create(&path) {
+            Ok(s) => {
+                let s = Arc::new(s);
+                if let Ok(mut g) = self.signer.write() {
+                    *g = (s.clone(), now);
+                }
+                s
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot reload the signing key; keeping the loaded one");
+                self.signer
+                    .read()
+                    .map(|g| g.0.clone())
+                    .unwrap_or_else(|p| p.into_inner().0.clone())
+            }
+        }
+    }
+
+    /// Starts a new package-signing key. The old key is retired (still published, its packages
+    /// still verify), its file kept under `keys/retired/`, and the rotation entered in the log.
+    pub async fn rotate_key(&self) -> Result<(PublicKeyInfo, PublicKeyInfo), OpenError> {
+        let path = self.settings.signing_key_path();
+        let old = self.signer();
+        let retired_dir = path
+            .parent()
+            .map(|p| p.join("retired"))
+            .unwrap_or_else(|| "retired".into());
+        std::fs::create_dir_all(&retired_dir)
+            .map_err(|e| OpenError::DataDir(retired_dir.display().to_string(), e))?;
+        let kept = retired_dir.join(format!("signing-{}.ed25519", old.info.key_id));
+        std::fs::rename(&path, &kept)
+            .map_err(|e| OpenError::DataDir(kept.display().to_string(), e))?;
+        let new = Signer::load_or_create(&path)?;
+        let now = crate::db::now_rfc3339();
+        self.db.publish_key(&new.info).await?;
+        self.db.retire_key(&old.info.key_id, &now).await?;
+        let entry = format!(
+            "guidang-key-rotated-v1\n{}\n{}\n{now}\n",
+            old.info.key_id, new.info.key_id
+        );
+        self.recorder
+            .write(Write::LogEvent {
+                kind: "key_rotated".into(),
+                entry,
+            })
+            .await?;
+        let mut old_info = old.info.clone();
+        old_info.retired_at = Some(now);
+        let new_info = new.info.clone();
+        if let Ok(mut g) = self.signer.write() {
+            *g = (Arc::new(new), key_mtime(&path));
+        }
+        Ok((old_info, new_info))
     }
 
     /// Removes packages whose ingest stopped between storing and recording, and staging files.
@@ -348,7 +414,7 @@ impl Archive {
     ) -> Result<Outcome, IngestError> {
         let settings = self.settings.clone();
         let policy = self.policy.clone();
-        let signer = self.signer.clone();
+        let signer = self.signer();
         let agent_c = agent.clone();
         let id_c = archive_id.clone();
         let prepared = tokio::task::spawn_blocking(move || {
@@ -680,6 +746,10 @@ impl Archive {
         }
         Ok(keys)
     }
+}
+
+fn key_mtime(p: &std::path::Path) -> Option<std::time::SystemTime> {
+    std::fs::metadata(p).and_then(|m| m.modified()).ok()
 }
 
 fn metadata_is_person(c: &CaseRow) -> bool {

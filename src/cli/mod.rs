@@ -106,6 +106,8 @@ pub enum LogCmd {
 pub enum KeysCmd {
     /// Print the public keys for auditors to pin.
     Export,
+    /// Start a new package-signing key; the old one is retired but stays published.
+    Rotate,
 }
 
 fn settings(config: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
@@ -157,6 +159,9 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             cmd: KeysCmd::Export,
         } => keys_export(cfg).await,
+        Command::Keys {
+            cmd: KeysCmd::Rotate,
+        } => keys_rotate(cfg).await,
     };
     r.unwrap_or_else(|code| code)
 }
@@ -209,6 +214,25 @@ async fn keys_export(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode
                 serde_json::to_string_pretty(&serde_json::json!({"keys": keys}))
                     .unwrap_or_default()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            Ok(ExitCode::from(2))
+        }
+    }
+}
+
+async fn keys_rotate(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {
+    let archive = open(cfg).await?;
+    match archive.rotate_key().await {
+        Ok((old, new)) => {
+            println!(
+                "retired {} at {}",
+                old.key_id,
+                old.retired_at.unwrap_or_default()
+            );
+            println!("active  {}", new.key_id);
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {

@@ -175,6 +175,17 @@ impl Db {
         Ok(())
     }
 
+    pub async fn retire_key(&self, key_id: &str, at: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE signing_keys SET retired_at = $1 WHERE key_id = $2 AND retired_at IS NULL",
+        )
+        .bind(at)
+        .bind(key_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     pub async fn keys(&self) -> Result<Vec<crate::pipeline::sign::PublicKeyInfo>, DbError> {
         let rows = sqlx::query("SELECT key_id, algorithm, public_key, created_at, retired_at, purpose FROM signing_keys ORDER BY created_at, key_id")
             .fetch_all(&self.pool)

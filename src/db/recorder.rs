@@ -17,6 +17,8 @@ pub enum Write {
         archive_id: String,
         object_key: String,
     },
+    /// An event entered in the transparency log only (key rotations, …).
+    LogEvent { kind: String, entry: String },
     Case {
         row: Box<CaseRow>,
         files: Vec<FileRow>,
@@ -81,7 +83,9 @@ async fn run(db: Db, grown: std::sync::Arc<tokio::sync::Notify>, mut rx: mpsc::R
                 Err(_) => break,
             }
         }
-        let grows_log = batch.iter().any(|j| matches!(j.write, Write::Case { .. }));
+        let grows_log = batch
+            .iter()
+            .any(|j| matches!(j.write, Write::Case { .. } | Write::LogEvent { .. }));
         commit(&db, batch).await;
         if grows_log {
             grown.notify_one();
@@ -101,6 +105,10 @@ async fn apply(conn: &mut sqlx::AnyConnection, postgres: bool, w: &Write) -> Res
                 .bind(chrono::Utc::now().timestamp())
                 .execute(&mut *conn)
                 .await?;
+            Ok(())
+        }
+        Write::LogEvent { kind, entry } => {
+            append_on(conn, postgres, kind, None, entry).await?;
             Ok(())
         }
         Write::Case { row, files, events } => {
