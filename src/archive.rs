@@ -250,6 +250,16 @@ impl Archive {
         Ok((old_info, new_info))
     }
 
+    /// Enters an event (that is not a new package) in the transparency log.
+    pub async fn log_event(&self, kind: &str, entry: String) -> Result<(), DbError> {
+        self.recorder
+            .write(Write::LogEvent {
+                kind: kind.into(),
+                entry,
+            })
+            .await
+    }
+
     /// Removes packages whose ingest stopped between storing and recording, and staging files.
     pub async fn recover(&self) -> Result<usize, OpenError> {
         let grace = self.settings.recovery_grace_secs;

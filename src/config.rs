@@ -73,6 +73,10 @@ pub struct Settings {
     /// Format id → `accept`, `warn`, `proprietary_format`, `archive_container` or `unknown_format`.
     pub format_policy: BTreeMap<String, Action>,
     pub db_max_connections: u32,
+    /// Bytes of stored packages the background fixity audit re-reads per hour (0: off).
+    pub fixity_bytes_per_hour: u64,
+    /// A package is re-verified by the background audit at most once per this many seconds.
+    pub fixity_min_interval_secs: u64,
     /// Virus scanning (ClamAV); unset: the GD-4-1 check reports `not_configured`.
     pub antivirus: crate::evidence::antivirus::Antivirus,
     /// `text` or `json`.
@@ -99,6 +103,8 @@ impl Default for Settings {
             format_policy: BTreeMap::new(),
             db_max_connections: 16,
             antivirus: Default::default(),
+            fixity_bytes_per_hour: 10 << 30,
+            fixity_min_interval_secs: 7 * 24 * 3600,
             log_format: "text".into(),
         }
     }
@@ -189,6 +195,10 @@ impl Settings {
         let k = "GUIDANG_RECOVERY_GRACE_SECS";
         if let Some(v) = get(k) {
             self.recovery_grace_secs = num(k, v)?;
+        }
+        let k = "GUIDANG_FIXITY_BYTES_PER_HOUR";
+        if let Some(v) = get(k) {
+            self.fixity_bytes_per_hour = num(k, v)?;
         }
         let k = "GUIDANG_DB_MAX_CONNECTIONS";
         if let Some(v) = get(k) {

@@ -14,6 +14,8 @@ pub struct Metrics {
     pub ingest_seconds_sum_ms: AtomicU64,
     pub ingests_in_flight: AtomicU64,
     pub ingests_streamed: AtomicU64,
+    pub fixity_ok: AtomicU64,
+    pub fixity_failed: AtomicU64,
     problems: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -61,6 +63,16 @@ impl Metrics {
             "guidang_ingests_unpacked_while_receiving_total",
             "Packages built while the submission was still arriving.",
             g(&self.ingests_streamed).to_string(),
+        );
+        counter(
+            "guidang_fixity_audits_passed_total",
+            "Stored packages re-verified without findings.",
+            g(&self.fixity_ok).to_string(),
+        );
+        counter(
+            "guidang_fixity_audits_failed_total",
+            "Fixity audits that found a stored byte or a record not matching its evidence.",
+            g(&self.fixity_failed).to_string(),
         );
         counter(
             "guidang_ingest_seconds_total",

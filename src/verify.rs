@@ -37,6 +37,11 @@ pub struct Report {
     pub payload_files: usize,
     pub payload_bytes: u64,
     pub checks: Vec<Check>,
+    /// The package's SHA-256 manifest (path → digest), for comparison with the database.
+    #[serde(skip)]
+    pub manifest_sha256: BTreeMap<String, String>,
+    #[serde(skip)]
+    pub tagmanifest_sha256: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +65,13 @@ pub fn load_trusted_keys(path: &Path) -> Result<Vec<PublicKeyInfo>, VerifyError>
 }
 
 /// A bag on disk: a ZIP with one top folder, or an unpacked folder.
+/// Anything a package can be read from: a file, or ranged reads of a stored object.
+pub trait ReadSeek: Read + std::io::Seek + Send {}
+impl<T: Read + std::io::Seek + Send> ReadSeek for T {}
+
 enum Bag {
     Zip {
-        zip: Box<zip::ZipArchive<BufReader<File>>>,
+        zip: Box<zip::ZipArchive<Box<dyn ReadSeek>>>,
         top: String,
         index: BTreeMap<String, usize>,
     },
@@ -87,45 +96,49 @@ impl Bag {
             return Ok(Err("the folder holds no bagit.txt".into()));
         }
         let f = File::open(path).map_err(|e| VerifyError::Io(path.into(), e))?;
-        let mut zip = match zip::ZipArchive::new(BufReader::new(f)) {
+        Ok(Bag::from_reader(Box::new(BufReader::new(f))))
+    }
+
+    fn from_reader(r: Box<dyn ReadSeek>) -> Result<Bag, String> {
+        let mut zip = match zip::ZipArchive::new(r) {
             Ok(z) => z,
-            Err(e) => return Ok(Err(format!("not a readable ZIP: {e}"))),
+            Err(e) => return Err(format!("not a readable ZIP: {e}")),
         };
         let mut top: Option<String> = None;
         let mut index = BTreeMap::new();
         for i in 0..zip.len() {
             let Ok(e) = zip.by_index_raw(i) else {
-                return Ok(Err(format!("entry {i} is unreadable")));
+                return Err(format!("entry {i} is unreadable"));
             };
             let Ok(name) = e.name().map(|n| n.to_string()) else {
-                return Ok(Err(format!("entry {i} has an unreadable name")));
+                return Err(format!("entry {i} has an unreadable name"));
             };
             if e.is_dir() {
                 continue;
             }
             let Some((first, rest)) = name.split_once('/') else {
-                return Ok(Err(format!("{name:?} is outside the single top folder")));
+                return Err(format!("{name:?} is outside the single top folder"));
             };
             match &top {
                 None => top = Some(first.to_string()),
                 Some(t) if t != first => {
-                    return Ok(Err("the ZIP has more than one top folder".into()));
+                    return Err("the ZIP has more than one top folder".into());
                 }
                 _ => {}
             }
             if rest.split('/').any(|c| c == ".." || c.is_empty()) {
-                return Ok(Err(format!("{name:?} is not a safe path")));
+                return Err(format!("{name:?} is not a safe path"));
             }
             index.insert(rest.to_string(), i);
         }
         let Some(top) = top else {
-            return Ok(Err("the ZIP is empty".into()));
+            return Err("the ZIP is empty".into());
         };
-        Ok(Ok(Bag::Zip {
+        Ok(Bag::Zip {
             zip: Box::new(zip),
             top,
             index,
-        }))
+        })
     }
 
     fn top_name(&self) -> Option<String> {
@@ -230,21 +243,57 @@ pub fn verify_package(
     trusted: Option<&[PublicKeyInfo]>,
     proof: Option<&Path>,
 ) -> Result<Report, VerifyError> {
+    // Inclusion in the transparency log: an explicit proof file, or `PACKAGE.tlog-proof` beside it.
+    let beside = PathBuf::from(format!("{}.tlog-proof", path.display()));
+    let proof_path = proof
+        .map(Path::to_path_buf)
+        .or_else(|| beside.exists().then_some(beside));
+    let proof_text = match proof_path {
+        Some(pp) => Some(std::fs::read_to_string(&pp).map_err(|e| VerifyError::Io(pp.clone(), e))?),
+        None => None,
+    };
+    let bag = Bag::open(path)?;
+    Ok(verify_bag(
+        &path.display().to_string(),
+        bag,
+        trusted,
+        proof_text.as_deref(),
+    ))
+}
+
+/// Verifies a package read through `reader` (a stored object, by ranged reads).
+pub fn verify_reader(
+    name: &str,
+    reader: Box<dyn ReadSeek>,
+    trusted: Option<&[PublicKeyInfo]>,
+    proof: Option<&str>,
+) -> Report {
+    verify_bag(name, Bag::from_reader(reader), trusted, proof)
+}
+
+fn verify_bag(
+    name: &str,
+    bag: Result<Bag, String>,
+    trusted: Option<&[PublicKeyInfo]>,
+    proof: Option<&str>,
+) -> Report {
     let mut checks = Vec::new();
     let mut report = Report {
-        package: path.display().to_string(),
+        package: name.to_string(),
         archive_id: None,
         valid: false,
         payload_files: 0,
         payload_bytes: 0,
         checks: vec![],
+        manifest_sha256: BTreeMap::new(),
+        tagmanifest_sha256: None,
     };
-    let mut bag = match Bag::open(path)? {
+    let mut bag = match bag {
         Ok(b) => b,
         Err(why) => {
             fail(&mut checks, "structure", why);
             report.checks = checks;
-            return Ok(report);
+            return report;
         }
     };
     report.archive_id = bag.top_name();
@@ -269,7 +318,7 @@ pub fn verify_package(
             format!("missing {}", missing.join(", ")),
         );
         report.checks = checks;
-        return Ok(report);
+        return report;
     }
     pass(
         &mut checks,
@@ -346,7 +395,7 @@ pub fn verify_package(
         (Err(e), _) | (_, Err(e)) => {
             fail(&mut checks, "payload_manifests", e);
             report.checks = checks;
-            return Ok(report);
+            return report;
         }
     };
     let payload: BTreeSet<String> = files
@@ -456,12 +505,7 @@ pub fn verify_package(
         Ok(sig) => check_signature(&mut checks, &sig, &tagmanifest_bytes, trusted),
     }
 
-    // Inclusion in the transparency log: an explicit proof file, or `PACKAGE.tlog-proof` beside it.
-    let beside = PathBuf::from(format!("{}.tlog-proof", path.display()));
-    let proof_path = proof
-        .map(Path::to_path_buf)
-        .or_else(|| beside.exists().then_some(beside));
-    match proof_path {
+    match proof {
         None => checks.push(Check {
             check: "log_inclusion",
             status: Status::NotConfigured,
@@ -469,17 +513,18 @@ pub fn verify_package(
                 "no inclusion proof given (--proof FILE, or PACKAGE.tlog-proof beside the package)"
                     .into(),
         }),
-        Some(pp) => {
-            let text = std::fs::read_to_string(&pp).map_err(|e| VerifyError::Io(pp.clone(), e))?;
+        Some(text) => {
             let archive_id = report.archive_id.clone().unwrap_or_default();
             let digest = Digests::of(&tagmanifest_bytes).sha256_hex();
-            check_inclusion(&mut checks, &text, &archive_id, &digest, trusted);
+            check_inclusion(&mut checks, text, &archive_id, &digest, trusted);
         }
     }
+    report.tagmanifest_sha256 = Some(Digests::of(&tagmanifest_bytes).sha256_hex());
+    report.manifest_sha256 = m_sha.clone();
 
     report.valid = checks.iter().all(|c| c.status != Status::Fail);
     report.checks = checks;
-    Ok(report)
+    report
 }
 
 /// The trusted log key (name, public key) for `origin`, from the pinned keys.

@@ -142,6 +142,20 @@ impl Db {
         Ok(row.as_ref().map(case_from))
     }
 
+    /// The archived case verified least recently (never verified first), if it was last verified
+    /// before `before` (RFC 3339).
+    pub async fn next_to_verify(&self, before: &str) -> Result<Option<CaseRow>, DbError> {
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM cases WHERE status = 'archived' AND (verified_at IS NULL OR verified_at < $1) \
+             ORDER BY CASE WHEN verified_at IS NULL THEN 0 ELSE 1 END, verified_at, archived_at LIMIT 1"
+        );
+        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(before)
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.as_ref().map(case_from))
+    }
+
     pub async fn case(&self, archive_id: &str) -> Result<Option<CaseRow>, DbError> {
         let sql = format!("SELECT {CASE_COLUMNS} FROM cases WHERE archive_id = $1");
         let row = sqlx::query(sqlx::AssertSqlSafe(sql.clone()))

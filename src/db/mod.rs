@@ -24,14 +24,12 @@ impl DbError {
     }
 }
 
+#[rustfmt::skip]
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "init", include_str!("../../migrations/0001_init.sql")),
     (2, "log", include_str!("../../migrations/0002_log.sql")),
-    (
-        3,
-        "checks",
-        include_str!("../../migrations/0003_checks.sql"),
-    ),
+    (3, "checks", include_str!("../../migrations/0003_checks.sql")),
+    (4, "fixity", include_str!("../../migrations/0004_fixity.sql")),
 ];
 
 #[derive(Clone)]
@@ -238,4 +236,23 @@ pub struct TokenRow {
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_migration_file_is_embedded() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations");
+        let files = std::fs::read_dir(dir)
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.path().extension().is_some_and(|x| x == "sql"))
+            })
+            .count();
+        assert_eq!(files, super::MIGRATIONS.len());
+        for (i, (v, _, _)) in super::MIGRATIONS.iter().enumerate() {
+            assert_eq!(*v, i as i64 + 1, "versions are consecutive");
+        }
+    }
 }

@@ -3,6 +3,7 @@
 
 pub mod antivirus;
 pub mod checks;
+pub mod fixity;
 pub mod log;
 pub mod merkle;
 pub mod note;

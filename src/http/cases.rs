@@ -131,6 +131,45 @@ pub async fn checks(
     }
 }
 
+/// Re-verifies a stored package now (fixity audit).
+pub async fn verify_now(
+    auth: Auth,
+    path: web::Path<String>,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.require(PACKAGE_READERS)?;
+    let id = path.into_inner();
+    let c = archive
+        .case_for(caller, &id)
+        .await?
+        .ok_or_else(|| not_found(&id))?;
+    let audit = crate::evidence::fixity::audit_case(&archive, &c)
+        .await
+        .map_err(|e| ApiError::Internal(e.to_string()))?;
+    Ok(HttpResponse::Ok().json(audit))
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    failed: Option<bool>,
+    limit: Option<i64>,
+}
+
+pub async fn audits(
+    auth: Auth,
+    q: web::Query<AuditQuery>,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(PACKAGE_READERS)?;
+    let items = crate::evidence::fixity::list(
+        &archive.db,
+        q.failed.unwrap_or(false),
+        q.limit.unwrap_or(100).clamp(1, 1000),
+    )
+    .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
+}
+
 pub async fn package(
     auth: Auth,
     path: web::Path<String>,

@@ -45,6 +45,11 @@ impl Application {
             .map_err(|e| StartError::Listen(listen.clone(), e))?
             .port();
         let server = run(listener, archive.clone()).map_err(|e| StartError::Listen(listen, e))?;
+        tokio::spawn(crate::evidence::fixity::run_background(
+            archive.clone(),
+            archive.settings.fixity_bytes_per_hour,
+            std::time::Duration::from_secs(archive.settings.fixity_min_interval_secs),
+        ));
         Ok(Application {
             port,
             server,
@@ -112,6 +117,11 @@ pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Serv
                     )
                     .route("/cases/{archive_id}/proof", web::get().to(log::proof))
                     .route("/cases/{archive_id}/checks", web::get().to(cases::checks))
+                    .route(
+                        "/cases/{archive_id}/verify",
+                        web::post().to(cases::verify_now),
+                    )
+                    .route("/audits", web::get().to(cases::audits))
                     .route("/log/checkpoint", web::get().to(log::checkpoint))
                     .route("/log/consistency", web::get().to(log::consistency)),
             )
