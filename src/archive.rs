@@ -40,7 +40,7 @@ pub enum OpenError {
 }
 
 /// Why an ingest did not archive anything.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum IngestError {
     /// Not a readable submission at all (HTTP 400).
     #[error("{0}")]
@@ -248,6 +248,35 @@ impl Archive {
             *g = (Arc::new(new), key_mtime(&path));
         }
         Ok((old_info, new_info))
+    }
+
+    /// Appends to the audit trail. A failure to record is logged, not fatal to the action.
+    pub async fn audit(&self, actor: &str, role: &str, action: &str, target: &str, outcome: &str) {
+        let e = crate::evidence::trail::Event {
+            actor: actor.into(),
+            role: role.into(),
+            action: action.into(),
+            target: target.into(),
+            outcome: outcome.into(),
+        };
+        if let Err(err) = self.recorder.write(Write::Audit(e)).await {
+            tracing::error!(error = %err, action, "cannot write the audit trail");
+        }
+    }
+
+    /// Enters the audit trail's head in the transparency log if it moved since the last time.
+    pub async fn log_audit_head(&self, last: &mut Option<String>) -> Result<(), DbError> {
+        if let Some((seq, hash)) = crate::evidence::trail::head(&self.db).await?
+            && last.as_deref() != Some(hash.as_str())
+        {
+            self.log_event(
+                "audit_head",
+                format!("guidang-audit-head-v1\n{seq}\n{hash}\n"),
+            )
+            .await?;
+            *last = Some(hash);
+        }
+        Ok(())
     }
 
     /// Enters an event (that is not a new package) in the transparency log.

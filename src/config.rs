@@ -75,6 +75,8 @@ pub struct Settings {
     pub db_max_connections: u32,
     /// Bytes of stored packages the background fixity audit re-reads per hour (0: off).
     pub fixity_bytes_per_hour: u64,
+    /// How often the audit trail's head is entered in the transparency log (seconds).
+    pub audit_head_every_secs: u64,
     /// A package is re-verified by the background audit at most once per this many seconds.
     pub fixity_min_interval_secs: u64,
     /// Virus scanning (ClamAV); unset: the GD-4-1 check reports `not_configured`.
@@ -104,6 +106,7 @@ impl Default for Settings {
             db_max_connections: 16,
             antivirus: Default::default(),
             fixity_bytes_per_hour: 10 << 30,
+            audit_head_every_secs: 300,
             fixity_min_interval_secs: 7 * 24 * 3600,
             log_format: "text".into(),
         }
@@ -195,6 +198,10 @@ impl Settings {
         let k = "GUIDANG_RECOVERY_GRACE_SECS";
         if let Some(v) = get(k) {
             self.recovery_grace_secs = num(k, v)?;
+        }
+        let k = "GUIDANG_AUDIT_HEAD_EVERY_SECS";
+        if let Some(v) = get(k) {
+            self.audit_head_every_secs = num(k, v)?;
         }
         let k = "GUIDANG_FIXITY_BYTES_PER_HOUR";
         if let Some(v) = get(k) {

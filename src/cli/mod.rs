@@ -110,6 +110,14 @@ pub enum KeysCmd {
     Rotate,
 }
 
+/// Who runs a command, for the audit trail.
+fn cli_actor() -> String {
+    format!(
+        "cli:{}",
+        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
+    )
+}
+
 fn settings(config: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
     Settings::load(config).map_err(|e| {
         eprintln!("error: {e}");
@@ -191,6 +199,15 @@ async fn token_create(
     let archive = open(cfg).await?;
     match crate::auth::create_token(&archive.db, role, org.as_deref(), name.as_deref()).await {
         Ok((token, row)) => {
+            archive
+                .audit(
+                    &cli_actor(),
+                    "admin",
+                    "token_create",
+                    &row.token_id,
+                    &format!("role {}", row.role),
+                )
+                .await;
             println!("{token}");
             eprintln!(
                 "token {} created for role {}; it is shown only this once",
@@ -276,7 +293,17 @@ async fn import(
                 continue;
             }
         };
-        let line = match archive.ingest(source, agent.clone()).await {
+        let result = archive.ingest(source, agent.clone()).await;
+        let (target, outcome) = match &result {
+            Ok(Outcome::Created(s)) => (s.archive_id.clone(), "archived"),
+            Ok(Outcome::Existing(s)) => (s.archive_id.clone(), "identical"),
+            Err(IngestError::Conflict { archive_id, .. }) => (archive_id.clone(), "case_exists"),
+            Err(_) => ("-".to_string(), "rejected"),
+        };
+        archive
+            .audit(&agent.id, "archivist", "import", &target, outcome)
+            .await;
+        let line = match result {
             Ok(Outcome::Created(s)) => {
                 archived += 1;
                 let mut l = format!("archived  {} -> {}", p.display(), s.archive_id);

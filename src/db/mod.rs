@@ -30,6 +30,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (2, "log", include_str!("../../migrations/0002_log.sql")),
     (3, "checks", include_str!("../../migrations/0003_checks.sql")),
     (4, "fixity", include_str!("../../migrations/0004_fixity.sql")),
+    (5, "audit_trail", include_str!("../../migrations/0005_audit_trail.sql")),
 ];
 
 #[derive(Clone)]

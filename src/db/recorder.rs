@@ -17,6 +17,8 @@ pub enum Write {
         archive_id: String,
         object_key: String,
     },
+    /// A row of the hash-chained audit trail.
+    Audit(crate::evidence::trail::Event),
     /// An event entered in the transparency log only (key rotations, …).
     LogEvent { kind: String, entry: String },
     Case {
@@ -107,6 +109,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, postgres: bool, w: &Write) -> Res
                 .await?;
             Ok(())
         }
+        Write::Audit(e) => crate::evidence::trail::append_on(conn, postgres, e).await,
         Write::LogEvent { kind, entry } => {
             append_on(conn, postgres, kind, None, entry).await?;
             Ok(())

@@ -7,3 +7,4 @@ pub mod fixity;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod trail;

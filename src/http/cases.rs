@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use actix_web::ResponseError;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::TryStreamExt;
@@ -62,6 +63,21 @@ pub async fn submit(
         channel: "online",
     };
     let outcome = archive.ingest_body(body, agent).await;
+    let (target, result) = match &outcome {
+        Ok(Outcome::Created(s)) => (s.archive_id.clone(), "201 archived".to_string()),
+        Ok(Outcome::Existing(s)) => (s.archive_id.clone(), "200 identical".to_string()),
+        Err(e) => {
+            let err = ApiError::from(e.clone());
+            (
+                "-".to_string(),
+                format!("{} {}", err.status_code().as_u16(), err.code()),
+            )
+        }
+    };
+    let role = caller.role.as_str();
+    archive
+        .audit(&caller.token_id, role, "submit", &target, &result)
+        .await;
     match outcome? {
         Outcome::Created(s) => Ok(HttpResponse::Created()
             .insert_header((header::LOCATION, format!("/api/v1/cases/{}", s.archive_id)))
@@ -113,7 +129,18 @@ pub async fn show(
     let caller = auth.require(READERS)?;
     let id = path.into_inner();
     match archive.case_view(caller, &id).await? {
-        Some(v) => Ok(HttpResponse::Ok().json(v)),
+        Some(v) => {
+            archive
+                .audit(
+                    &caller.token_id,
+                    caller.role.as_str(),
+                    "read_case",
+                    &id,
+                    "200",
+                )
+                .await;
+            Ok(HttpResponse::Ok().json(v))
+        }
         None => Err(not_found(&id)),
     }
 }
@@ -146,6 +173,16 @@ pub async fn verify_now(
     let audit = crate::evidence::fixity::audit_case(&archive, &c)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
+    let outcome = if audit.ok { "ok" } else { "findings" };
+    archive
+        .audit(
+            &caller.token_id,
+            caller.role.as_str(),
+            "verify",
+            &id,
+            outcome,
+        )
+        .await;
     Ok(HttpResponse::Ok().json(audit))
 }
 
@@ -182,6 +219,15 @@ pub async fn package(
         .await?
         .ok_or_else(|| not_found(&id))?;
     let (size, stream) = archive.store.get(&c.package_key).await?;
+    archive
+        .audit(
+            &caller.token_id,
+            caller.role.as_str(),
+            "read_package",
+            &id,
+            "200",
+        )
+        .await;
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((
@@ -211,6 +257,16 @@ pub async fn file(
         .find(|f| f.path == wanted)
         .ok_or_else(|| ApiError::NotFound(format!("case {id} has no file {wanted}")))?;
     let start = f.pkg_offset as u64;
+    // The target is the case, not the file name (which may carry personal data).
+    archive
+        .audit(
+            &caller.token_id,
+            caller.role.as_str(),
+            "read_file",
+            &id,
+            "200",
+        )
+        .await;
     let stream = archive
         .store
         .get_range(&c.package_key, start..start + f.size as u64)

@@ -29,6 +29,27 @@ pub enum ApiError {
     Internal(String),
 }
 
+impl ApiError {
+    /// The `error` field of the body: a short stable word for logs and the audit trail.
+    pub fn code(&self) -> &'static str {
+        match self {
+            ApiError::Unauthorized => "unauthorized",
+            ApiError::Forbidden(_) | ApiError::Ingest(IngestError::Forbidden(_)) => "forbidden",
+            ApiError::NotFound(_) => "not_found",
+            ApiError::BadRequest(_) | ApiError::Ingest(IngestError::Interrupted(_)) => {
+                "bad_request"
+            }
+            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
+            ApiError::TooLarge(_) | ApiError::Ingest(IngestError::TooLarge(_)) => "too_large",
+            ApiError::Ingest(IngestError::Unreadable(_)) => "not_a_zip",
+            ApiError::Ingest(IngestError::Rejected(_)) => "rejected",
+            ApiError::Ingest(IngestError::Conflict { .. }) => "case_exists",
+            ApiError::Unavailable(_) => "unavailable",
+            ApiError::Ingest(IngestError::Internal(_)) | ApiError::Internal(_) => "internal",
+        }
+    }
+}
+
 impl From<IngestError> for ApiError {
     fn from(e: IngestError) -> Self {
         match e {

@@ -74,3 +74,37 @@ pub async fn consistency(
         .content_type("text/plain; charset=utf-8")
         .body(body))
 }
+
+#[derive(Deserialize)]
+pub struct TrailQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    limit: Option<i64>,
+}
+
+/// The audit trail, newest first, with the result of recomputing its hash chain.
+pub async fn trail(
+    auth: Auth,
+    q: web::Query<TrailQuery>,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
+    auth.require(&[Role::Auditor, Role::Admin])?;
+    let q = q.into_inner();
+    let f = crate::evidence::trail::Filter {
+        actor: q.actor,
+        action: q.action,
+        target: q.target,
+        since: q.since,
+        until: q.until,
+        limit: q.limit.unwrap_or(100).clamp(1, 10_000),
+    };
+    let items = crate::evidence::trail::list(&archive.db, &f).await?;
+    let chain = match crate::evidence::trail::verify_chain(&archive.db).await? {
+        Ok(rows) => serde_json::json!({"intact": true, "rows": rows}),
+        Err((seq, why)) => serde_json::json!({"intact": false, "broken_at": seq, "why": why}),
+    };
+    Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "chain": chain})))
+}

@@ -45,6 +45,17 @@ impl Application {
             .map_err(|e| StartError::Listen(listen.clone(), e))?
             .port();
         let server = run(listener, archive.clone()).map_err(|e| StartError::Listen(listen, e))?;
+        let a = archive.clone();
+        let every = std::time::Duration::from_secs(archive.settings.audit_head_every_secs.max(1));
+        tokio::spawn(async move {
+            let mut last = None;
+            loop {
+                tokio::time::sleep(every).await;
+                if let Err(e) = a.log_audit_head(&mut last).await {
+                    tracing::error!(error = %e, "cannot enter the audit trail's head in the log");
+                }
+            }
+        });
         tokio::spawn(crate::evidence::fixity::run_background(
             archive.clone(),
             archive.settings.fixity_bytes_per_hour,
@@ -122,6 +133,7 @@ pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Serv
                         web::post().to(cases::verify_now),
                     )
                     .route("/audits", web::get().to(cases::audits))
+                    .route("/audit", web::get().to(log::trail))
                     .route("/log/checkpoint", web::get().to(log::checkpoint))
                     .route("/log/consistency", web::get().to(log::consistency)),
             )

@@ -1,0 +1,138 @@
+//! The audit trail: every read of a package and every change, hash-chained, its head entered in
+//! the transparency log; a rewritten row is found.
+
+mod common;
+
+use common::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn actions_are_recorded_chained_and_tamper_evident() {
+    let app = TestApp::spawn_with(|s| s.audit_head_every_secs = 1).await;
+    let (s, b) = app
+        .submit(&app.submitter, fixture("valid/food-licence.zip"))
+        .await;
+    assert_eq!(s, 201);
+    let id = b["archive_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.submit(
+            &app.submitter,
+            fixture("bad/encrypted_file-user-password.zip")
+        )
+        .await
+        .0,
+        422
+    );
+    assert_eq!(
+        app.get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package"))
+            .await
+            .0,
+        200
+    );
+    assert_eq!(
+        app.get_bytes(
+            &app.auditor,
+            &format!("/api/v1/cases/{id}/files/metadata.xml")
+        )
+        .await
+        .0,
+        200
+    );
+    assert_eq!(
+        app.get_json(&app.archivist, &format!("/api/v1/cases/{id}"))
+            .await
+            .0,
+        200
+    );
+    let out = std::process::Command::new(bin())
+        .arg("import")
+        .arg(fixtures().join("valid/with-docx.zip"))
+        .env("GUIDANG_DATA_DIR", app.dir.path())
+        .env("DATABASE_URL", app.archive.settings.database_url())
+        .env("USER", "档案员")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+
+    assert_eq!(
+        app.get_json(&app.archivist, "/api/v1/audit").await.0,
+        403,
+        "auditors and admins only"
+    );
+    let (s, t) = app.get_json(&app.auditor, "/api/v1/audit").await;
+    assert_eq!(s, 200);
+    assert_eq!(t["chain"]["intact"], true, "{t}");
+    let actions: Vec<(String, String, String)> = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| {
+            (
+                i["action"].as_str().unwrap().into(),
+                i["target"].as_str().unwrap().into(),
+                i["outcome"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    for want in [
+        ("submit", id.as_str(), "201 archived"),
+        ("read_package", id.as_str(), "200"),
+        ("read_file", id.as_str(), "200"),
+        ("read_case", id.as_str(), "200"),
+    ] {
+        assert!(
+            actions
+                .iter()
+                .any(|a| (a.0.as_str(), a.1.as_str(), a.2.as_str()) == want),
+            "{want:?} in {actions:?}"
+        );
+    }
+    assert!(
+        actions
+            .iter()
+            .any(|a| a.0 == "submit" && a.2 == "422 rejected"),
+        "{actions:?}"
+    );
+    assert!(
+        actions.iter().any(|a| a.0 == "import" && a.2 == "archived"),
+        "{actions:?}"
+    );
+    let text = t.to_string();
+    for private in ["王小明", "370102199001011234", "申请书"] {
+        assert!(
+            !text.contains(private),
+            "no personal data or file names in the trail"
+        );
+    }
+    let (_, only) = app
+        .get_json(
+            &app.auditor,
+            &format!("/api/v1/audit?action=read_package&target={id}"),
+        )
+        .await;
+    assert_eq!(only["items"].as_array().unwrap().len(), 1);
+
+    // The head reaches the transparency log.
+    let mut entered = 0i64;
+    for _ in 0..50 {
+        use sqlx::Row;
+        entered = sqlx::query("SELECT COUNT(*) FROM log_entries WHERE kind = 'audit_head'")
+            .fetch_one(&app.archive.db.pool)
+            .await
+            .unwrap()
+            .get(0);
+        if entered > 0 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(entered > 0, "the trail's head is entered in the log");
+
+    // A row rewritten behind the service's back breaks the chain at that row.
+    sqlx::query("UPDATE audit_trail SET outcome = '200 identical' WHERE seq = 0")
+        .execute(&app.archive.db.pool)
+        .await
+        .unwrap();
+    let (_, t) = app.get_json(&app.auditor, "/api/v1/audit").await;
+    assert_eq!(t["chain"]["intact"], false);
+    assert_eq!(t["chain"]["broken_at"], 0);
+}
