@@ -279,6 +279,17 @@ impl Archive {
         Ok(())
     }
 
+    /// Checks the database against the log and the log against its published checkpoint; a
+    /// finding counts as a failed audit and is logged.
+    pub async fn reconcile(&self) -> Result<Vec<String>, DbError> {
+        let findings = crate::evidence::log::reconcile(&self.db, &self.log).await?;
+        if !findings.is_empty() {
+            self.metrics.fixity_failed.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(findings = ?findings, "the database and the transparency log disagree");
+        }
+        Ok(findings)
+    }
+
     /// Enters an event (that is not a new package) in the transparency log.
     pub async fn log_event(&self, kind: &str, entry: String) -> Result<(), DbError> {
         self.recorder

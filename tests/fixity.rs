@@ -141,3 +141,91 @@ async fn the_background_audit_reverifies_stored_packages() {
     }
     assert_eq!(audited, 2, "both packages re-verified in the background");
 }
+
+async fn reconcile(app: &TestApp) -> serde_json::Value {
+    let r = app
+        .client
+        .post(app.url("/api/v1/log/reconcile"))
+        .bearer_auth(&app.auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    r.json().await.unwrap()
+}
+
+async fn two_cases() -> (TestApp, String) {
+    let app = TestApp::spawn().await;
+    let (s, b) = app
+        .submit(&app.archivist, fixture("valid/food-licence.zip"))
+        .await;
+    assert_eq!(s, 201);
+    assert_eq!(
+        app.submit(&app.archivist, fixture("valid/with-docx.zip"))
+            .await
+            .0,
+        201
+    );
+    // An auditor has seen the checkpoint of size 2.
+    assert!(log_size(&app).await >= 2);
+    let r = reconcile(&app).await;
+    assert_eq!(r["consistent"], true, "{r}");
+    (app, b["archive_id"].as_str().unwrap().to_string())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_deleted_case_row_is_found_by_reconciliation() {
+    let (app, id) = two_cases().await;
+    for sql in [
+        "DELETE FROM case_files WHERE archive_id = $1",
+        "DELETE FROM case_events WHERE archive_id = $1",
+        "DELETE FROM cases WHERE archive_id = $1",
+    ] {
+        sqlx::query(sql)
+            .bind(&id)
+            .execute(&app.archive.db.pool)
+            .await
+            .unwrap();
+    }
+    let r = reconcile(&app).await;
+    assert_eq!(r["consistent"], false);
+    assert!(
+        r["findings"]
+            .to_string()
+            .contains(&format!("records package {id}, which has no case")),
+        "{r}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rewritten_or_truncated_log_is_found_by_reconciliation() {
+    let (app, _) = two_cases().await;
+    sqlx::query("UPDATE log_entries SET entry = 'guidang-aip-v1\nforged\n00\n' WHERE idx = 0")
+        .execute(&app.archive.db.pool)
+        .await
+        .unwrap();
+    let r = reconcile(&app).await;
+    assert!(
+        r["findings"]
+            .to_string()
+            .contains("does not match its stored leaf hash"),
+        "{r}"
+    );
+
+    let (app, _) = two_cases().await;
+    for sql in [
+        "DELETE FROM log_hashes WHERE level > 0 OR idx = 1",
+        "DELETE FROM log_entries WHERE idx = 1",
+    ] {
+        sqlx::query(sql)
+            .execute(&app.archive.db.pool)
+            .await
+            .unwrap();
+    }
+    let r = reconcile(&app).await;
+    let f = r["findings"].to_string();
+    assert!(
+        f.contains("truncated") && f.contains("cannot be recomputed"),
+        "{r}"
+    );
+}

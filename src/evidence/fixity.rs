@@ -178,10 +178,18 @@ pub async fn run_background(
     let hour = std::time::Duration::from_secs(3600);
     let mut window = std::time::Instant::now();
     let mut spent = 0u64;
+    // Hourly, the database is also reconciled with the log (deleted rows, rewritten entries).
+    let reconcile = |archive: std::sync::Arc<Archive>| async move {
+        if let Err(e) = archive.reconcile().await {
+            tracing::error!(error = %e, "reconciliation could not run");
+        }
+    };
+    reconcile(archive.clone()).await;
     loop {
         if window.elapsed() >= hour {
             window = std::time::Instant::now();
             spent = 0;
+            reconcile(archive.clone()).await;
         }
         if spent >= bytes_per_hour {
             tokio::time::sleep(hour.saturating_sub(window.elapsed())).await;

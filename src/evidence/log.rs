@@ -287,3 +287,94 @@ impl Hashes for Adapter<'_> {
         (self.0)(level, index)
     }
 }
+
+/// Checks that the database still agrees with the log and the log with its published checkpoint:
+/// every entry's leaf hash is stored, the stored hashes reproduce the latest checkpoint's root,
+/// every archived package's entry names a case with that digest, and every case has its entry.
+/// Returns the findings (empty: consistent).
+pub async fn reconcile(db: &Db, log: &Log) -> Result<Vec<String>, DbError> {
+    let mut findings = Vec::new();
+    // Entries against their stored leaf hashes, and against the cases they name.
+    let mut after = -1i64;
+    let mut expected = 0i64;
+    let mut logged_cases = std::collections::HashSet::new();
+    loop {
+        let rows = sqlx::query(
+            "SELECT e.idx, e.kind, e.archive_id, e.entry, h.hash, c.tagmanifest_sha256 FROM log_entries e \
+             LEFT JOIN log_hashes h ON h.level = 0 AND h.idx = e.idx \
+             LEFT JOIN cases c ON c.archive_id = e.archive_id \
+             WHERE e.idx > $1 ORDER BY e.idx LIMIT 5000",
+        )
+        .bind(after)
+        .fetch_all(&db.pool)
+        .await?;
+        if rows.is_empty() {
+            break;
+        }
+        for r in &rows {
+            let idx: i64 = r.get(0);
+            if idx != expected {
+                findings.push(format!("log entries {expected}..{idx} are missing"));
+            }
+            expected = idx + 1;
+            after = idx;
+            let entry: String = r.get(3);
+            let stored: Option<String> = r.get(4);
+            if stored.as_deref() != Some(hex::encode(merkle::leaf_hash(entry.as_bytes())).as_str())
+            {
+                findings.push(format!("log entry {idx} does not match its stored leaf hash: the entry or the tree was rewritten"));
+            }
+            let kind: String = r.get(1);
+            if kind == "aip" {
+                let id: Option<String> = r.get(2);
+                let digest: Option<String> = r.get(5);
+                let id = id.unwrap_or_default();
+                match digest {
+                    None => findings.push(format!(
+                        "log entry {idx} records package {id}, which has no case in the database"
+                    )),
+                    Some(d) if super::note::aip_entry(&id, &d) != entry => findings.push(format!(
+                        "case {id} in the database does not match log entry {idx}"
+                    )),
+                    Some(_) => {}
+                }
+                logged_cases.insert(id);
+            }
+        }
+    }
+    // Cases without an entry.
+    let cases = sqlx::query("SELECT archive_id FROM cases")
+        .fetch_all(&db.pool)
+        .await?;
+    for r in &cases {
+        let id: String = r.get(0);
+        if !logged_cases.contains(&id) {
+            findings.push(format!("case {id} has no entry in the transparency log"));
+        }
+    }
+    // The stored tree reproduces the latest published root.
+    if let Some(latest) = log.latest().await? {
+        let text = super::note::split(&latest.note)
+            .map(|(t, _)| t.to_string())
+            .unwrap_or_default();
+        match (
+            super::note::Checkpoint::parse(&text),
+            log.root(latest.size).await,
+        ) {
+            (Ok(cp), Ok(root)) if root == cp.root => {}
+            (Ok(cp), Ok(_)) => findings.push(format!(
+                "the stored tree no longer reproduces the published root of size {}",
+                cp.size
+            )),
+            (_, Err(e)) => findings.push(format!(
+                "the published checkpoint of size {} cannot be recomputed: {e}",
+                latest.size
+            )),
+            (Err(e), _) => findings.push(format!("the latest checkpoint is unreadable: {e}")),
+        }
+        if (expected as u64) < latest.size {
+            findings.push(format!("the log holds {expected} entries but a checkpoint of size {} was published: it was truncated", latest.size));
+        }
+    }
+    Ok(findings)
+}

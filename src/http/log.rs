@@ -108,3 +108,28 @@ pub async fn trail(
     };
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items, "chain": chain})))
 }
+
+/// Runs the database-against-log reconciliation now.
+pub async fn reconcile(
+    auth: Auth,
+    archive: web::Data<Arc<Archive>>,
+) -> Result<HttpResponse, ApiError> {
+    let caller = auth.require(&[Role::Auditor, Role::Admin])?;
+    let findings = archive.reconcile().await?;
+    let outcome = if findings.is_empty() {
+        "consistent"
+    } else {
+        "findings"
+    };
+    archive
+        .audit(
+            &caller.token_id,
+            caller.role.as_str(),
+            "reconcile",
+            "log",
+            outcome,
+        )
+        .await;
+    Ok(HttpResponse::Ok()
+        .json(serde_json::json!({"consistent": findings.is_empty(), "findings": findings})))
+}

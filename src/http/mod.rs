@@ -134,6 +134,7 @@ pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Serv
                     )
                     .route("/audits", web::get().to(cases::audits))
                     .route("/audit", web::get().to(log::trail))
+                    .route("/log/reconcile", web::post().to(log::reconcile))
                     .route("/log/checkpoint", web::get().to(log::checkpoint))
                     .route("/log/consistency", web::get().to(log::consistency)),
             )
