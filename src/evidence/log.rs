@@ -274,6 +274,11 @@ impl Log {
         }))
     }
 
+    pub async fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, DbError> {
+        self.with_hashes(|get| merkle::inclusion_proof(&mut Adapter(get), index, size))
+            .await
+    }
+
     pub async fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, DbError> {
         self.with_hashes(|get| merkle::consistency_proof(&mut Adapter(get), from, to))
             .await
