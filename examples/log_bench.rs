@@ -45,7 +45,7 @@ async fn main() {
             i += 1;
         }
         tx.commit().await.expect("commit");
-        if i % 100_000 == 0 {
+        if i.is_multiple_of(100_000) {
             eprintln!(
                 "{i} appended, {:.0}/s",
                 i as f64 / started.elapsed().as_secs_f64()
