@@ -46,6 +46,8 @@ pub struct Digester {
     tx: SyncSender<Msg>,
     free: Receiver<Vec<u8>>,
     done: Receiver<[u8; 32]>,
+    /// A pool buffer kept back by a file small enough to hash on this thread.
+    spare: Option<Vec<u8>>,
 }
 
 /// Runs `f` with a digester whose SM3 worker lives exactly as long as the call.
@@ -79,6 +81,7 @@ pub fn with_digester<T>(f: impl FnOnce(&mut Digester) -> T) -> T {
             tx,
             free: free_rx,
             done: done_rx,
+            spare: None,
         };
         f(&mut d)
     })
@@ -109,16 +112,41 @@ impl Digester {
         r: &mut dyn Read,
         mut sink: impl FnMut(&[u8], bool) -> io::Result<()>,
     ) -> io::Result<(Digests, u64)> {
+        let mut buf = match self.spare.take() {
+            Some(b) => b,
+            None => self.free.recv().map_err(|_| gone())?,
+        };
+        let n = match fill(r, &mut buf) {
+            Ok(n) => n,
+            Err(e) => {
+                self.spare = Some(buf);
+                return Err(e);
+            }
+        };
+        if n < buf.len() {
+            // The whole file fits in one chunk: both digests here, no round trip to the worker.
+            let res = sink(&buf[..n], true);
+            let d = Digests::of(&buf[..n]);
+            self.spare = Some(buf);
+            res?;
+            return Ok((d, n as u64));
+        }
         let mut sha = Sha256::new();
         let mut total = 0u64;
+        let mut first = Some((buf, n));
         let result = (|| {
             loop {
-                let mut buf = self.free.recv().map_err(|_| gone())?;
-                let n = match fill(r, &mut buf) {
-                    Ok(n) => n,
-                    Err(e) => {
-                        let _ = self.tx.send(Msg::Data(buf, 0));
-                        return Err(e);
+                let (buf, n) = match first.take() {
+                    Some(x) => x,
+                    None => {
+                        let mut buf = self.free.recv().map_err(|_| gone())?;
+                        match fill(r, &mut buf) {
+                            Ok(n) => (buf, n),
+                            Err(e) => {
+                                let _ = self.tx.send(Msg::Data(buf, 0));
+                                return Err(e);
+                            }
+                        }
                     }
                 };
                 let last = n < buf.len();
