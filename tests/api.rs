@@ -136,15 +136,7 @@ async fn a_valid_case_is_archived_and_can_be_inspected_and_downloaded() {
     assert!(archive_xml.contains("algorithm=\"SM3\""));
 
     // Published keys verify the signature over the tag manifest.
-    let keys: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = app.keys().await;
     let key = keys["keys"]
         .as_array()
         .unwrap()

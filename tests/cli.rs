@@ -39,15 +39,7 @@ fn keys_file(app: &TestApp, keys: &serde_json::Value) -> std::path::PathBuf {
 async fn verify_accepts_a_downloaded_package_and_reports_tampering() {
     let app = TestApp::spawn().await;
     let (pkg, id) = archived_package(&app).await;
-    let keys: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = app.keys().await;
     let trusted = keys_file(&app, &keys);
 
     // Valid against the pinned key.

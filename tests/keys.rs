@@ -53,15 +53,7 @@ async fn rotating_the_signing_key_keeps_old_packages_verifiable() {
     assert_ne!(k1, k2);
     assert!(text.contains(&format!("active  {k2}")), "{text}");
 
-    let keys: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = app.keys().await;
     let find = |id: &str| {
         keys["keys"]
             .as_array()

@@ -65,15 +65,7 @@ async fn the_log_proves_inclusion_and_growth_to_an_independent_verifier() {
     let cp_b = text(&app, "/api/v1/log/checkpoint").await;
     assert!(cp_b.starts_with("guidang.local/log\n5\n"), "{cp_b}");
 
-    let keys: serde_json::Value = app
-        .client
-        .get(app.url("/api/v1/keys"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let keys = app.keys().await;
     let vkey = keys["keys"]
         .as_array()
         .unwrap()

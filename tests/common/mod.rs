@@ -134,6 +134,18 @@ impl TestApp {
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
     }
 
+    /// The published keys (`GET /api/v1/keys`, no token).
+    pub async fn keys(&self) -> serde_json::Value {
+        self.client
+            .get(self.url("/api/v1/keys"))
+            .send()
+            .await
+            .expect("keys")
+            .json()
+            .await
+            .expect("json")
+    }
+
     pub async fn metrics(&self) -> String {
         self.client
             .get(self.url("/metrics"))
