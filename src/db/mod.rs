@@ -90,7 +90,7 @@ impl Db {
             .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
             .await?;
         for (version, name, sql) in MIGRATIONS {
-            let mut tx = self.pool.begin().await?;
+            let mut tx = self.begin_write().await?;
             if self.postgres {
                 // Several servers may start at once on one database: one migrates, the others wait.
                 sqlx::query("SELECT pg_advisory_xact_lock(72150001)")
@@ -121,6 +121,17 @@ impl Db {
             tx.commit().await?;
         }
         Ok(())
+    }
+
+    /// A transaction that will write. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first cannot upgrade once another process
+    /// (an import beside the server) has written, and would fail instead of waiting.
+    pub async fn begin_write(&self) -> Result<sqlx::Transaction<'static, sqlx::Any>, DbError> {
+        Ok(if self.postgres {
+            self.pool.begin().await?
+        } else {
+            self.pool.begin_with("BEGIN IMMEDIATE").await?
+        })
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {

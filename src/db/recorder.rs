@@ -126,7 +126,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, postgres: bool, w: &Write) -> Res
 async fn commit(db: &Db, batch: Vec<Job>) {
     let mut results: Vec<Result<(), DbError>> = Vec::with_capacity(batch.len());
     let outcome: Result<(), DbError> = async {
-        let mut tx = db.pool.begin().await?;
+        let mut tx = db.begin_write().await?;
         for job in &batch {
             let mut sp = tx.begin().await?;
             match apply(&mut sp, db.postgres, &job.write).await {
