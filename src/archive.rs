@@ -632,6 +632,23 @@ impl Archive {
                 row: Box::new(row.clone()),
                 files: p.files.clone(),
                 events,
+                audit: crate::evidence::trail::Event {
+                    actor: agent.id.clone(),
+                    role: agent.role.clone(),
+                    action: if agent.channel == "offline" {
+                        "import"
+                    } else {
+                        "submit"
+                    }
+                    .into(),
+                    target: row.archive_id.clone(),
+                    outcome: if agent.channel == "offline" {
+                        "archived"
+                    } else {
+                        "201 archived"
+                    }
+                    .into(),
+                },
             })
             .await;
         match recorded {

@@ -294,15 +294,20 @@ async fn import(
             }
         };
         let result = archive.ingest(source, agent.clone()).await;
-        let (target, outcome) = match &result {
-            Ok(Outcome::Created(s)) => (s.archive_id.clone(), "archived"),
-            Ok(Outcome::Existing(s)) => (s.archive_id.clone(), "identical"),
-            Err(IngestError::Conflict { archive_id, .. }) => (archive_id.clone(), "case_exists"),
-            Err(_) => ("-".to_string(), "rejected"),
+        // A new case's trail row is written with the case itself; the others here.
+        let other = match &result {
+            Ok(Outcome::Created(_)) => None,
+            Ok(Outcome::Existing(s)) => Some((s.archive_id.clone(), "identical")),
+            Err(IngestError::Conflict { archive_id, .. }) => {
+                Some((archive_id.clone(), "case_exists"))
+            }
+            Err(_) => Some(("-".to_string(), "rejected")),
         };
-        archive
-            .audit(&agent.id, "archivist", "import", &target, outcome)
-            .await;
+        if let Some((target, outcome)) = other {
+            archive
+                .audit(&agent.id, "archivist", "import", &target, outcome)
+                .await;
+        }
         let line = match result {
             Ok(Outcome::Created(s)) => {
                 archived += 1;

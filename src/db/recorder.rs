@@ -25,6 +25,7 @@ pub enum Write {
         row: Box<CaseRow>,
         files: Vec<FileRow>,
         events: Vec<EventRow>,
+        audit: crate::evidence::trail::Event,
     },
 }
 
@@ -114,11 +115,17 @@ async fn apply(conn: &mut sqlx::AnyConnection, postgres: bool, w: &Write) -> Res
             append_on(conn, postgres, kind, None, entry).await?;
             Ok(())
         }
-        Write::Case { row, files, events } => {
+        Write::Case {
+            row,
+            files,
+            events,
+            audit,
+        } => {
             insert_case_on(conn, row, files, events).await?;
             let entry = aip_entry(&row.archive_id, &row.tagmanifest_sha256);
             append_on(conn, postgres, "aip", Some(&row.archive_id), &entry).await?;
-            Ok(())
+            // The trail row of the submission or import that archived it, in the same commit.
+            crate::evidence::trail::append_on(conn, postgres, audit).await
         }
     }
 }
