@@ -64,7 +64,7 @@ async fn main() {
     for k in 0..samples {
         let idx = (k * 7_919_993 + 13) % n;
         let t = Instant::now();
-        let proof = inclusion(&log, idx, n).await;
+        let proof = log.inclusion(idx, n).await.expect("proof");
         let ms = t.elapsed().as_secs_f64() * 1000.0;
         let entry = format!("guidang-aip-v1\nbench-{idx:08}\n{:064x}\n", idx);
         assert!(merkle::verify_inclusion(
@@ -84,8 +84,4 @@ async fn main() {
         total / samples as f64,
         if db.postgres { "postgres" } else { "sqlite" }
     );
-}
-
-async fn inclusion(log: &Log, idx: u64, n: u64) -> Vec<merkle::Hash> {
-    log.inclusion(idx, n).await.expect("proof")
 }

@@ -370,7 +370,7 @@ pub async fn insert_case_on(
 }
 
 /// `($1, $2, …), ($n+1, …), …` for `rows` rows of `cols` placeholders.
-fn value_rows(rows: usize, cols: usize) -> String {
+pub fn value_rows(rows: usize, cols: usize) -> String {
     (0..rows)
         .map(|r| {
             let ps: Vec<String> = (1..=cols).map(|c| format!("${}", r * cols + c)).collect();

@@ -6,6 +6,7 @@ use sqlx::any::{AnyPoolOptions, AnyRow};
 use sqlx::{AnyPool, Executor, Row};
 
 pub mod cases;
+pub use cases::value_rows;
 pub mod recorder;
 
 #[derive(Debug, thiserror::Error)]

@@ -12,7 +12,7 @@ use sqlx::Row;
 
 use super::merkle::{self, Hash, Hashes};
 use super::note::{self, Checkpoint, InclusionProof};
-use crate::db::{Bind, Db, DbError, bind_all};
+use crate::db::{Bind, Db, DbError, bind_all, value_rows};
 use crate::pipeline::sign::Signer;
 
 /// Appends one entry on the caller's transaction; returns its index.
@@ -49,26 +49,7 @@ pub async fn append_on(
         level += 1;
         i >>= 1;
     }
-    let mut left: HashMap<(i64, i64), Hash> = HashMap::new();
-    if !siblings.is_empty() {
-        let mut binds = Vec::new();
-        let mut conds = Vec::new();
-        for (k, (l, j)) in siblings.iter().enumerate() {
-            binds.push(Bind::I(*l));
-            binds.push(Bind::I(*j));
-            conds.push(format!("(level = ${} AND idx = ${})", 2 * k + 1, 2 * k + 2));
-        }
-        let sql = format!(
-            "SELECT level, idx, hash FROM log_hashes WHERE {}",
-            conds.join(" OR ")
-        );
-        for r in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
-            .fetch_all(&mut *conn)
-            .await?
-        {
-            left.insert((r.get(0), r.get(1)), decode(&r.get::<String, _>(2))?);
-        }
-    }
+    let left = fetch_stored(&mut *conn, &siblings).await?;
     let mut h = merkle::leaf_hash(entry.as_bytes());
     let mut rows = vec![(0i64, n, h)];
     for (l, j) in &siblings {
@@ -80,20 +61,50 @@ pub async fn append_on(
         h = merkle::node_hash(sib, &h);
         rows.push((l + 1, (j + 1) >> 1, h));
     }
-    let mut binds = Vec::with_capacity(rows.len() * 3);
-    let mut vals = Vec::with_capacity(rows.len());
-    for (k, (l, j, hash)) in rows.iter().enumerate() {
-        binds.extend([Bind::I(*l), Bind::I(*j), Bind::S(hex::encode(hash))]);
-        vals.push(format!("(${}, ${}, ${})", 3 * k + 1, 3 * k + 2, 3 * k + 3));
-    }
+    let binds: Vec<Bind> = rows
+        .iter()
+        .flat_map(|(l, j, hash)| [Bind::I(*l), Bind::I(*j), Bind::S(hex::encode(hash))])
+        .collect();
     let sql = format!(
         "INSERT INTO log_hashes (level, idx, hash) VALUES {}",
-        vals.join(", ")
+        value_rows(rows.len(), 3)
     );
     bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
         .execute(&mut *conn)
         .await?;
     Ok(n as u64)
+}
+
+/// The stored hashes at (level, index) `pairs` that exist, in one query.
+async fn fetch_stored<'e, E>(
+    exec: E,
+    pairs: &[(i64, i64)],
+) -> Result<HashMap<(i64, i64), Hash>, DbError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let mut found = HashMap::new();
+    if pairs.is_empty() {
+        return Ok(found);
+    }
+    let binds: Vec<Bind> = pairs
+        .iter()
+        .flat_map(|(l, i)| [Bind::I(*l), Bind::I(*i)])
+        .collect();
+    let conds: Vec<String> = (0..pairs.len())
+        .map(|k| format!("(level = ${} AND idx = ${})", 2 * k + 1, 2 * k + 2))
+        .collect();
+    let sql = format!(
+        "SELECT level, idx, hash FROM log_hashes WHERE {}",
+        conds.join(" OR ")
+    );
+    for r in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+        .fetch_all(exec)
+        .await?
+    {
+        found.insert((r.get(0), r.get(1)), decode(&r.get::<String, _>(2))?);
+    }
+    Ok(found)
 }
 
 fn decode(h: &str) -> Result<Hash, DbError> {
@@ -159,23 +170,10 @@ impl Log {
         let mut map = HashMap::new();
         // One query per batch of nodes (a proof needs O(log n) of them).
         for chunk in wanted.chunks(100) {
-            let mut binds = Vec::with_capacity(chunk.len() * 2);
-            let mut conds = Vec::with_capacity(chunk.len());
-            for (k, (l, i)) in chunk.iter().enumerate() {
-                binds.push(Bind::I(*l as i64));
-                binds.push(Bind::I(*i as i64));
-                conds.push(format!("(level = ${} AND idx = ${})", 2 * k + 1, 2 * k + 2));
-            }
-            let sql = format!(
-                "SELECT level, idx, hash FROM log_hashes WHERE {}",
-                conds.join(" OR ")
-            );
-            let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
-                .fetch_all(&self.db.pool)
-                .await?;
-            for r in rows {
-                let (l, i): (i64, i64) = (r.get(0), r.get(1));
-                map.insert((l as u32, i as u64), decode(&r.get::<String, _>(2))?);
+            let pairs: Vec<(i64, i64)> =
+                chunk.iter().map(|(l, i)| (*l as i64, *i as i64)).collect();
+            for ((l, i), h) in fetch_stored(&self.db.pool, &pairs).await? {
+                map.insert((l as u32, i as u64), h);
             }
         }
         let mut fetched = Fetched(map);
