@@ -12,6 +12,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use crate::auth::{Caller, Role};
+use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::cases::{CaseFilter, CaseRow, EventRow, FileRow};
 use crate::db::recorder::{Recorder, Write};
@@ -26,6 +27,7 @@ use crate::pipeline::stream_unpack::{Early, EarlyInput};
 use crate::pipeline::unpack::Source;
 use crate::pipeline::{self, Agent, PrepareError, PrepareInput, Prepared};
 use crate::problem::{Code, Problem, Problems};
+use crate::retention::RuleSet;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -122,7 +124,17 @@ pub struct Archive {
     recorder: Recorder,
     slots: Arc<Semaphore>,
     key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// The calendar (filing deadlines, disposal dates); the system clock in service.
+    pub clock: Arc<dyn Clock>,
+    /// This process, as the owner of leases shared with other servers.
+    pub instance: String,
+    /// The retention rules in force, re-read from the database at most every [`RULES_TTL`].
+    rules: std::sync::RwLock<(Arc<RuleSet>, Instant)>,
 }
+
+/// How stale the cached retention rules may be on a server that did not change them itself
+/// (another server sharing the database did).
+const RULES_TTL: Duration = Duration::from_secs(2);
 
 fn summary(c: &CaseRow, files: Vec<FileRow>, warnings: Vec<Problem>) -> IngestSummary {
     IngestSummary {
@@ -155,6 +167,14 @@ impl Archive {
     /// Opens the data directory, database and object store, loads (or creates) the signing key,
     /// and cleans up after any ingest a crash interrupted.
     pub async fn open(settings: Settings) -> Result<Arc<Archive>, OpenError> {
+        Self::open_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`Archive::open`] with the calendar taken from `clock` (tests walk through a year).
+    pub async fn open_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<Archive>, OpenError> {
         for d in [settings.data_dir.clone(), settings.tmp_dir()] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| OpenError::DataDir(d.display().to_string(), e))?;
@@ -169,7 +189,11 @@ impl Archive {
         db.publish_key(&log_signer.info).await?;
         let log = Log::new(db.clone(), Arc::new(log_signer), settings.log_name.clone());
         log.publish().await?;
+        let rules = crate::retention::current(&db).await?;
         let archive = Archive {
+            clock,
+            instance: uuid::Uuid::now_v7().to_string(),
+            rules: std::sync::RwLock::new((Arc::new(rules), Instant::now())),
             recorder: Recorder::start(db.clone(), log.clone()),
             log,
             policy: Arc::new(settings.policy()),
@@ -183,6 +207,33 @@ impl Archive {
         };
         archive.recover().await?;
         Ok(Arc::new(archive))
+    }
+
+    /// The retention rules in force.
+    pub async fn rules(&self) -> Result<Arc<RuleSet>, DbError> {
+        if let Ok(g) = self.rules.read()
+            && g.1.elapsed() < RULES_TTL
+        {
+            return Ok(g.0.clone());
+        }
+        let fresh = Arc::new(crate::retention::current(&self.db).await?);
+        if let Ok(mut g) = self.rules.write() {
+            *g = (fresh.clone(), Instant::now());
+        }
+        Ok(fresh)
+    }
+
+    /// Stores a new version of the retention rules; it applies to cases archived from now on.
+    pub async fn put_rules(
+        &self,
+        rules: &[crate::retention::Rule],
+        by: &str,
+    ) -> Result<Arc<RuleSet>, DbError> {
+        let set = Arc::new(crate::retention::put(&self.db, rules, by).await?);
+        if let Ok(mut g) = self.rules.write() {
+            *g = (set.clone(), Instant::now());
+        }
+        Ok(set)
     }
 
     /// The active package-signing key. A rotation (`guidang keys rotate`, possibly by another
@@ -431,6 +482,12 @@ impl Archive {
                 self.metrics
                     .submissions_rejected
                     .fetch_add(1, Ordering::Relaxed);
+                if let Some(k) = &p.case_key {
+                    let codes: Vec<&str> = p.errors.iter().map(|e| e.code.as_str()).collect();
+                    if let Err(e) = self.db.record_rejection(k, &codes.join(",")).await {
+                        tracing::error!(error = %e, "cannot record a rejection");
+                    }
+                }
                 for e in &p.errors {
                     self.metrics.problem(e.code.as_str());
                 }
@@ -465,6 +522,7 @@ impl Archive {
         let settings = self.settings.clone();
         let policy = self.policy.clone();
         let signer = self.signer();
+        let rules = self.rules().await?;
         let agent_c = agent.clone();
         let id_c = archive_id.clone();
         let prepared = tokio::task::spawn_blocking(move || {
@@ -476,6 +534,7 @@ impl Archive {
                 archive_id: &id_c,
                 agent: &agent_c,
                 received_at,
+                rules: &rules,
                 early,
             })
         })
@@ -567,7 +626,7 @@ impl Archive {
             content_digest: p.content_digest.clone(),
             version: 1,
             status: "archived".into(),
-            year: m.year().unwrap_or_default() as i64,
+            year: m.year(self.settings.filing.tz()).unwrap_or_default() as i64,
             task_name: m.task_name.clone(),
             task_type: m.task_type.clone(),
             catalog_code: m.catalog_code.clone(),
@@ -577,7 +636,7 @@ impl Archive {
             result: m.result.clone(),
             security_classification: m.security_classification.clone(),
             retention_proposed: m.retention_period.clone(),
-            retention: None,
+            retention: Some(p.retention.retention.as_str().into()),
             archival_code: None,
             receive_time: m.receive_time.clone(),
             transact_time: m.transact_time.clone(),
@@ -592,6 +651,14 @@ impl Archive {
             warnings_json: serde_json::to_string(&p.warnings).unwrap_or_default(),
             archived_at: now.clone(),
             checks_json: serde_json::to_string(&p.checks).unwrap_or_else(|_| "[]".into()),
+            retention_rule_version: Some(p.retention.rule_version),
+            retention_basis: Some(p.retention.basis.clone()),
+            filing_batch: None,
+            filed_at: None,
+            filing_late: 0,
+            filing_problem: None,
+            disposed_at: None,
+            disposal_list: None,
         };
         let t = |d: &chrono::DateTime<chrono::FixedOffset>| {
             d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
@@ -737,7 +804,20 @@ impl Archive {
             "security_classification": c.security_classification,
             "retention": c.retention,
             "retention_proposed": c.retention_proposed,
+            "retention_rule_version": c.retention_rule_version,
+            "retention_basis": c.retention_basis,
             "archival_code": c.archival_code,
+            "filing": {
+                "batch_id": c.filing_batch,
+                "filed_at": c.filed_at,
+                "late": c.filing_late != 0,
+                "problem": c.filing_problem,
+            },
+            "disposal": {
+                "list_id": c.disposal_list,
+                "disposed_at": c.disposed_at,
+            },
+            "holds": crate::retention::disposal::holds_of(&self.db, &c.archive_id).await?,
             "channel": c.source,
             "archived_at": c.archived_at,
             "metadata": metadata,
@@ -848,8 +928,9 @@ fn warnings_from_json(v: serde_json::Value) -> Vec<Problem> {
 }
 
 /// Crash-test hook: `GUIDANG_FAILPOINT=after_store` aborts the process right after a package is
-/// stored and before its case is recorded, the worst moment for a crash.
-fn failpoint(name: &str) {
+/// stored and before its case is recorded, the worst moment for a crash; `filing_chunk` right
+/// after the first chunk of a filing batch commits.
+pub fn failpoint(name: &str) {
     if std::env::var("GUIDANG_FAILPOINT").is_ok_and(|v| v == name) {
         eprintln!("failpoint {name}: aborting");
         std::process::abort();

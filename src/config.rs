@@ -83,6 +83,89 @@ pub struct Settings {
     pub antivirus: crate::evidence::antivirus::Antivirus,
     /// `text` or `json`.
     pub log_format: String,
+    pub retention: RetentionSettings,
+    pub filing: FilingSettings,
+}
+
+/// Retention rules live in the database (`PUT /api/v1/retention/rules`); these bound them.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct RetentionSettings {
+    /// No case is kept fewer years than this, whatever a rule or a submitter says.
+    pub floor_years: u32,
+    /// Retention when no rule matches (`Y`, `D30` or `D10`).
+    pub default: String,
+    pub default_basis: String,
+}
+
+impl Default for RetentionSettings {
+    fn default() -> Self {
+        RetentionSettings {
+            floor_years: 10,
+            default: "D30".into(),
+            default_basis: "no rule matched: the configured default retention".into(),
+        }
+    }
+}
+
+/// The yearly filing (归档) of year Y before 30 June of Y+1, and its archival codes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct FilingSettings {
+    /// IANA time zone in which a case's year and the deadline are reckoned.
+    pub time_zone: String,
+    /// Archival-code pattern; placeholders `{fonds}`, `{category}`, `{year}`, `{retention}`,
+    /// `{org}`, `{task_type}` and `{item:04}` (the item number, continuous within its class).
+    pub code_pattern: String,
+    /// Category code (`ZY` professional records, `WS` documents, …).
+    pub category: String,
+    /// Organisation code per unified social credit code (`{org}`); default: the credit code itself.
+    pub org_codes: BTreeMap<String, String>,
+    /// Cases coded and recorded per transaction.
+    pub batch_size: usize,
+    /// `seal`: each package's tag manifest and signature are checked at filing; `full`: every
+    /// payload byte is re-hashed as well.
+    pub check: String,
+    /// Packages checked at once.
+    pub check_concurrency: usize,
+    /// From this day (`MM-DD`) of year Y+1 the state of year Y is reported daily.
+    pub report_from: String,
+    /// Warn this many days before 30 June (while year Y still has unfiled cases).
+    pub warn_days: Vec<i64>,
+    /// Run the filing of year Y on this day (`MM-DD`) of Y+1 if nobody has; empty: never by itself.
+    pub auto_run_on: String,
+    /// Notices are also POSTed as JSON to this URL.
+    pub webhook: Option<String>,
+    /// How often the scheduler looks at the calendar (milliseconds).
+    pub scheduler_every_ms: u64,
+    /// How long a server's claim to run a filing lasts without renewal.
+    pub lease_secs: u64,
+}
+
+impl Default for FilingSettings {
+    fn default() -> Self {
+        FilingSettings {
+            time_zone: "Asia/Shanghai".into(),
+            code_pattern: "{fonds}-{category}·{year}-{retention}-{org}-{item:04}".into(),
+            category: "ZY".into(),
+            org_codes: BTreeMap::new(),
+            batch_size: 1000,
+            check: "seal".into(),
+            check_concurrency: 8,
+            report_from: "05-01".into(),
+            warn_days: vec![60, 30, 14, 7, 1],
+            auto_run_on: "06-20".into(),
+            webhook: None,
+            scheduler_every_ms: 3_600_000,
+            lease_secs: 300,
+        }
+    }
+}
+
+impl FilingSettings {
+    pub fn tz(&self) -> chrono_tz::Tz {
+        self.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai)
+    }
 }
 
 impl Default for Settings {
@@ -109,6 +192,8 @@ impl Default for Settings {
             audit_head_every_secs: 300,
             fixity_min_interval_secs: 7 * 24 * 3600,
             log_format: "text".into(),
+            retention: RetentionSettings::default(),
+            filing: FilingSettings::default(),
         }
     }
 }
@@ -207,6 +292,19 @@ impl Settings {
         if let Some(v) = get(k) {
             self.fixity_bytes_per_hour = num(k, v)?;
         }
+        if let Some(v) = get("GUIDANG_TIME_ZONE") {
+            self.filing.time_zone = v;
+        }
+        if let Some(v) = get("GUIDANG_FILING_WEBHOOK") {
+            self.filing.webhook = Some(v);
+        }
+        if let Some(v) = get("GUIDANG_FILING_AUTO_RUN_ON") {
+            self.filing.auto_run_on = v;
+        }
+        let k = "GUIDANG_RETENTION_FLOOR_YEARS";
+        if let Some(v) = get(k) {
+            self.retention.floor_years = num(k, v)?;
+        }
         let k = "GUIDANG_DB_MAX_CONNECTIONS";
         if let Some(v) = get(k) {
             self.db_max_connections = num(k, v)?;
@@ -222,6 +320,41 @@ impl Settings {
         }
         if self.fonds_code.trim().is_empty() {
             return Err(ConfigError::Invalid("fonds_code must not be empty".into()));
+        }
+        if self.filing.time_zone.parse::<chrono_tz::Tz>().is_err() {
+            return Err(ConfigError::Invalid(format!(
+                "filing.time_zone {:?} is not an IANA time zone",
+                self.filing.time_zone
+            )));
+        }
+        crate::filing::code::Pattern::parse(&self.filing.code_pattern)
+            .map_err(|e| ConfigError::Invalid(format!("filing.code_pattern: {e}")))?;
+        for (k, v) in [
+            ("report_from", &self.filing.report_from),
+            ("auto_run_on", &self.filing.auto_run_on),
+        ] {
+            if !(k == "auto_run_on" && v.is_empty())
+                && crate::filing::schedule::month_day(v).is_none()
+            {
+                return Err(ConfigError::Invalid(format!(
+                    "filing.{k} {v:?} is not MM-DD"
+                )));
+            }
+        }
+        if !matches!(self.filing.check.as_str(), "seal" | "full") {
+            return Err(ConfigError::Invalid(
+                "filing.check must be seal or full".into(),
+            ));
+        }
+        if self.filing.batch_size == 0 || self.filing.check_concurrency == 0 {
+            return Err(ConfigError::Invalid(
+                "filing.batch_size and filing.check_concurrency must be at least 1".into(),
+            ));
+        }
+        if crate::retention::Retention::parse(&self.retention.default).is_none() {
+            return Err(ConfigError::Invalid(
+                "retention.default must be Y, D30 or D10".into(),
+            ));
         }
         if !matches!(self.log_format.as_str(), "text" | "json") {
             return Err(ConfigError::Invalid(

@@ -6,13 +6,16 @@
 pub mod archive;
 pub mod auth;
 pub mod cli;
+pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod db;
 pub mod evidence;
+pub mod filing;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod problem;
+pub mod retention;
 pub mod telemetry;
 pub mod verify;

@@ -16,6 +16,13 @@ pub struct Metrics {
     pub ingests_streamed: AtomicU64,
     pub fixity_ok: AtomicU64,
     pub fixity_failed: AtomicU64,
+    pub cases_filed: AtomicU64,
+    pub cases_disposed: AtomicU64,
+    pub filing_notices: AtomicU64,
+    /// Unfiled cases of last year, as the scheduler last saw them.
+    pub filing_pending: AtomicU64,
+    /// Days until last year's filing deadline (negative once passed), as last seen.
+    pub filing_days_left: std::sync::atomic::AtomicI64,
     problems: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -79,6 +86,29 @@ impl Metrics {
             "Time spent in successful ingests.",
             format!("{:.3}", g(&self.ingest_seconds_sum_ms) as f64 / 1000.0),
         );
+        counter(
+            "guidang_cases_filed_total",
+            "Cases given an archival code by a yearly filing.",
+            g(&self.cases_filed).to_string(),
+        );
+        counter(
+            "guidang_cases_disposed_total",
+            "Cases whose content was destroyed by an approved disposal.",
+            g(&self.cases_disposed).to_string(),
+        );
+        counter(
+            "guidang_filing_notices_total",
+            "Filing reports and deadline warnings given.",
+            g(&self.filing_notices).to_string(),
+        );
+        s.push_str(&format!(
+            "# HELP guidang_filing_pending Unfiled cases of last year.\n# TYPE guidang_filing_pending gauge\nguidang_filing_pending {}\n",
+            g(&self.filing_pending)
+        ));
+        s.push_str(&format!(
+            "# HELP guidang_filing_days_left Days until last year's filing deadline (30 June).\n# TYPE guidang_filing_days_left gauge\nguidang_filing_days_left {}\n",
+            self.filing_days_left.load(Ordering::Relaxed)
+        ));
         s.push_str("# HELP guidang_ingests_in_flight Ingests being processed.\n# TYPE guidang_ingests_in_flight gauge\n");
         s.push_str(&format!(
             "guidang_ingests_in_flight {}\n",

@@ -31,6 +31,7 @@ pub enum Code {
     NotFixedLayout,
     UnknownExtension,
     PdfIncomplete,
+    RetentionRaised,
 }
 
 impl Code {
@@ -57,6 +58,7 @@ impl Code {
             Code::NotFixedLayout => "not_fixed_layout",
             Code::UnknownExtension => "unknown_extension",
             Code::PdfIncomplete => "pdf_incomplete",
+            Code::RetentionRaised => "retention_raised",
         }
     }
 
@@ -64,7 +66,7 @@ impl Code {
         Code::ALL.into_iter().find(|c| c.as_str() == s)
     }
 
-    pub const ALL: [Code; 21] = [
+    pub const ALL: [Code; 22] = [
         Code::NotAZip,
         Code::UnsafePath,
         Code::ZipLimits,
@@ -86,6 +88,7 @@ impl Code {
         Code::NotFixedLayout,
         Code::UnknownExtension,
         Code::PdfIncomplete,
+        Code::RetentionRaised,
     ];
 }
 
@@ -143,6 +146,16 @@ impl Problem {
 pub struct Problems {
     pub errors: Vec<Problem>,
     pub warnings: Vec<Problem>,
+    /// The refused case, when its metadata could be read (the filing status counts refusals).
+    pub case_key: Option<Box<CaseKey>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct CaseKey {
+    pub social_code: String,
+    pub task_code: String,
+    pub project_id: String,
+    pub year: i64,
 }
 
 impl Problems {

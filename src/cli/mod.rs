@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod filing;
 mod log;
 
 use crate::archive::{Archive, IngestError, Outcome};
@@ -67,6 +68,28 @@ pub enum Command {
     Keys {
         #[command(subcommand)]
         cmd: KeysCmd,
+    },
+    /// The yearly filing (归档) of the cases completed in a year.
+    Filing {
+        #[command(subcommand)]
+        cmd: FilingCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum FilingCmd {
+    /// File year YEAR: check, code and register every archived, unfiled case of it; resumes an
+    /// interrupted batch. Exit 0 filed, 1 nothing to file or some cases refused, 2 could not run.
+    Run {
+        #[arg(long)]
+        year: i64,
+    },
+    /// Where year YEAR stands: filed, pending, refused, late, rejected, missing.
+    Status {
+        #[arg(long)]
+        year: i64,
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -170,6 +193,18 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             cmd: KeysCmd::Rotate,
         } => keys_rotate(cfg).await,
+        Command::Filing {
+            cmd: FilingCmd::Run { year },
+        } => match open(cfg).await {
+            Ok(archive) => Ok(filing::run(&archive, year, cli_actor()).await),
+            Err(code) => Err(code),
+        },
+        Command::Filing {
+            cmd: FilingCmd::Status { year, json },
+        } => match open(cfg).await {
+            Ok(archive) => Ok(filing::status(&archive, year, json).await),
+            Err(code) => Err(code),
+        },
     };
     r.unwrap_or_else(|code| code)
 }

@@ -67,14 +67,23 @@ pub struct CaseRow {
     pub warnings_json: String,
     pub archived_at: String,
     pub checks_json: String,
+    pub retention_rule_version: Option<i64>,
+    pub retention_basis: Option<String>,
+    pub filing_batch: Option<String>,
+    pub filed_at: Option<String>,
+    pub filing_late: i64,
+    pub filing_problem: Option<String>,
+    pub disposed_at: Option<String>,
+    pub disposal_list: Option<String>,
 }
 
-const CASE_COLUMNS: &str = "archive_id, social_code, task_code, project_id, content_digest, version, status, year, \
+pub const CASE_COLUMNS: &str = "archive_id, social_code, task_code, project_id, content_digest, version, status, year, \
     task_name, task_type, catalog_code, project_name, region_code, lead_department, result, security_classification, \
     retention_proposed, retention, archival_code, receive_time, transact_time, source, submitted_by, package_key, \
-    package_size, tagmanifest_sha256, signature_json, key_id, metadata_json, warnings_json, archived_at, checks_json";
+    package_size, tagmanifest_sha256, signature_json, key_id, metadata_json, warnings_json, archived_at, checks_json, \
+    retention_rule_version, retention_basis, filing_batch, filed_at, filing_late, filing_problem, disposed_at, disposal_list";
 
-fn case_from(r: &AnyRow) -> CaseRow {
+pub fn case_from(r: &AnyRow) -> CaseRow {
     CaseRow {
         archive_id: r.get("archive_id"),
         social_code: r.get("social_code"),
@@ -108,6 +117,14 @@ fn case_from(r: &AnyRow) -> CaseRow {
         warnings_json: r.get("warnings_json"),
         archived_at: r.get("archived_at"),
         checks_json: r.get("checks_json"),
+        retention_rule_version: r.get("retention_rule_version"),
+        retention_basis: r.get("retention_basis"),
+        filing_batch: r.get("filing_batch"),
+        filed_at: r.get("filed_at"),
+        filing_late: r.get("filing_late"),
+        filing_problem: r.get("filing_problem"),
+        disposed_at: r.get("disposed_at"),
+        disposal_list: r.get("disposal_list"),
     }
 }
 
@@ -146,7 +163,7 @@ impl Db {
     /// before `before` (RFC 3339).
     pub async fn next_to_verify(&self, before: &str) -> Result<Option<CaseRow>, DbError> {
         let sql = format!(
-            "SELECT {CASE_COLUMNS} FROM cases WHERE status = 'archived' AND (verified_at IS NULL OR verified_at < $1) \
+            "SELECT {CASE_COLUMNS} FROM cases WHERE status IN ('archived', 'filed') AND (verified_at IS NULL OR verified_at < $1) \
              ORDER BY CASE WHEN verified_at IS NULL THEN 0 ELSE 1 END, verified_at, archived_at LIMIT 1"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -307,6 +324,14 @@ pub async fn insert_case_on(
         Bind::S(c.warnings_json.clone()),
         Bind::S(c.archived_at.clone()),
         Bind::S(c.checks_json.clone()),
+        Bind::OptI(c.retention_rule_version),
+        Bind::OptS(c.retention_basis.clone()),
+        Bind::OptS(c.filing_batch.clone()),
+        Bind::OptS(c.filed_at.clone()),
+        Bind::I(c.filing_late),
+        Bind::OptS(c.filing_problem.clone()),
+        Bind::OptS(c.disposed_at.clone()),
+        Bind::OptS(c.disposal_list.clone()),
     ];
     let placeholders: Vec<String> = (1..=binds.len()).map(|i| format!("${i}")).collect();
     let sql = format!(

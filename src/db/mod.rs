@@ -7,6 +7,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub mod cases;
 pub use cases::value_rows;
+pub mod lease;
 pub mod recorder;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,6 +33,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (3, "checks", include_str!("../../migrations/0003_checks.sql")),
     (4, "fixity", include_str!("../../migrations/0004_fixity.sql")),
     (5, "audit_trail", include_str!("../../migrations/0005_audit_trail.sql")),
+    (6, "retention_filing", include_str!("../../migrations/0006_retention_filing.sql")),
 ];
 
 #[derive(Clone)]
@@ -45,6 +47,7 @@ pub enum Bind {
     S(String),
     OptS(Option<String>),
     I(i64),
+    OptI(Option<i64>),
 }
 
 pub fn bind_all<'q>(
@@ -56,6 +59,7 @@ pub fn bind_all<'q>(
             Bind::S(s) => q.bind(s.as_str()),
             Bind::OptS(s) => q.bind(s.as_deref()),
             Bind::I(i) => q.bind(*i),
+            Bind::OptI(i) => q.bind(*i),
         };
     }
     q
@@ -133,6 +137,24 @@ impl Db {
         } else {
             self.pool.begin_with("BEGIN IMMEDIATE").await?
         })
+    }
+
+    pub async fn record_rejection(
+        &self,
+        k: &crate::problem::CaseKey,
+        codes: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO rejections (rejection_id, year, social_code, task_code, project_id, codes, at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+            .bind(uuid::Uuid::now_v7().to_string())
+            .bind(k.year)
+            .bind(&k.social_code)
+            .bind(&k.task_code)
+            .bind(&k.project_id)
+            .bind(codes)
+            .bind(now_rfc3339())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
     }
 
     pub async fn ping(&self) -> Result<(), DbError> {
@@ -249,6 +271,10 @@ pub struct TokenRow {
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+pub fn rfc3339(t: &chrono::DateTime<chrono::Utc>) -> String {
+    t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
 #[cfg(test)]

@@ -117,6 +117,19 @@ pub async fn list(
     Ok(HttpResponse::Ok().json(archive.list(caller, f).await?))
 }
 
+/// A disposed case keeps its tombstone (metadata, digests, approval trail); its content is gone.
+fn gone_if_disposed(c: &crate::db::cases::CaseRow) -> Result<(), ApiError> {
+    if c.status == "disposed" {
+        return Err(ApiError::Gone(format!(
+            "the content of case {} was destroyed under disposal list {} at {}",
+            c.archive_id,
+            c.disposal_list.as_deref().unwrap_or("-"),
+            c.disposed_at.as_deref().unwrap_or("-")
+        )));
+    }
+    Ok(())
+}
+
 fn not_found(id: &str) -> ApiError {
     ApiError::NotFound(format!("no case {id}"))
 }
@@ -170,6 +183,7 @@ pub async fn verify_now(
         .case_for(caller, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
+    gone_if_disposed(&c)?;
     let audit = crate::evidence::fixity::audit_case(&archive, &c)
         .await
         .map_err(|e| ApiError::Internal(e.to_string()))?;
@@ -218,6 +232,7 @@ pub async fn package(
         .case_for(caller, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
+    gone_if_disposed(&c)?;
     let (size, stream) = archive.store.get(&c.package_key).await?;
     archive
         .audit(
@@ -250,6 +265,7 @@ pub async fn file(
         .case_for(caller, &id)
         .await?
         .ok_or_else(|| not_found(&id))?;
+    gone_if_disposed(&c)?;
     let wanted = normalize_name(&file_path);
     let files = archive.db.case_files(&id).await?;
     let f = files

@@ -25,6 +25,14 @@ pub enum ApiError {
     Ingest(IngestError),
     #[error("{0}")]
     Unavailable(String),
+    /// 409 with a stable `error` word (`filing_running`, `wrong_state`).
+    #[error("{1}")]
+    Conflict(&'static str, String),
+    #[error("{0}")]
+    Gone(String),
+    /// 422 with problems that are not about a submission (`problems` is the list as given).
+    #[error("{1}")]
+    Unprocessable(&'static str, String, serde_json::Value),
     #[error("internal error")]
     Internal(String),
 }
@@ -45,6 +53,8 @@ impl ApiError {
             ApiError::Ingest(IngestError::Rejected(_)) => "rejected",
             ApiError::Ingest(IngestError::Conflict { .. }) => "case_exists",
             ApiError::Unavailable(_) => "unavailable",
+            ApiError::Conflict(c, _) | ApiError::Unprocessable(c, _, _) => c,
+            ApiError::Gone(_) => "gone",
             ApiError::Ingest(IngestError::Internal(_)) | ApiError::Internal(_) => "internal",
         }
     }
@@ -92,6 +102,9 @@ impl ResponseError for ApiError {
             ApiError::Ingest(IngestError::Rejected(_)) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Ingest(IngestError::Conflict { .. }) => StatusCode::CONFLICT,
             ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            ApiError::Conflict(..) => StatusCode::CONFLICT,
+            ApiError::Gone(_) => StatusCode::GONE,
+            ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
             ApiError::Ingest(IngestError::Internal(_)) | ApiError::Internal(_) => {
                 StatusCode::INTERNAL_SERVER_ERROR
             }
@@ -151,6 +164,10 @@ impl ResponseError for ApiError {
                     ("forbidden", m.clone(), vec![], json!({}))
                 }
                 ApiError::Unavailable(m) => ("unavailable", m.clone(), vec![], json!({})),
+                ApiError::Conflict(c, m) | ApiError::Unprocessable(c, m, _) => {
+                    (c, m.clone(), vec![], json!({}))
+                }
+                ApiError::Gone(m) => ("gone", m.clone(), vec![], json!({})),
                 ApiError::Ingest(IngestError::Internal(m)) | ApiError::Internal(m) => {
                     tracing::error!(error = %m, "internal error");
                     (
@@ -162,6 +179,9 @@ impl ResponseError for ApiError {
                 }
             };
         let mut body = json!({"error": error, "message": message, "problems": problems});
+        if let ApiError::Unprocessable(_, _, p) = self {
+            body["problems"] = p.clone();
+        }
         if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
             for (k, v) in e {
                 b.insert(k.clone(), v.clone());
@@ -176,5 +196,42 @@ impl ResponseError for ApiError {
             res.force_close();
         }
         res.json(body)
+    }
+}
+
+impl From<crate::filing::FilingError> for ApiError {
+    fn from(e: crate::filing::FilingError) -> Self {
+        use crate::filing::FilingError as F;
+        match e {
+            F::Busy(_) => ApiError::Conflict("filing_running", e.to_string()),
+            F::LeaseLost => ApiError::Conflict("filing_running", e.to_string()),
+            F::Nothing(_) => ApiError::Conflict("nothing_to_file", e.to_string()),
+            F::NotYet(_) => ApiError::Conflict("year_not_over", e.to_string()),
+            F::Db(d) => d.into(),
+            F::Io(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl From<crate::retention::disposal::DisposalError> for ApiError {
+    fn from(e: crate::retention::disposal::DisposalError) -> Self {
+        use crate::retention::disposal::DisposalError as D;
+        match e {
+            D::Db(d) => d.into(),
+            D::Store(m) => ApiError::Internal(m),
+            D::NoCase | D::NoList | D::NoHold => ApiError::NotFound(e.to_string()),
+            D::Invalid(m) => ApiError::BadRequest(m),
+            D::State(m) => ApiError::Conflict("wrong_state", m),
+            D::FourEyes(m) => ApiError::Forbidden(m),
+            D::Refused(list) => ApiError::Unprocessable(
+                "not_disposable",
+                format!("{} case(s) cannot be put on a disposal list; nothing was proposed", list.len()),
+                serde_json::Value::Array(
+                    list.into_iter()
+                        .map(|(id, why)| json!({"code": "not_disposable", "archive_id": id, "message": why}))
+                        .collect(),
+                ),
+            ),
+        }
     }
 }

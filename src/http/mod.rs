@@ -3,7 +3,9 @@
 
 mod auth;
 mod cases;
+mod disposal;
 pub mod error;
+mod filing;
 mod log;
 
 use std::net::TcpListener;
@@ -36,8 +38,16 @@ pub struct Application {
 impl Application {
     /// Opens the archive and binds the listener (`127.0.0.1:0` picks a free port).
     pub async fn build(settings: Settings) -> Result<Application, StartError> {
+        Self::build_with_clock(settings, Arc::new(crate::clock::SystemClock)).await
+    }
+
+    /// [`Application::build`] with the calendar taken from `clock`.
+    pub async fn build_with_clock(
+        settings: Settings,
+        clock: Arc<dyn crate::clock::Clock>,
+    ) -> Result<Application, StartError> {
         let listen = settings.listen.clone();
-        let archive = Archive::open(settings).await?;
+        let archive = Archive::open_with_clock(settings, clock).await?;
         let listener =
             TcpListener::bind(&listen).map_err(|e| StartError::Listen(listen.clone(), e))?;
         let port = listener
@@ -56,6 +66,7 @@ impl Application {
                 }
             }
         });
+        tokio::spawn(crate::filing::schedule::run_background(archive.clone()));
         tokio::spawn(crate::evidence::fixity::run_background(
             archive.clone(),
             archive.settings.fixity_bytes_per_hour,
@@ -112,6 +123,14 @@ pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Serv
         App::new()
             .wrap(from_fn(log_requests))
             .app_data(data.clone())
+            // Completeness declarations and disposal lists can hold many thousands of keys.
+            .app_data(
+                web::JsonConfig::default()
+                    .limit(64 << 20)
+                    .error_handler(|e, _| {
+                        error::ApiError::BadRequest(format!("the JSON body: {e}")).into()
+                    }),
+            )
             .route("/healthz", web::get().to(healthz))
             .route("/readyz", web::get().to(readyz))
             .route("/metrics", web::get().to(metrics))
@@ -131,6 +150,44 @@ pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Serv
                     .route(
                         "/cases/{archive_id}/verify",
                         web::post().to(cases::verify_now),
+                    )
+                    .route("/cases/{archive_id}/holds", web::get().to(disposal::holds))
+                    .route(
+                        "/cases/{archive_id}/holds",
+                        web::post().to(disposal::place_hold),
+                    )
+                    .route(
+                        "/cases/{archive_id}/holds/{hold_id}/release",
+                        web::post().to(disposal::release_hold),
+                    )
+                    .route("/retention/rules", web::get().to(filing::get_rules))
+                    .route("/retention/rules", web::put().to(filing::put_rules))
+                    .route("/retention/reevaluate", web::post().to(filing::reevaluate))
+                    .route("/filings", web::post().to(filing::run))
+                    .route("/filings/{year}", web::get().to(filing::status))
+                    .route(
+                        "/filings/{year}/expected",
+                        web::put().to(filing::put_expected),
+                    )
+                    .route(
+                        "/filings/{year}/batches/{batch_id}/{name}",
+                        web::get().to(filing::document),
+                    )
+                    .route("/disposal/due", web::get().to(disposal::due))
+                    .route("/disposal/lists", web::get().to(disposal::lists))
+                    .route("/disposal/lists", web::post().to(disposal::propose))
+                    .route("/disposal/lists/{list_id}", web::get().to(disposal::show))
+                    .route(
+                        "/disposal/lists/{list_id}/decision",
+                        web::post().to(disposal::decide),
+                    )
+                    .route(
+                        "/disposal/lists/{list_id}/execute",
+                        web::post().to(disposal::execute),
+                    )
+                    .route(
+                        "/disposal/lists/{list_id}/{name}",
+                        web::get().to(disposal::document),
                     )
                     .route("/audits", web::get().to(cases::audits))
                     .route("/audit", web::get().to(log::trail))

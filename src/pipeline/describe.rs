@@ -104,9 +104,10 @@ pub struct CaseMetadata {
 
 impl CaseMetadata {
     /// Year of `transact_time` as written (its own offset): the case's archiving year.
-    pub fn year(&self) -> Option<i32> {
+    /// The archiving year: the year of `transact_time` in the filing time zone.
+    pub fn year(&self, tz: chrono_tz::Tz) -> Option<i32> {
         use chrono::Datelike;
-        parse_time(&self.transact_time).map(|t| t.year())
+        parse_time(&self.transact_time).map(|t| t.with_timezone(&tz).year())
     }
 }
 

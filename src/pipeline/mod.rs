@@ -72,6 +72,7 @@ pub struct Prepared {
     pub streamed: bool,
     /// The archiving-stage (GD) four-property check report.
     pub checks: Vec<checks::CheckItem>,
+    pub retention: crate::retention::Assigned,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,6 +93,8 @@ pub struct PrepareInput<'a> {
     pub archive_id: &'a str,
     pub agent: &'a Agent,
     pub received_at: DateTime<FixedOffset>,
+    /// The retention rules in force: the assigned retention is sealed into `archive.xml`.
+    pub rules: &'a crate::retention::RuleSet,
     /// A package begun while the submission was being received, if any.
     pub early: Option<stream_unpack::Early>,
 }
@@ -427,7 +430,18 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
 
     let metadata = match metadata {
         Some(m) if problems.is_empty() => m,
-        _ => return Err(PrepareError::Rejected(problems)),
+        Some(m) => {
+            problems.case_key = m.year(inp.settings.filing.tz()).map(|y| {
+                Box::new(crate::problem::CaseKey {
+                    social_code: m.social_code.clone(),
+                    task_code: m.task_code.clone(),
+                    project_id: m.project_id.clone(),
+                    year: y as i64,
+                })
+            });
+            return Err(PrepareError::Rejected(problems));
+        }
+        None => return Err(PrepareError::Rejected(problems)),
     };
     let mut formats: Vec<String> = rows.iter().map(|r| r.format.clone()).collect();
     formats.sort();
@@ -445,6 +459,26 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         signed_by: &inp.signer.info.key_id,
     });
 
+    let retention = inp.rules.assign(
+        &metadata.task_type,
+        metadata.catalog_code.as_deref(),
+        &metadata.task_code,
+        metadata.retention_period.as_deref(),
+        &inp.settings.retention,
+    );
+    if let Some(p) = &retention.proposed
+        && !retention.proposal_kept
+    {
+        problems.warn(Problem::field(
+            Code::RetentionRaised,
+            "retention_period",
+            format!(
+                "the proposed retention {p} is shorter than the rules allow; the case is kept {} ({})",
+                retention.retention.as_str(),
+                retention.basis
+            ),
+        ));
+    }
     let validated_at = now();
     let content_digest = content_digest(&rows);
     let xml = archive_xml(
@@ -454,7 +488,7 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         &problems.warnings,
         &checks,
         &content_digest,
-        &validated_at,
+        (&validated_at, &retention),
     );
     pkg.add_payload_bytes("archive.xml", xml.as_bytes())?;
     let info = BagInfo {
@@ -485,6 +519,7 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         validated_at,
         streamed: reused,
         checks,
+        retention,
     })
 }
 
@@ -497,7 +532,7 @@ fn archive_xml(
     warnings: &[Problem],
     checks: &[checks::CheckItem],
     content_digest: &str,
-    validated_at: &DateTime<FixedOffset>,
+    (validated_at, retention): (&DateTime<FixedOffset>, &crate::retention::Assigned),
 ) -> String {
     let mut x = String::with_capacity(4096);
     x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<archive xmlns=\"urn:guidang:archive:1\" version=\"1\">\n");
@@ -517,7 +552,9 @@ fn archive_xml(
         &mut x,
         "  ",
         "year",
-        &m.year().map(|y| y.to_string()).unwrap_or_default(),
+        &m.year(inp.settings.filing.tz())
+            .map(|y| y.to_string())
+            .unwrap_or_default(),
     );
     el(&mut x, "  ", "channel", inp.agent.channel);
     el(
@@ -533,8 +570,15 @@ fn archive_xml(
         "proposed",
         m.retention_period.as_deref().unwrap_or(""),
     );
-    el(&mut x, "    ", "assigned", "");
-    x.push_str("    <basis>assigned by the retention rules at filing</basis>\n  </retention>\n");
+    el(&mut x, "    ", "assigned", retention.retention.as_str());
+    el(
+        &mut x,
+        "    ",
+        "rule_version",
+        &retention.rule_version.to_string(),
+    );
+    el(&mut x, "    ", "basis", &retention.basis);
+    x.push_str("  </retention>\n");
     el(
         &mut x,
         "  ",

@@ -1,0 +1,547 @@
+//! The yearly filing (归档, article 40): every case completed in year Y is checked, given its
+//! archival code and handed to the archive office by 30 June of Y+1, with a filing register
+//! (归档文件目录) and a registration form (归档登记表).
+//!
+//! A filing batch codes its cases a chunk at a time; each chunk (codes, counters, statuses, batch
+//! totals) commits in one transaction, so a crash loses at most the chunk in flight and the next
+//! run resumes the same batch with the next item number. Exactly one server files at a time (a
+//! lease in the database). Cases of year Y arriving after a batch are filed by a later,
+//! supplementary batch and flagged late.
+
+pub mod code;
+pub mod register;
+pub mod schedule;
+pub mod status;
+
+use std::collections::HashMap;
+
+use chrono::Datelike;
+use futures_util::StreamExt;
+use serde::Serialize;
+use sqlx::Row;
+
+use crate::archive::Archive;
+use crate::db::cases::CaseRow;
+use crate::db::lease::Lease;
+use crate::db::{Bind, DbError, bind_all, value_rows};
+use crate::evidence::checks::Outcome;
+use crate::verify::Status;
+
+/// Who asked for the filing (the scheduler is `guidang`).
+#[derive(Debug, Clone)]
+pub struct Actor {
+    pub id: String,
+    pub role: String,
+    pub name: String,
+}
+
+impl Actor {
+    pub fn scheduler() -> Actor {
+        Actor {
+            id: "guidang".into(),
+            role: "system".into(),
+            name: "scheduler".into(),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum FilingError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Io(String),
+    #[error("a filing is already running (held by {0}); try again when it has finished")]
+    Busy(String),
+    #[error("year {0} has no archived case waiting to be filed")]
+    Nothing(i64),
+    #[error("year {0} is not over yet in the filing time zone; it can be filed from 1 January {next}", next = .0 + 1)]
+    NotYet(i64),
+    #[error("the filing lost its lease to another server and stopped; run it again")]
+    LeaseLost,
+}
+
+impl From<crate::pipeline::store::StoreError> for FilingError {
+    fn from(e: crate::pipeline::store::StoreError) -> Self {
+        FilingError::Io(e.to_string())
+    }
+}
+impl From<sqlx::Error> for FilingError {
+    fn from(e: sqlx::Error) -> Self {
+        FilingError::Db(e.into())
+    }
+}
+impl From<std::io::Error> for FilingError {
+    fn from(e: std::io::Error) -> Self {
+        FilingError::Io(e.to_string())
+    }
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Batch {
+    pub batch_id: String,
+    pub year: i64,
+    pub seq: i64,
+    /// `regular` (the first batch of the year) or `supplementary`.
+    pub kind: String,
+    /// `running` or `complete`.
+    pub state: String,
+    /// `manual` or `scheduled`.
+    pub origin: String,
+    pub started_by: String,
+    pub started_at: String,
+    pub finished_at: Option<String>,
+    pub cases: i64,
+    pub files: i64,
+    pub bytes: i64,
+    pub online: i64,
+    pub offline: i64,
+    pub late: i64,
+    /// Cases the filing check refused (left unfiled, with the reason on the case).
+    pub refused: i64,
+    pub documents: Option<serde_json::Value>,
+}
+
+const BATCH_COLUMNS: &str = "batch_id, year, seq, kind, state, origin, started_by, started_at, finished_at, \
+    cases, files, bytes, online, offline, late, refused, documents_json";
+
+fn batch_from(r: &sqlx::any::AnyRow) -> Batch {
+    Batch {
+        batch_id: r.get(0),
+        year: r.get(1),
+        seq: r.get(2),
+        kind: r.get(3),
+        state: r.get(4),
+        origin: r.get(5),
+        started_by: r.get(6),
+        started_at: r.get(7),
+        finished_at: r.get(8),
+        cases: r.get(9),
+        files: r.get(10),
+        bytes: r.get(11),
+        online: r.get(12),
+        offline: r.get(13),
+        late: r.get(14),
+        refused: r.get(15),
+        documents: r
+            .get::<Option<String>, _>(16)
+            .and_then(|s| serde_json::from_str(&s).ok()),
+    }
+}
+
+pub async fn batches(archive: &Archive, year: i64) -> Result<Vec<Batch>, DbError> {
+    let sql = format!("SELECT {BATCH_COLUMNS} FROM filing_batches WHERE year = $1 ORDER BY seq");
+    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(year)
+        .fetch_all(&archive.db.pool)
+        .await?;
+    Ok(rows.iter().map(batch_from).collect())
+}
+
+pub async fn batch(archive: &Archive, batch_id: &str) -> Result<Option<Batch>, DbError> {
+    let sql = format!("SELECT {BATCH_COLUMNS} FROM filing_batches WHERE batch_id = $1");
+    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(batch_id)
+        .fetch_optional(&archive.db.pool)
+        .await?;
+    Ok(r.as_ref().map(batch_from))
+}
+
+/// Files year `year`: resumes its unfinished batch, or starts the next one. `Err(Nothing)` when
+/// every archived case of the year is filed already.
+pub async fn run(
+    archive: &Archive,
+    year: i64,
+    origin: &str,
+    actor: &Actor,
+) -> Result<Batch, FilingError> {
+    let tz = archive.settings.filing.tz();
+    if archive.clock.now().with_timezone(&tz).year() as i64 <= year {
+        return Err(FilingError::NotYet(year));
+    }
+    let lease = match Lease::acquire(
+        &archive.db,
+        "filing",
+        &archive.instance,
+        archive.settings.filing.lease_secs,
+    )
+    .await?
+    {
+        Ok(l) => l,
+        Err(holder) => return Err(FilingError::Busy(holder)),
+    };
+    let r = run_leased(archive, year, origin, actor, &lease).await;
+    if let Err(e) = lease.release().await {
+        tracing::warn!(error = %e, "cannot release the filing lease; it expires by itself");
+    }
+    r
+}
+
+async fn run_leased(
+    archive: &Archive,
+    year: i64,
+    origin: &str,
+    actor: &Actor,
+    lease: &Lease,
+) -> Result<Batch, FilingError> {
+    let db = &archive.db;
+    let running = batches(archive, year)
+        .await?
+        .into_iter()
+        .find(|b| b.state == "running");
+    let batch = match running {
+        Some(b) => {
+            tracing::warn!(batch_id = %b.batch_id, year, cases = b.cases, "resuming an interrupted filing batch");
+            b
+        }
+        None => start_batch(archive, year, origin, actor).await?,
+    };
+    let settings = &archive.settings.filing;
+    let pattern = code::Pattern::parse(&settings.code_pattern).map_err(FilingError::Io)?;
+    let keys = archive.keys().await?;
+    let deadline = schedule::deadline(year, settings.tz());
+    let late = batch.kind == "supplementary" || archive.clock.now() >= deadline;
+    let full = settings.check == "full";
+    tracing::info!(batch_id = %batch.batch_id, year, kind = %batch.kind, "filing");
+    loop {
+        if !lease.renew().await? {
+            return Err(FilingError::LeaseLost);
+        }
+        let sql = format!(
+            "SELECT {} FROM cases WHERE year = $1 AND status = 'archived' \
+             AND (filing_problem_batch IS NULL OR filing_problem_batch <> $2) \
+             ORDER BY transact_time, archive_id LIMIT $3",
+            crate::db::cases::CASE_COLUMNS
+        );
+        let rows: Vec<CaseRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(year)
+            .bind(&batch.batch_id)
+            .bind(settings.batch_size as i64)
+            .fetch_all(&db.pool)
+            .await?
+            .iter()
+            .map(crate::db::cases::case_from)
+            .collect();
+        if rows.is_empty() {
+            break;
+        }
+        let checked: Vec<(CaseRow, Result<(), String>)> = futures_util::stream::iter(rows)
+            .map(|c| {
+                let keys = &keys;
+                async move {
+                    let r = check_case(archive, &c, keys, full).await;
+                    (c, r)
+                }
+            })
+            .buffered(settings.check_concurrency)
+            .collect()
+            .await;
+        record_chunk(archive, &batch, &pattern, checked, late).await?;
+        crate::archive::failpoint("filing_chunk");
+    }
+    finish(archive, &batch.batch_id, actor).await
+}
+
+async fn start_batch(
+    archive: &Archive,
+    year: i64,
+    origin: &str,
+    actor: &Actor,
+) -> Result<Batch, FilingError> {
+    let db = &archive.db;
+    let waiting: i64 =
+        sqlx::query("SELECT COUNT(*) FROM cases WHERE year = $1 AND status = 'archived'")
+            .bind(year)
+            .fetch_one(&db.pool)
+            .await?
+            .get(0);
+    if waiting == 0 {
+        return Err(FilingError::Nothing(year));
+    }
+    let mut tx = db.begin_write().await?;
+    let seq: i64 =
+        sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM filing_batches WHERE year = $1")
+            .bind(year)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+    let batch_id = format!(
+        "{year}-{seq:02}-{}",
+        &uuid::Uuid::now_v7().simple().to_string()[..8]
+    );
+    let kind = if seq == 1 { "regular" } else { "supplementary" };
+    let started_at = crate::db::rfc3339(&archive.clock.now());
+    sqlx::query("INSERT INTO filing_batches (batch_id, year, seq, kind, state, origin, started_by, started_at) VALUES ($1, $2, $3, $4, 'running', $5, $6, $7)")
+        .bind(&batch_id)
+        .bind(year)
+        .bind(seq)
+        .bind(kind)
+        .bind(origin)
+        .bind(&actor.id)
+        .bind(&started_at)
+        .execute(&mut *tx)
+        .await?;
+    tx.commit().await?;
+    batch(archive, &batch_id)
+        .await?
+        .ok_or_else(|| FilingError::Io("the new batch vanished".into()))
+}
+
+/// The filing check (DA/T 70, archiving stage, as far as it can be repeated at filing): the
+/// archiving-stage checks recorded at ingest found nothing failing, the stored package is there
+/// with its recorded size, its tag manifest is the one recorded, and its signature verifies under
+/// a published key; with `check = "full"` every payload byte is re-hashed as well.
+async fn check_case(
+    archive: &Archive,
+    c: &CaseRow,
+    keys: &[crate::pipeline::sign::PublicKeyInfo],
+    full: bool,
+) -> Result<(), String> {
+    let items: Vec<crate::evidence::checks::CheckItem> =
+        serde_json::from_str(&c.checks_json).unwrap_or_default();
+    if let Some(bad) = items.iter().find(|i| i.result == Outcome::Fail) {
+        return Err(format!("{} failed at archiving: {}", bad.code, bad.detail));
+    }
+    let size = archive
+        .store
+        .size(&c.package_key)
+        .await
+        .map_err(|e| format!("the stored package cannot be read: {e}"))?;
+    if size != c.package_size as u64 {
+        return Err(format!(
+            "the stored package is {size} bytes, {} were recorded",
+            c.package_size
+        ));
+    }
+    let reader = archive
+        .store
+        .reader(&c.package_key, size, tokio::runtime::Handle::current());
+    let name = c.package_key.clone();
+    let keys = keys.to_vec();
+    let report = tokio::task::spawn_blocking(move || {
+        crate::verify::verify_reader_depth(&name, Box::new(reader), Some(&keys), None, full)
+    })
+    .await
+    .map_err(|e| format!("the check stopped: {e}"))?;
+    let failed: Vec<String> = report
+        .checks
+        .iter()
+        .filter(|k| k.status == Status::Fail)
+        .map(|k| format!("{}: {}", k.check, k.detail))
+        .collect();
+    if !failed.is_empty() {
+        return Err(failed.join("; "));
+    }
+    if report.tagmanifest_sha256.as_deref() != Some(c.tagmanifest_sha256.as_str()) {
+        return Err("the stored package's tag manifest is not the one recorded".into());
+    }
+    Ok(())
+}
+
+/// Codes, files and counts one chunk in one transaction.
+async fn record_chunk(
+    archive: &Archive,
+    batch: &Batch,
+    pattern: &code::Pattern,
+    checked: Vec<(CaseRow, Result<(), String>)>,
+    late: bool,
+) -> Result<(), FilingError> {
+    let db = &archive.db;
+    let settings = &archive.settings;
+    let ids: Vec<Bind> = checked
+        .iter()
+        .map(|(c, _)| Bind::S(c.archive_id.clone()))
+        .collect();
+    let sql = format!(
+        "SELECT archive_id, COUNT(*), COALESCE(SUM(size), 0) FROM case_files WHERE archive_id IN ({}) GROUP BY archive_id",
+        (1..=ids.len())
+            .map(|i| format!("${i}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let counts: HashMap<String, (i64, i64)> = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &ids)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|r| (r.get(0), (r.get(1), r.get(2))))
+        .collect();
+    let filed_at = crate::db::rfc3339(&archive.clock.now());
+    let mut tx = db.begin_write().await?;
+    let mut counters: HashMap<String, i64> = HashMap::new();
+    let (mut cases, mut files, mut bytes, mut online, mut offline, mut refused) =
+        (0i64, 0i64, 0i64, 0i64, 0i64, 0i64);
+    let mut events: Vec<Bind> = vec![];
+    let mut n_events = 0;
+    for (c, verdict) in &checked {
+        if let Err(why) = verdict {
+            sqlx::query("UPDATE cases SET filing_problem = $1, filing_problem_batch = $2 WHERE archive_id = $3")
+                .bind(why)
+                .bind(&batch.batch_id)
+                .bind(&c.archive_id)
+                .execute(&mut *tx)
+                .await?;
+            refused += 1;
+            tracing::warn!(archive_id = %c.archive_id, problem = %why, "the filing check refused a case");
+            continue;
+        }
+        let org = settings
+            .filing
+            .org_codes
+            .get(&c.social_code)
+            .map(String::as_str)
+            .unwrap_or(&c.social_code);
+        let v = code::Values {
+            fonds: &settings.fonds_code,
+            category: &settings.filing.category,
+            year: batch.year,
+            retention: c
+                .retention
+                .as_deref()
+                .unwrap_or(&settings.retention.default),
+            org,
+            task_type: &c.task_type,
+        };
+        let class = pattern.class(&v);
+        let last = match counters.get(&class) {
+            Some(n) => *n,
+            None => sqlx::query_scalar::<_, i64>(
+                "SELECT last_item FROM archival_counters WHERE class = $1",
+            )
+            .bind(&class)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or(0),
+        };
+        let archival_code = pattern.code(&v, last + 1);
+        let (n, b) = counts.get(&c.archive_id).copied().unwrap_or((0, 0));
+        let done = sqlx::query(
+            "UPDATE cases SET status = 'filed', archival_code = $1, filing_batch = $2, filed_at = $3, filing_late = $4, \
+             file_count = $5, file_bytes = $6, filing_problem = NULL, filing_problem_batch = NULL \
+             WHERE archive_id = $7 AND status = 'archived'",
+        )
+        .bind(&archival_code)
+        .bind(&batch.batch_id)
+        .bind(&filed_at)
+        .bind(late as i64)
+        .bind(n)
+        .bind(b)
+        .bind(&c.archive_id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if done != 1 {
+            // Changed under us (it cannot be filed twice: the lease and this guard); no number spent.
+            counters.insert(class, last);
+            continue;
+        }
+        counters.insert(class, last + 1);
+        cases += 1;
+        files += n;
+        bytes += b;
+        if c.source == "offline" {
+            offline += 1;
+        } else {
+            online += 1;
+        }
+        events.extend([
+            Bind::S(uuid::Uuid::now_v7().to_string()),
+            Bind::S(c.archive_id.clone()),
+            Bind::S("filed".into()),
+            Bind::S(filed_at.clone()),
+            Bind::S("guidang".into()),
+            Bind::S(format!("{archival_code} in batch {}", batch.batch_id)),
+        ]);
+        n_events += 1;
+    }
+    for (class, last) in &counters {
+        sqlx::query("INSERT INTO archival_counters (class, last_item) VALUES ($1, $2) ON CONFLICT (class) DO UPDATE SET last_item = excluded.last_item")
+            .bind(class)
+            .bind(last)
+            .execute(&mut *tx)
+            .await?;
+    }
+    for chunk in events.chunks(6 * 500) {
+        let sql = format!(
+            "INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES {}",
+            value_rows(chunk.len() / 6, 6)
+        );
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
+            .execute(&mut *tx)
+            .await?;
+    }
+    let _ = n_events;
+    sqlx::query(
+        "UPDATE filing_batches SET cases = cases + $1, files = files + $2, bytes = bytes + $3, online = online + $4, \
+         offline = offline + $5, late = late + $6, refused = refused + $7 WHERE batch_id = $8",
+    )
+    .bind(cases)
+    .bind(files)
+    .bind(bytes)
+    .bind(online)
+    .bind(offline)
+    .bind(if late { cases } else { 0 })
+    .bind(refused)
+    .bind(&batch.batch_id)
+    .execute(&mut *tx)
+    .await?;
+    tx.commit().await?;
+    archive
+        .metrics
+        .cases_filed
+        .fetch_add(cases as u64, std::sync::atomic::Ordering::Relaxed);
+    Ok(())
+}
+
+/// Writes the register and the registration form, then closes the batch and enters it in the
+/// transparency log, in one transaction.
+async fn finish(archive: &Archive, batch_id: &str, actor: &Actor) -> Result<Batch, FilingError> {
+    let b = batch(archive, batch_id)
+        .await?
+        .ok_or_else(|| FilingError::Io("the batch vanished".into()))?;
+    let docs = register::write_filing(archive, &b).await?;
+    let form_sha = docs
+        .iter()
+        .find(|d| d.name == "form.xml")
+        .map(|d| d.sha256.clone())
+        .unwrap_or_default();
+    let finished_at = crate::db::rfc3339(&archive.clock.now());
+    let docs_json = serde_json::to_string(&docs).map_err(|e| FilingError::Io(e.to_string()))?;
+    let mut tx = archive.db.begin_write().await?;
+    sqlx::query("UPDATE filing_batches SET state = 'complete', finished_at = $1, documents_json = $2 WHERE batch_id = $3 AND state = 'running'")
+        .bind(&finished_at)
+        .bind(&docs_json)
+        .bind(batch_id)
+        .execute(&mut *tx)
+        .await?;
+    let entry = format!(
+        "guidang-filed-v1\n{}\n{batch_id}\n{}\n{form_sha}\n",
+        b.year, b.cases
+    );
+    crate::evidence::log::append_on(&mut tx, archive.db.postgres, "filed", None, &entry).await?;
+    crate::evidence::trail::append_on(
+        &mut tx,
+        archive.db.postgres,
+        &crate::evidence::trail::Event {
+            actor: actor.id.clone(),
+            role: actor.role.clone(),
+            action: "file".into(),
+            target: batch_id.into(),
+            outcome: format!("{} filed, {} refused", b.cases, b.refused),
+        },
+    )
+    .await?;
+    tx.commit().await?;
+    if let Err(e) = archive.log.publish().await {
+        tracing::error!(error = %e, "cannot publish a log checkpoint");
+    }
+    tracing::info!(
+        batch_id,
+        year = b.year,
+        cases = b.cases,
+        refused = b.refused,
+        "filing batch complete"
+    );
+    batch(archive, batch_id)
+        .await?
+        .ok_or_else(|| FilingError::Io("the batch vanished".into()))
+}

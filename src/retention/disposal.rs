@@ -1,0 +1,690 @@
+//! Lawful disposal (article 37, 42; MoReq2010): a case is due once its fixed term has run, counted
+//! from the end of its year (`Y` never). An archivist proposes a list with appraisal opinions; an
+//! administrator who is not the proposer approves or rejects it; holds block it; execution
+//! destroys the content and keeps a tombstone (the case row with its metadata, the digests of
+//! every file and the approval trail) and a destruction register (销毁清册). There is no other
+//! way to delete a package through the service.
+
+use chrono::Datelike;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use sqlx::Row;
+
+use crate::archive::Archive;
+use crate::db::{Db, DbError};
+use crate::filing::register::{DocWriter, Document, csv};
+use crate::filing::{Actor, FilingError};
+use crate::pipeline::package::esc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DisposalError {
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Store(String),
+    #[error("no such case")]
+    NoCase,
+    #[error("no such disposal list")]
+    NoList,
+    #[error("no such hold")]
+    NoHold,
+    #[error("{0}")]
+    Invalid(String),
+    /// The list cannot take this step in its state.
+    #[error("{0}")]
+    State(String),
+    /// Four eyes: the proposer may not decide.
+    #[error("{0}")]
+    FourEyes(String),
+    /// Cases that may not be put on the list, each with the reason.
+    #[error("some cases cannot be disposed of")]
+    Refused(Vec<(String, String)>),
+}
+
+impl From<sqlx::Error> for DisposalError {
+    fn from(e: sqlx::Error) -> Self {
+        DisposalError::Db(e.into())
+    }
+}
+
+impl From<FilingError> for DisposalError {
+    fn from(e: FilingError) -> Self {
+        match e {
+            FilingError::Db(d) => DisposalError::Db(d),
+            e => DisposalError::Store(e.to_string()),
+        }
+    }
+}
+
+/// The current calendar year in the filing time zone.
+fn this_year(archive: &Archive) -> i64 {
+    archive
+        .clock
+        .now()
+        .with_timezone(&archive.settings.filing.tz())
+        .year() as i64
+}
+
+/// The condition for "due": a fixed term that has run by 1 January of `this_year`.
+/// (D10 of year Y runs to the end of Y+10; it is due from Y+11.)
+const DUE: &str = "status IN ('archived', 'filed') AND ((retention = 'D10' AND year + 10 < $1) OR (retention = 'D30' AND year + 30 < $1))";
+
+#[derive(Debug, Serialize)]
+pub struct Hold {
+    pub hold_id: String,
+    pub archive_id: String,
+    pub reason: String,
+    pub placed_by: String,
+    pub placed_at: String,
+    pub released_by: Option<String>,
+    pub released_at: Option<String>,
+    pub release_reason: Option<String>,
+}
+
+fn hold_from(r: &sqlx::any::AnyRow) -> Hold {
+    Hold {
+        hold_id: r.get(0),
+        archive_id: r.get(1),
+        reason: r.get(2),
+        placed_by: r.get(3),
+        placed_at: r.get(4),
+        released_by: r.get(5),
+        released_at: r.get(6),
+        release_reason: r.get(7),
+    }
+}
+
+const HOLD_COLUMNS: &str =
+    "hold_id, archive_id, reason, placed_by, placed_at, released_by, released_at, release_reason";
+
+pub async fn holds_of(db: &Db, archive_id: &str) -> Result<Vec<Hold>, DbError> {
+    let sql = format!(
+        "SELECT {HOLD_COLUMNS} FROM holds WHERE archive_id = $1 ORDER BY placed_at, hold_id"
+    );
+    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(archive_id)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(hold_from)
+        .collect())
+}
+
+pub async fn place_hold(
+    archive: &Archive,
+    archive_id: &str,
+    reason: &str,
+    actor: &Actor,
+) -> Result<Hold, DisposalError> {
+    if reason.trim().is_empty() {
+        return Err(DisposalError::Invalid("a hold needs a reason".into()));
+    }
+    let c = archive
+        .db
+        .case(archive_id)
+        .await?
+        .ok_or(DisposalError::NoCase)?;
+    if c.status == "disposed" {
+        return Err(DisposalError::State(
+            "the case was disposed of already".into(),
+        ));
+    }
+    let hold_id = uuid::Uuid::now_v7().to_string();
+    let at = crate::db::rfc3339(&archive.clock.now());
+    sqlx::query("INSERT INTO holds (hold_id, archive_id, reason, placed_by, placed_at) VALUES ($1, $2, $3, $4, $5)")
+        .bind(&hold_id)
+        .bind(archive_id)
+        .bind(reason)
+        .bind(&actor.id)
+        .bind(&at)
+        .execute(&archive.db.pool)
+        .await?;
+    archive
+        .audit(
+            &actor.id,
+            &actor.role,
+            "hold",
+            archive_id,
+            &format!("placed {hold_id}"),
+        )
+        .await;
+    Ok(Hold {
+        hold_id,
+        archive_id: archive_id.into(),
+        reason: reason.into(),
+        placed_by: actor.id.clone(),
+        placed_at: at,
+        released_by: None,
+        released_at: None,
+        release_reason: None,
+    })
+}
+
+pub async fn release_hold(
+    archive: &Archive,
+    archive_id: &str,
+    hold_id: &str,
+    reason: &str,
+    actor: &Actor,
+) -> Result<(), DisposalError> {
+    if reason.trim().is_empty() {
+        return Err(DisposalError::Invalid(
+            "releasing a hold needs a reason".into(),
+        ));
+    }
+    let n = sqlx::query("UPDATE holds SET released_by = $1, released_at = $2, release_reason = $3 WHERE hold_id = $4 AND archive_id = $5 AND released_at IS NULL")
+        .bind(&actor.id)
+        .bind(crate::db::rfc3339(&archive.clock.now()))
+        .bind(reason)
+        .bind(hold_id)
+        .bind(archive_id)
+        .execute(&archive.db.pool)
+        .await?
+        .rows_affected();
+    if n != 1 {
+        return Err(DisposalError::NoHold);
+    }
+    archive
+        .audit(
+            &actor.id,
+            &actor.role,
+            "hold",
+            archive_id,
+            &format!("released {hold_id}"),
+        )
+        .await;
+    Ok(())
+}
+
+/// Cases due for disposal now, a page at a time, oldest year first.
+pub async fn due(archive: &Archive, page: i64, per_page: i64) -> Result<Value, DbError> {
+    let y = this_year(archive);
+    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM cases WHERE {DUE}"
+    )))
+    .bind(y)
+    .fetch_one(&archive.db.pool)
+    .await?
+    .get(0);
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT archive_id, archival_code, project_name, task_name, year, retention, status, \
+         (SELECT COUNT(*) FROM holds h WHERE h.archive_id = cases.archive_id AND h.released_at IS NULL), \
+         (SELECT MAX(l.list_id) FROM disposal_items i JOIN disposal_lists l ON l.list_id = i.list_id \
+          WHERE i.archive_id = cases.archive_id AND l.state IN ('proposed', 'approved', 'executing')) \
+         FROM cases WHERE {DUE} ORDER BY year, archive_id LIMIT $2 OFFSET $3"
+    )))
+    .bind(y)
+    .bind(per_page)
+    .bind((page - 1) * per_page)
+    .fetch_all(&archive.db.pool)
+    .await?;
+    let items: Vec<Value> = rows
+        .iter()
+        .map(|r| {
+            let year: i64 = r.get(4);
+            let ret: String = r.get(5);
+            let term = crate::retention::Retention::parse(&ret)
+                .and_then(|r| r.years())
+                .unwrap_or(0);
+            json!({
+                "archive_id": r.get::<String, _>(0),
+                "archival_code": r.get::<Option<String>, _>(1),
+                "project_name": r.get::<String, _>(2),
+                "task_name": r.get::<String, _>(3),
+                "year": year,
+                "retention": ret,
+                "term_ended": format!("{}-12-31", year + term),
+                "status": r.get::<String, _>(6),
+                "held": r.get::<i64, _>(7) > 0,
+                "on_list": r.get::<Option<String>, _>(8),
+            })
+        })
+        .collect();
+    Ok(json!({"as_of_year": y, "items": items, "total": total, "page": page, "per_page": per_page}))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Proposal {
+    /// The appraisal opinion on the list as a whole (鉴定意见).
+    pub opinion: String,
+    pub cases: Vec<ProposedCase>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProposedCase {
+    pub archive_id: String,
+    /// The appraisal opinion on this case.
+    pub appraisal: String,
+}
+
+const MAX_LIST: usize = 100_000;
+
+/// Why `archive_id` may not be disposed of now, if anything.
+async fn refusal(
+    archive: &Archive,
+    archive_id: &str,
+    list: Option<&str>,
+) -> Result<Option<String>, DbError> {
+    let y = this_year(archive);
+    let Some(c) = archive.db.case(archive_id).await? else {
+        return Ok(Some("no such case".into()));
+    };
+    if c.status == "disposed" {
+        return Ok(Some("disposed of already".into()));
+    }
+    let due: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT COUNT(*) FROM cases WHERE archive_id = $2 AND {DUE}"
+    )))
+    .bind(y)
+    .bind(archive_id)
+    .fetch_one(&archive.db.pool)
+    .await?
+    .get(0);
+    if due == 0 {
+        return Ok(Some(match c.retention.as_deref() {
+            Some("Y") => "retained permanently (Y)".to_string(),
+            Some(r) => format!("its retention {r} from {} has not run yet", c.year),
+            None => "it has no retention".to_string(),
+        }));
+    }
+    let held: i64 =
+        sqlx::query("SELECT COUNT(*) FROM holds WHERE archive_id = $1 AND released_at IS NULL")
+            .bind(archive_id)
+            .fetch_one(&archive.db.pool)
+            .await?
+            .get(0);
+    if held > 0 {
+        return Ok(Some("under a hold".into()));
+    }
+    let other: Option<String> = sqlx::query_scalar(
+        "SELECT l.list_id FROM disposal_items i JOIN disposal_lists l ON l.list_id = i.list_id WHERE i.archive_id = $1 \
+         AND l.state IN ('proposed', 'approved', 'executing') AND l.list_id <> $2 LIMIT 1",
+    )
+    .bind(archive_id)
+    .bind(list.unwrap_or(""))
+    .fetch_optional(&archive.db.pool)
+    .await?;
+    Ok(other.map(|l| format!("on disposal list {l} already")))
+}
+
+pub async fn propose(
+    archive: &Archive,
+    p: &Proposal,
+    actor: &Actor,
+) -> Result<Value, DisposalError> {
+    if p.opinion.trim().is_empty() {
+        return Err(DisposalError::Invalid(
+            "the list needs an appraisal opinion (opinion)".into(),
+        ));
+    }
+    if p.cases.is_empty() || p.cases.len() > MAX_LIST {
+        return Err(DisposalError::Invalid(format!(
+            "a list holds 1 to {MAX_LIST} cases"
+        )));
+    }
+    let mut refused = vec![];
+    let mut seen = std::collections::HashSet::new();
+    for c in &p.cases {
+        if !seen.insert(c.archive_id.as_str()) {
+            refused.push((c.archive_id.clone(), "listed twice".into()));
+        } else if c.appraisal.trim().is_empty() {
+            refused.push((c.archive_id.clone(), "no appraisal opinion".into()));
+        } else if let Some(why) = refusal(archive, &c.archive_id, None).await? {
+            refused.push((c.archive_id.clone(), why));
+        }
+    }
+    if !refused.is_empty() {
+        return Err(DisposalError::Refused(refused));
+    }
+    let list_id = uuid::Uuid::now_v7().to_string();
+    let at = crate::db::rfc3339(&archive.clock.now());
+    let mut tx = archive.db.begin_write().await?;
+    sqlx::query("INSERT INTO disposal_lists (list_id, state, opinion, proposed_by, proposed_by_name, proposed_at) VALUES ($1, 'proposed', $2, $3, $4, $5)")
+        .bind(&list_id)
+        .bind(&p.opinion)
+        .bind(&actor.id)
+        .bind(&actor.name)
+        .bind(&at)
+        .execute(&mut *tx)
+        .await?;
+    for c in &p.cases {
+        sqlx::query(
+            "INSERT INTO disposal_items (list_id, archive_id, appraisal) VALUES ($1, $2, $3)",
+        )
+        .bind(&list_id)
+        .bind(&c.archive_id)
+        .bind(&c.appraisal)
+        .execute(&mut *tx)
+        .await?;
+    }
+    tx.commit().await?;
+    archive
+        .audit(
+            &actor.id,
+            &actor.role,
+            "dispose_propose",
+            &list_id,
+            &format!("{} cases", p.cases.len()),
+        )
+        .await;
+    list(archive, &list_id).await?.ok_or(DisposalError::NoList)
+}
+
+/// A list with its items and its approval trail.
+pub async fn list(archive: &Archive, list_id: &str) -> Result<Option<Value>, DbError> {
+    let Some(l) = sqlx::query(
+        "SELECT list_id, state, opinion, proposed_by, proposed_by_name, proposed_at, decided_by, decided_by_name, \
+         decided_at, decision_note, executed_by, executed_at, documents_json FROM disposal_lists WHERE list_id = $1",
+    )
+    .bind(list_id)
+    .fetch_optional(&archive.db.pool)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let items: Vec<Value> = sqlx::query(
+        "SELECT i.archive_id, i.appraisal, i.outcome, c.archival_code, c.project_name, c.year, c.retention \
+         FROM disposal_items i LEFT JOIN cases c ON c.archive_id = i.archive_id WHERE i.list_id = $1 ORDER BY i.archive_id",
+    )
+    .bind(list_id)
+    .fetch_all(&archive.db.pool)
+    .await?
+    .iter()
+    .map(|r| {
+        json!({"archive_id": r.get::<String, _>(0), "appraisal": r.get::<String, _>(1), "outcome": r.get::<Option<String>, _>(2),
+               "archival_code": r.get::<Option<String>, _>(3), "project_name": r.get::<Option<String>, _>(4),
+               "year": r.get::<Option<i64>, _>(5), "retention": r.get::<Option<String>, _>(6)})
+    })
+    .collect();
+    let s = |i: usize| l.get::<Option<String>, _>(i);
+    Ok(Some(json!({
+        "list_id": s(0),
+        "state": s(1),
+        "opinion": s(2),
+        "proposed_by": s(3),
+        "proposed_by_name": s(4),
+        "proposed_at": s(5),
+        "decided_by": s(6),
+        "decided_by_name": s(7),
+        "decided_at": s(8),
+        "decision_note": s(9),
+        "executed_by": s(10),
+        "executed_at": s(11),
+        "documents": s(12).and_then(|d| serde_json::from_str::<Value>(&d).ok()),
+        "items": items,
+    })))
+}
+
+pub async fn lists(archive: &Archive) -> Result<Value, DbError> {
+    let rows = sqlx::query(
+        "SELECT l.list_id, l.state, l.proposed_by_name, l.proposed_at, l.decided_at, l.executed_at, \
+         (SELECT COUNT(*) FROM disposal_items i WHERE i.list_id = l.list_id) FROM disposal_lists l ORDER BY l.proposed_at DESC LIMIT 1000",
+    )
+    .fetch_all(&archive.db.pool)
+    .await?;
+    Ok(json!({"items": rows.iter().map(|r| json!({
+        "list_id": r.get::<String, _>(0), "state": r.get::<String, _>(1), "proposed_by_name": r.get::<String, _>(2),
+        "proposed_at": r.get::<String, _>(3), "decided_at": r.get::<Option<String>, _>(4),
+        "executed_at": r.get::<Option<String>, _>(5), "cases": r.get::<i64, _>(6)})).collect::<Vec<_>>()}))
+}
+
+fn same_person(a: &str, b: &str) -> bool {
+    let norm = |s: &str| s.trim().to_lowercase();
+    !a.trim().is_empty() && norm(a) == norm(b)
+}
+
+/// An administrator's decision. Four eyes: not the proposer's token, nor a token under the
+/// proposer's name.
+pub async fn decide(
+    archive: &Archive,
+    list_id: &str,
+    approve: bool,
+    note: &str,
+    actor: &Actor,
+) -> Result<Value, DisposalError> {
+    let r = sqlx::query(
+        "SELECT state, proposed_by, proposed_by_name FROM disposal_lists WHERE list_id = $1",
+    )
+    .bind(list_id)
+    .fetch_optional(&archive.db.pool)
+    .await?
+    .ok_or(DisposalError::NoList)?;
+    let (state, by, by_name): (String, String, String) = (r.get(0), r.get(1), r.get(2));
+    if state != "proposed" {
+        return Err(DisposalError::State(format!(
+            "the list is {state}; only a proposed list can be decided"
+        )));
+    }
+    if by == actor.id || same_person(&by_name, &actor.name) {
+        archive
+            .audit(
+                &actor.id,
+                &actor.role,
+                "dispose_decide",
+                list_id,
+                "403 four_eyes",
+            )
+            .await;
+        return Err(DisposalError::FourEyes(
+            "the proposer of a disposal list may not decide it: another administrator must".into(),
+        ));
+    }
+    let decision = if approve { "approved" } else { "rejected" };
+    let n = sqlx::query("UPDATE disposal_lists SET state = $1, decided_by = $2, decided_by_name = $3, decided_at = $4, decision_note = $5 WHERE list_id = $6 AND state = 'proposed'")
+        .bind(decision)
+        .bind(&actor.id)
+        .bind(&actor.name)
+        .bind(crate::db::rfc3339(&archive.clock.now()))
+        .bind(note)
+        .bind(list_id)
+        .execute(&archive.db.pool)
+        .await?
+        .rows_affected();
+    if n != 1 {
+        return Err(DisposalError::State(
+            "the list was decided meanwhile".into(),
+        ));
+    }
+    archive
+        .audit(&actor.id, &actor.role, "dispose_decide", list_id, decision)
+        .await;
+    list(archive, list_id).await?.ok_or(DisposalError::NoList)
+}
+
+/// Destroys the content of an approved list's cases, except those held (or no longer due) now.
+/// Each case is marked disposed (with its log entry) before its package is deleted, and the list
+/// is `executed` only once every delete is done: run again, an interrupted execution finishes.
+pub async fn execute(
+    archive: &Archive,
+    list_id: &str,
+    actor: &Actor,
+) -> Result<Value, DisposalError> {
+    let state: String = sqlx::query_scalar("SELECT state FROM disposal_lists WHERE list_id = $1")
+        .bind(list_id)
+        .fetch_optional(&archive.db.pool)
+        .await?
+        .ok_or(DisposalError::NoList)?;
+    if !matches!(state.as_str(), "approved" | "executing") {
+        return Err(DisposalError::State(format!(
+            "the list is {state}; only an approved list can be executed"
+        )));
+    }
+    sqlx::query("UPDATE disposal_lists SET state = 'executing' WHERE list_id = $1")
+        .bind(list_id)
+        .execute(&archive.db.pool)
+        .await?;
+    let items: Vec<(String, Option<String>)> = sqlx::query(
+        "SELECT archive_id, outcome FROM disposal_items WHERE list_id = $1 ORDER BY archive_id",
+    )
+    .bind(list_id)
+    .fetch_all(&archive.db.pool)
+    .await?
+    .iter()
+    .map(|r| (r.get(0), r.get(1)))
+    .collect();
+    let at = crate::db::rfc3339(&archive.clock.now());
+    for (archive_id, outcome) in items {
+        let Some(c) = archive.db.case(&archive_id).await? else {
+            continue;
+        };
+        if outcome.as_deref() != Some("destroyed") {
+            if let Some(why) = refusal(archive, &archive_id, Some(list_id)).await? {
+                sqlx::query(
+                    "UPDATE disposal_items SET outcome = $1 WHERE list_id = $2 AND archive_id = $3",
+                )
+                .bind(format!("kept: {why}"))
+                .bind(list_id)
+                .bind(&archive_id)
+                .execute(&archive.db.pool)
+                .await?;
+                continue;
+            }
+            let mut tx = archive.db.begin_write().await?;
+            sqlx::query("UPDATE cases SET status = 'disposed', disposed_at = $1, disposal_list = $2 WHERE archive_id = $3 AND status IN ('archived', 'filed')")
+                .bind(&at)
+                .bind(list_id)
+                .bind(&archive_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE disposal_items SET outcome = 'destroyed' WHERE list_id = $1 AND archive_id = $2")
+                .bind(list_id)
+                .bind(&archive_id)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES ($1, $2, 'disposed', $3, $4, $5)")
+                .bind(uuid::Uuid::now_v7().to_string())
+                .bind(&archive_id)
+                .bind(&at)
+                .bind(&actor.id)
+                .bind(format!("content destroyed under disposal list {list_id}"))
+                .execute(&mut *tx)
+                .await?;
+            let entry = format!(
+                "guidang-disposed-v1\n{archive_id}\n{}\n{list_id}\n",
+                c.tagmanifest_sha256
+            );
+            crate::evidence::log::append_on(&mut tx, archive.db.postgres, "disposed", None, &entry)
+                .await?;
+            tx.commit().await?;
+            archive
+                .metrics
+                .cases_disposed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
+        archive
+            .store
+            .delete(&c.package_key)
+            .await
+            .map_err(|e| DisposalError::Store(e.to_string()))?;
+    }
+    let docs = write_register(archive, list_id).await?;
+    let docs_json = serde_json::to_string(&docs).unwrap_or_default();
+    let reg_sha = docs
+        .iter()
+        .find(|d| d.name == "register.csv")
+        .map(|d| d.sha256.clone())
+        .unwrap_or_default();
+    let mut tx = archive.db.begin_write().await?;
+    sqlx::query("UPDATE disposal_lists SET state = 'executed', executed_by = $1, executed_at = $2, documents_json = $3 WHERE list_id = $4")
+        .bind(&actor.id)
+        .bind(&at)
+        .bind(&docs_json)
+        .bind(list_id)
+        .execute(&mut *tx)
+        .await?;
+    let entry = format!("guidang-destruction-register-v1\n{list_id}\n{reg_sha}\n");
+    crate::evidence::log::append_on(
+        &mut tx,
+        archive.db.postgres,
+        "destruction_register",
+        None,
+        &entry,
+    )
+    .await?;
+    tx.commit().await?;
+    if let Err(e) = archive.log.publish().await {
+        tracing::error!(error = %e, "cannot publish a log checkpoint");
+    }
+    archive
+        .audit(
+            &actor.id,
+            &actor.role,
+            "dispose_execute",
+            list_id,
+            "executed",
+        )
+        .await;
+    list(archive, list_id).await?.ok_or(DisposalError::NoList)
+}
+
+/// The destruction register (销毁清册), XML and CSV.
+async fn write_register(archive: &Archive, list_id: &str) -> Result<Vec<Document>, FilingError> {
+    let l = sqlx::query(
+        "SELECT opinion, proposed_by_name, proposed_at, decided_by_name, decided_at, decision_note FROM disposal_lists WHERE list_id = $1",
+    )
+    .bind(list_id)
+    .fetch_one(&archive.db.pool)
+    .await
+    .map_err(DbError::from)?;
+    let s = |i: usize| l.get::<Option<String>, _>(i).unwrap_or_default();
+    let prefix = format!("disposals/{list_id}");
+    let mut xml = DocWriter::new(archive, "register.xml")?;
+    let mut cw = DocWriter::new(archive, "register.csv")?;
+    xml.put(&format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<destruction_register xmlns=\"urn:guidang:disposal:1\" fonds_code=\"{}\" list_id=\"{}\">\n  <title>销毁清册</title>\n  <opinion>{}</opinion>\n  <proposed_by>{}</proposed_by>\n  <proposed_at>{}</proposed_at>\n  <approved_by>{}</approved_by>\n  <approved_at>{}</approved_at>\n  <decision_note>{}</decision_note>\n",
+        esc(&archive.settings.fonds_code), esc(list_id), esc(&s(0)), esc(&s(1)), esc(&s(2)), esc(&s(3)), esc(&s(4)), esc(&s(5))
+    ))?;
+    cw.put("\u{feff}档号,归档标识,办件名称,事项名称,年度,保管期限,文件数,字节数,包摘要算法,包摘要,鉴定意见,处置结果,销毁时间\r\n")?;
+    let mut after = String::new();
+    loop {
+        let rows = sqlx::query(
+            "SELECT i.archive_id, c.archival_code, c.project_name, c.task_name, c.year, c.retention, \
+             (SELECT COUNT(*) FROM case_files f WHERE f.archive_id = i.archive_id), \
+             (SELECT COALESCE(SUM(size), 0) FROM case_files f WHERE f.archive_id = i.archive_id), \
+             c.tagmanifest_sha256, i.appraisal, i.outcome, c.disposed_at \
+             FROM disposal_items i JOIN cases c ON c.archive_id = i.archive_id \
+             WHERE i.list_id = $1 AND i.archive_id > $2 ORDER BY i.archive_id LIMIT 1000",
+        )
+        .bind(list_id)
+        .bind(&after)
+        .fetch_all(&archive.db.pool)
+        .await
+        .map_err(DbError::from)?;
+        let Some(last) = rows.last() else { break };
+        after = last.get(0);
+        for r in &rows {
+            let t = |i: usize| r.get::<Option<String>, _>(i).unwrap_or_default();
+            let n = |i: usize| r.get::<Option<i64>, _>(i).unwrap_or_default();
+            let destroyed = t(10) == "destroyed";
+            xml.put(&format!(
+                "  <item archive_id=\"{}\" archival_code=\"{}\" outcome=\"{}\">\n    <project_name>{}</project_name>\n    <task_name>{}</task_name>\n    <year>{}</year>\n    <retention>{}</retention>\n    <files>{}</files>\n    <bytes>{}</bytes>\n    <package_digest algorithm=\"SHA-256\">{}</package_digest>\n    <appraisal>{}</appraisal>\n    <destroyed_at>{}</destroyed_at>\n  </item>\n",
+                esc(&t(0)), esc(&t(1)), esc(&t(10)), esc(&t(2)), esc(&t(3)), n(4), esc(&t(5)), n(6), n(7), t(8), esc(&t(9)),
+                if destroyed { esc(&t(11)) } else { String::new() }
+            ))?;
+            let fields = [
+                t(1),
+                t(0),
+                t(2),
+                t(3),
+                n(4).to_string(),
+                t(5),
+                n(6).to_string(),
+                n(7).to_string(),
+                "SHA-256".into(),
+                t(8),
+                t(9),
+                t(10),
+                if destroyed { t(11) } else { String::new() },
+            ];
+            cw.put(&fields.iter().map(|f| csv(f)).collect::<Vec<_>>().join(","))?;
+            cw.put("\r\n")?;
+        }
+    }
+    xml.put("</destruction_register>\n")?;
+    Ok(vec![
+        xml.store(archive, &prefix).await?,
+        cw.store(archive, &prefix).await?,
+    ])
+}
