@@ -79,7 +79,28 @@ impl TestApp {
     }
 
     pub async fn start(dir: tempfile::TempDir, s: Settings) -> TestApp {
-        let app = Application::build(s).await.expect("application starts");
+        Self::start_clocked(dir, s, Arc::new(guidang::clock::SystemClock)).await
+    }
+
+    /// An application whose calendar is `clock` (filing deadlines, disposal dates).
+    pub async fn spawn_clocked(
+        clock: Arc<dyn guidang::clock::Clock>,
+        f: impl FnOnce(&mut Settings),
+    ) -> TestApp {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut s = settings(dir.path()).await;
+        f(&mut s);
+        Self::start_clocked(dir, s, clock).await
+    }
+
+    pub async fn start_clocked(
+        dir: tempfile::TempDir,
+        s: Settings,
+        clock: Arc<dyn guidang::clock::Clock>,
+    ) -> TestApp {
+        let app = Application::build_with_clock(s, clock)
+            .await
+            .expect("application starts");
         let addr = format!("http://127.0.0.1:{}", app.port());
         let archive = app.archive.clone();
         tokio::spawn(app.run_until_stopped());
@@ -120,6 +141,46 @@ impl TestApp {
             .expect("request");
         let status = r.status().as_u16();
         (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    /// A JSON request with a JSON answer.
+    pub async fn send_json(
+        &self,
+        method: reqwest::Method,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        let r = self
+            .client
+            .request(method, self.url(path))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+            .await
+            .expect("request");
+        let status = r.status().as_u16();
+        (status, r.json().await.unwrap_or(serde_json::Value::Null))
+    }
+
+    pub async fn post_json(
+        &self,
+        token: &str,
+        path: &str,
+        body: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.send_json(reqwest::Method::POST, token, path, body)
+            .await
+    }
+
+    /// Submits the valid case as `project_id`, completed at `when` (RFC 3339), proposing
+    /// `retention`; returns its archive id.
+    pub async fn archive_case(&self, project_id: &str, when: &str, retention: &str) -> String {
+        let (status, body) = self
+            .submit(&self.submitter, case_zip(project_id, when, retention))
+            .await;
+        assert_eq!(status, 201, "{body}");
+        body["archive_id"].as_str().expect("archive_id").to_string()
     }
 
     pub async fn get_json(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
@@ -250,6 +311,34 @@ pub fn valid_with_metadata(f: impl Fn(String) -> String) -> Vec<u8> {
         .map(|(n, b)| (n.as_str(), b.as_slice()))
         .collect();
     zip_of(&refs)
+}
+
+/// The valid case as `project_id`, received and completed at `when`, proposing `retention`.
+pub fn case_zip(project_id: &str, when: &str, retention: &str) -> Vec<u8> {
+    let (p, w, r) = (
+        project_id.to_string(),
+        when.to_string(),
+        retention.to_string(),
+    );
+    valid_with_metadata(move |m| {
+        m.replace("370102-SPJY-20250303-0001", &p)
+            .replace(
+                "<receive_time>2025-03-03T09:15:00+08:00",
+                &format!("<receive_time>{w}"),
+            )
+            .replace(
+                "<transact_time>2025-03-18T16:40:00+08:00",
+                &format!("<transact_time>{w}"),
+            )
+            .replace("<retention_period>D30", &format!("<retention_period>{r}"))
+    })
+}
+
+/// A calendar instant: `local` (`YYYY-MM-DDTHH:MM:SS`) in Asia/Shanghai.
+pub fn shanghai(local: &str) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::parse_from_rfc3339(&format!("{local}+08:00"))
+        .expect("time")
+        .with_timezone(&chrono::Utc)
 }
 
 pub fn sha256_hex(b: &[u8]) -> String {

@@ -1,0 +1,440 @@
+//! Retention rules, the yearly filing, its deadline and completeness, through the HTTP API, the
+//! command line and the injectable clock.
+
+mod common;
+
+use std::sync::Arc;
+
+use common::*;
+use guidang::clock::ManualClock;
+use serde_json::{Value, json};
+
+#[tokio::test]
+async fn retention_rules_are_versioned_and_set_each_case() {
+    let app = TestApp::spawn().await;
+    let (s, v0) = app
+        .get_json(&app.archivist, "/api/v1/retention/rules")
+        .await;
+    assert_eq!((s, v0["version"].as_i64()), (200, Some(0)), "{v0}");
+
+    let rules = json!({"rules": [
+        {"task_type": "XK", "retention": "D10", "basis": "许可类办件 10 年（示例依据）"},
+        {"task_code": "11370102MB2854637Q437011700*", "retention": "Y", "basis": "本事项永久（示例依据）"},
+    ]});
+    let (s, _) = app
+        .send_json(
+            reqwest::Method::PUT,
+            &app.archivist,
+            "/api/v1/retention/rules",
+            rules.clone(),
+        )
+        .await;
+    assert_eq!(s, 403, "only an administrator sets retention rules");
+    let bad = json!({"rules": [{"task_type": "XK", "retention": "D20", "basis": "x"}]});
+    let (s, body) = app
+        .send_json(
+            reqwest::Method::PUT,
+            &app.admin,
+            "/api/v1/retention/rules",
+            bad,
+        )
+        .await;
+    assert_eq!(s, 400);
+    assert!(
+        body["message"].as_str().unwrap().contains("rule 0"),
+        "{body}"
+    );
+    let (s, v1) = app
+        .send_json(
+            reqwest::Method::PUT,
+            &app.admin,
+            "/api/v1/retention/rules",
+            rules,
+        )
+        .await;
+    assert_eq!((s, v1["version"].as_i64()), (200, Some(1)), "{v1}");
+
+    // The task-code rule is more specific than the task-type rule: permanent, and the proposal
+    // (D30) is shorter, so it is not kept and the submitter is told.
+    let (s, body) = app
+        .submit(
+            &app.submitter,
+            case_zip("R-1", "2025-05-01T10:00:00+08:00", "D30"),
+        )
+        .await;
+    assert_eq!(s, 201, "{body}");
+    let warn: Vec<&str> = body["warnings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|w| w["code"].as_str())
+        .collect();
+    assert!(warn.contains(&"retention_raised"), "{body}");
+    let id1 = body["archive_id"].as_str().unwrap().to_string();
+    let (_, c) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{id1}"))
+        .await;
+    assert_eq!(c["retention"], "Y");
+    assert_eq!(c["retention_rule_version"], 1);
+    assert!(c["retention_basis"].as_str().unwrap().contains("永久"));
+    // The retention is sealed in the signed package's archive.xml.
+    let (_, pkg) = app
+        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id1}/package"))
+        .await;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(pkg)).unwrap();
+    let mut ax = String::new();
+    std::io::Read::read_to_string(
+        &mut z.by_name(&format!("{id1}/data/archive.xml")).unwrap(),
+        &mut ax,
+    )
+    .unwrap();
+    assert!(
+        ax.contains("<assigned>Y</assigned>") && ax.contains("<rule_version>1</rule_version>"),
+        "{ax}"
+    );
+
+    // A new version applies to new cases only…
+    let v2 =
+        json!({"rules": [{"task_type": "XK", "retention": "D30", "basis": "许可类办件 30 年"}]});
+    let (s, _) = app
+        .send_json(
+            reqwest::Method::PUT,
+            &app.admin,
+            "/api/v1/retention/rules",
+            v2,
+        )
+        .await;
+    assert_eq!(s, 200);
+    let id2 = app
+        .archive_case("R-2", "2025-05-02T10:00:00+08:00", "D10")
+        .await;
+    let (_, c2) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{id2}"))
+        .await;
+    assert_eq!(
+        (
+            c2["retention"].as_str(),
+            c2["retention_rule_version"].as_i64()
+        ),
+        (Some("D30"), Some(2))
+    );
+    let (_, c) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{id1}"))
+        .await;
+    assert_eq!(c["retention"], "Y", "existing cases keep their retention");
+
+    // …and existing ones change only through an explicit re-evaluation.
+    let (s, _) = app
+        .post_json(&app.archivist, "/api/v1/retention/reevaluate", json!({}))
+        .await;
+    assert_eq!(s, 403);
+    let (s, dry) = app
+        .post_json(
+            &app.admin,
+            "/api/v1/retention/reevaluate",
+            json!({"dry_run": true}),
+        )
+        .await;
+    assert_eq!((s, dry["changed"].as_u64()), (200, Some(1)), "{dry}");
+    let (_, c) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{id1}"))
+        .await;
+    assert_eq!(c["retention"], "Y", "a dry run changes nothing");
+    let (_, done) = app
+        .post_json(&app.admin, "/api/v1/retention/reevaluate", json!({}))
+        .await;
+    assert_eq!(done["changes"][0]["archive_id"], id1.as_str(), "{done}");
+    let (_, c) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{id1}"))
+        .await;
+    assert_eq!(
+        (
+            c["retention"].as_str(),
+            c["retention_rule_version"].as_i64()
+        ),
+        (Some("D30"), Some(2))
+    );
+    assert!(
+        c["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["kind"] == "retention_reevaluated"),
+        "{c}"
+    );
+    let (_, trail) = app.get_json(&app.auditor, "/api/v1/audit?limit=100").await;
+    assert!(
+        trail.to_string().contains("retention_reevaluate"),
+        "{trail}"
+    );
+}
+
+fn items_of(codes: &[String]) -> Vec<i64> {
+    let mut v: Vec<i64> = codes
+        .iter()
+        .map(|c| c.rsplit('-').next().unwrap().parse().unwrap())
+        .collect();
+    v.sort();
+    v
+}
+
+async fn codes_of(app: &TestApp, year: i64) -> Vec<String> {
+    let (_, l) = app
+        .get_json(
+            &app.archivist,
+            &format!("/api/v1/cases?year={year}&per_page=500"),
+        )
+        .await;
+    l["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|c| c["archival_code"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[tokio::test]
+async fn filing_over_http_codes_registers_reports_and_files_late_arrivals() {
+    let clock = Arc::new(ManualClock::new(shanghai("2026-03-01T09:00:00")));
+    let app = TestApp::spawn_clocked(clock.clone(), |s| {
+        s.filing.org_codes.insert(AGENCY.into(), "LXSP".into());
+    })
+    .await;
+    let mut ids = vec![];
+    for i in 1..=3 {
+        ids.push(
+            app.archive_case(
+                &format!("F-{i}"),
+                &format!("2025-0{i}-10T10:00:00+08:00"),
+                "D30",
+            )
+            .await,
+        );
+    }
+    // Completed at 23:30 on 31 December 2025 UTC = 2026 in Shanghai: a case of 2026.
+    app.archive_case("F-2026", "2025-12-31T23:30:00Z", "D30")
+        .await;
+    // A refused submission of 2025 (a listed file is missing) is counted as rejected.
+    let broken: Vec<(String, Vec<u8>)> = valid_entries()
+        .into_iter()
+        .filter(|(n, _)| !n.ends_with("04-审查意见.pdf"))
+        .map(|(n, b)| {
+            if n == "metadata.xml" {
+                (
+                    n,
+                    String::from_utf8(b)
+                        .unwrap()
+                        .replace("370102-SPJY-20250303-0001", "F-BAD")
+                        .into_bytes(),
+                )
+            } else {
+                (n, b)
+            }
+        })
+        .collect();
+    let refs: Vec<(&str, &[u8])> = broken
+        .iter()
+        .map(|(n, b)| (n.as_str(), b.as_slice()))
+        .collect();
+    let (s, _) = app.submit(&app.submitter, zip_of(&refs)).await;
+    assert_eq!(s, 422);
+
+    // The case system declares what it completed in 2025: three of them and one never sent.
+    let mut declared: Vec<Value> = (1..=3)
+        .map(|i| json!({"task_code": "11370102MB2854637Q4370117001000", "project_id": format!("F-{i}")}))
+        .collect();
+    declared.push(
+        json!({"task_code": "11370102MB2854637Q4370117001000", "project_id": "F-NEVER-SENT"}),
+    );
+    let (s, body) = app
+        .send_json(
+            reqwest::Method::PUT,
+            &app.submitter,
+            "/api/v1/filings/2025/expected",
+            json!({"cases": declared}),
+        )
+        .await;
+    assert_eq!((s, body["cases"].as_u64()), (200, Some(4)), "{body}");
+    let (s, _) = app
+        .send_json(
+            reqwest::Method::PUT,
+            &app.submitter,
+            "/api/v1/filings/2025/expected",
+            json!({"social_code": "91370000MA3C5TJ85X", "cases": []}),
+        )
+        .await;
+    assert_eq!(
+        s, 403,
+        "a case system declares for its own organisation only"
+    );
+
+    let (_, st) = app.get_json(&app.archivist, "/api/v1/filings/2025").await;
+    assert_eq!(st["counts"]["archived"], 3, "{st}");
+    assert_eq!(st["counts"]["pending"], 3);
+    assert_eq!(st["counts"]["rejected"], 1);
+    assert_eq!(st["deadline"], "2026-06-30");
+    assert_eq!(st["days_left"], 121);
+    assert_eq!(st["completeness"]["missing_count"], 1);
+    assert_eq!(
+        st["completeness"]["missing"][0]["project_id"],
+        "F-NEVER-SENT"
+    );
+    assert_eq!(st["completeness"]["unexpected_count"], 0);
+
+    let (s, body) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2026}))
+        .await;
+    assert_eq!(
+        (s, body["error"].as_str()),
+        (409, Some("year_not_over")),
+        "{body}"
+    );
+    let (s, body) = app
+        .post_json(&app.auditor, "/api/v1/filings", json!({"year": 2025}))
+        .await;
+    assert_eq!(s, 403, "{body}");
+
+    // One stored package is damaged before the filing: the check refuses it, the others are coded.
+    let damaged = &ids[1];
+    let stored = app.stored_packages();
+    let path = stored
+        .iter()
+        .find(|p| p.to_string_lossy().contains(damaged.as_str()))
+        .expect("stored package");
+    let mut bytes = std::fs::read(path).unwrap();
+    let at = bytes
+        .windows(b"tagmanifest-sha256.txt".len())
+        .position(|w| w == b"tagmanifest-sha256.txt")
+        .unwrap()
+        + 200;
+    bytes[at] ^= 0x20;
+    std::fs::write(path, &bytes).unwrap();
+
+    let (s, b) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2025}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    assert_eq!(
+        (b["kind"].as_str(), b["state"].as_str()),
+        (Some("regular"), Some("complete"))
+    );
+    assert_eq!(
+        (
+            b["cases"].as_i64(),
+            b["refused"].as_i64(),
+            b["late"].as_i64()
+        ),
+        (Some(2), Some(1), Some(0)),
+        "{b}"
+    );
+    let codes = codes_of(&app, 2025).await;
+    assert_eq!(items_of(&codes), vec![1, 2], "{codes:?}");
+    assert!(
+        codes
+            .iter()
+            .all(|c| c.starts_with("GD01-ZY·2025-D30-LXSP-")),
+        "{codes:?}"
+    );
+
+    let (_, st) = app.get_json(&app.archivist, "/api/v1/filings/2025").await;
+    assert_eq!(
+        (
+            st["counts"]["filed"].as_i64(),
+            st["counts"]["pending"].as_i64(),
+            st["counts"]["refused"].as_i64()
+        ),
+        (Some(2), Some(1), Some(1)),
+        "{st}"
+    );
+    assert_eq!(st["refused"][0]["archive_id"], damaged.as_str());
+    assert!(!st["refused"][0]["problem"].as_str().unwrap().is_empty());
+
+    // The register and the registration form, with the digests the batch recorded.
+    let batch_id = b["batch_id"].as_str().unwrap();
+    for d in b["documents"].as_array().unwrap() {
+        let name = d["name"].as_str().unwrap();
+        let (s, bytes) = app
+            .get_bytes(
+                &app.auditor,
+                &format!("/api/v1/filings/2025/batches/{batch_id}/{name}"),
+            )
+            .await;
+        assert_eq!(s, 200, "{name}");
+        assert_eq!(sha256_hex(&bytes), d["sha256"].as_str().unwrap(), "{name}");
+        let text = String::from_utf8(bytes).unwrap();
+        match name {
+            "register.csv" => {
+                let lines: Vec<&str> = text.trim_end().split("\r\n").collect();
+                assert_eq!(lines.len(), 3, "{text}");
+                assert!(lines[0].contains("档号"));
+                assert!(
+                    lines[1].starts_with("GD01-ZY·2025-D30-LXSP-0001,"),
+                    "{text}"
+                );
+            }
+            "register.xml" | "form.xml" => {
+                let f = app.dir.path().join(name);
+                std::fs::write(&f, &text).unwrap();
+                let ok = std::process::Command::new("xmllint")
+                    .arg("--noout")
+                    .arg(&f)
+                    .status()
+                    .unwrap();
+                assert!(ok.success(), "{name} is well-formed XML");
+                if name == "form.xml" {
+                    assert!(
+                        text.contains("<cases>2</cases>") && text.contains("<refused>1</refused>"),
+                        "{text}"
+                    );
+                    assert!(text.contains("<on_time>true</on_time>"));
+                    assert!(
+                        text.contains(d["sha256"].as_str().map(|_| "algorithm=\"SM3\"").unwrap())
+                    );
+                }
+            }
+            other => panic!("unexpected document {other}"),
+        }
+    }
+    // Run again with only the refused case waiting: it is retried (and refused again), nothing
+    // else happens.
+    let (s, again) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2025}))
+        .await;
+    assert_eq!(s, 201, "{again}");
+    assert_eq!(
+        (
+            again["kind"].as_str(),
+            again["cases"].as_i64(),
+            again["refused"].as_i64()
+        ),
+        (Some("supplementary"), Some(0), Some(1))
+    );
+
+    // After the deadline a 2025 case arrives: a supplementary batch files it, late, numbering on.
+    clock.set(shanghai("2026-07-02T09:00:00"));
+    let late_id = app
+        .archive_case("F-LATE", "2025-12-20T10:00:00+08:00", "D30")
+        .await;
+    let (_, st) = app.get_json(&app.archivist, "/api/v1/filings/2025").await;
+    assert_eq!(st["deadline_passed"], true);
+    let (s, b2) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2025}))
+        .await;
+    assert_eq!(s, 201, "{b2}");
+    assert_eq!(b2["kind"], "supplementary");
+    let (_, c) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{late_id}"))
+        .await;
+    assert_eq!(c["filing"]["late"], true, "{c}");
+    assert_eq!(c["status"], "filed");
+    let codes = codes_of(&app, 2025).await;
+    assert_eq!(items_of(&codes), vec![1, 2, 3], "{codes:?}");
+    // The refused (damaged) case stays refused and unfiled.
+    let (_, c) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{damaged}"))
+        .await;
+    assert_eq!(
+        (c["status"].as_str(), c["archival_code"].as_str()),
+        (Some("archived"), None)
+    );
+}
