@@ -438,3 +438,258 @@ async fn filing_over_http_codes_registers_reports_and_files_late_arrivals() {
         (Some("archived"), None)
     );
 }
+
+/// A tiny HTTP receiver for the webhook: collects every JSON body POSTed to it.
+async fn webhook() -> (String, Arc<std::sync::Mutex<Vec<Value>>>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}/notices", l.local_addr().unwrap());
+    let got = Arc::new(std::sync::Mutex::new(vec![]));
+    let g = got.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut sock, _)) = l.accept().await else {
+                return;
+            };
+            let g = g.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![];
+                let mut chunk = [0u8; 4096];
+                loop {
+                    let n = sock.read(&mut chunk).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    buf.extend_from_slice(&chunk[..n]);
+                    let text = String::from_utf8_lossy(&buf).to_string();
+                    if let Some(end) = text.find("\r\n\r\n") {
+                        let len: usize = text[..end]
+                            .lines()
+                            .find_map(|l| {
+                                l.to_ascii_lowercase()
+                                    .strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0);
+                        if buf.len() >= end + 4 + len {
+                            let body: Value =
+                                serde_json::from_slice(&buf[end + 4..end + 4 + len]).unwrap();
+                            g.lock().unwrap().push(body);
+                            let _ = sock
+                                .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                                .await;
+                            return;
+                        }
+                    }
+                }
+            });
+        }
+    });
+    (url, got)
+}
+
+#[tokio::test]
+async fn a_year_of_calendar_reports_warns_files_by_itself_and_flags_the_overdue() {
+    let clock = Arc::new(ManualClock::new(shanghai("2026-01-01T08:00:00")));
+    let (url, got) = webhook().await;
+    let app = TestApp::spawn_clocked(clock.clone(), |s| {
+        s.filing.webhook = Some(url);
+        s.filing.report_from = "05-01".into();
+        s.filing.warn_days = vec![60, 30, 7];
+        s.filing.auto_run_on = "06-25".into();
+    })
+    .await;
+    for i in 1..=2 {
+        app.archive_case(&format!("Y-{i}"), "2025-11-11T11:00:00+08:00", "D30")
+            .await;
+    }
+    // Day by day through the first half of 2026 and a little beyond.
+    let mut notices: Vec<(String, guidang::filing::schedule::Notice)> = vec![];
+    let mut day = chrono::NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+    let last = chrono::NaiveDate::from_ymd_opt(2026, 7, 10).unwrap();
+    while day <= last {
+        clock.set(shanghai(&format!("{day}T09:00:00")));
+        if day.to_string() == "2026-07-02" {
+            // After the deadline, one more case of 2025 arrives.
+            app.archive_case("Y-LATE", "2025-12-30T11:00:00+08:00", "D30")
+                .await;
+        }
+        for n in guidang::filing::schedule::tick(&app.archive).await.unwrap() {
+            notices.push((day.to_string(), n));
+        }
+        // A second look the same day gives nothing new.
+        assert!(
+            guidang::filing::schedule::tick(&app.archive)
+                .await
+                .unwrap()
+                .is_empty()
+                || day.to_string() == "2026-07-02"
+        );
+        day = day.succ_opt().unwrap();
+    }
+    let kinds = |k: &str| -> Vec<String> {
+        notices
+            .iter()
+            .filter(|(_, n)| n.kind == k)
+            .map(|(d, _)| d.clone())
+            .collect()
+    };
+    assert!(
+        notices.iter().all(|(d, _)| d.as_str() >= "2026-05-01"),
+        "nothing before the report date"
+    );
+    assert_eq!(
+        kinds("warning"),
+        vec!["2026-05-01", "2026-05-31", "2026-06-23"],
+        "60, 30 and 7 days before, while unfiled"
+    );
+    assert_eq!(
+        kinds("filed").first().map(String::as_str),
+        Some("2026-06-25"),
+        "filed by itself on the configured day"
+    );
+    let reports = kinds("report");
+    assert_eq!(reports.first().map(String::as_str), Some("2026-05-01"));
+    assert_eq!(
+        reports.len(),
+        61,
+        "daily from 1 May to 30 June while nothing is pending after"
+    );
+    // The late arrival is filed by a supplementary batch the day after it came, flagged late.
+    assert!(
+        kinds("filed").contains(&"2026-07-02".to_string())
+            || kinds("filed").contains(&"2026-07-03".to_string()),
+        "{:?}",
+        kinds("filed")
+    );
+    assert!(
+        kinds("overdue").is_empty(),
+        "nothing was left unfiled for long enough to be overdue: {:?}",
+        kinds("overdue")
+    );
+    let (_, st) = app.get_json(&app.archivist, "/api/v1/filings/2025").await;
+    assert_eq!(
+        (
+            st["counts"]["filed"].as_i64(),
+            st["counts"]["pending"].as_i64(),
+            st["counts"]["late"].as_i64()
+        ),
+        (Some(3), Some(0), Some(1)),
+        "{st}"
+    );
+    assert_eq!(st["batches"][0]["origin"], "scheduled");
+    // Every notice also went to the webhook, and the metrics count them.
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    assert_eq!(got.lock().unwrap().len(), notices.len());
+    assert!(
+        app.metrics()
+            .await
+            .contains(&format!("guidang_filing_notices_total {}", notices.len()))
+    );
+}
+
+#[tokio::test]
+async fn unfiled_cases_past_the_deadline_are_reported_overdue_once() {
+    let clock = Arc::new(ManualClock::new(shanghai("2026-06-20T09:00:00")));
+    let app = TestApp::spawn_clocked(clock.clone(), |s| {
+        s.filing.auto_run_on = String::new();
+        s.filing.warn_days = vec![14, 7];
+    })
+    .await;
+    app.archive_case("O-1", "2025-08-08T08:00:00+08:00", "D30")
+        .await;
+    let mut seen = vec![];
+    for d in [
+        "2026-06-20",
+        "2026-06-23",
+        "2026-06-30",
+        "2026-07-01",
+        "2026-07-02",
+    ] {
+        clock.set(shanghai(&format!("{d}T09:00:00")));
+        for n in guidang::filing::schedule::tick(&app.archive).await.unwrap() {
+            if n.kind != "report" {
+                seen.push(format!("{d} {} {}", n.kind, n.days_left));
+            }
+        }
+    }
+    assert_eq!(
+        seen,
+        vec![
+            "2026-06-20 warning 10",
+            "2026-06-23 warning 7",
+            "2026-07-01 overdue -1"
+        ]
+    );
+    let (_, st) = app.get_json(&app.archivist, "/api/v1/filings/2025").await;
+    assert_eq!(st["counts"]["late"], 1, "{st}");
+    assert!(app.metrics().await.contains("guidang_filing_days_left -2"));
+}
+
+#[tokio::test]
+async fn the_scheduler_inside_serve_files_on_the_configured_day() {
+    let clock = Arc::new(ManualClock::new(shanghai("2026-06-21T09:00:00")));
+    let app = TestApp::spawn_clocked(clock.clone(), |s| {
+        s.filing.auto_run_on = "06-22".into();
+        s.filing.scheduler_every_ms = 20;
+    })
+    .await;
+    let id = app
+        .archive_case("S-1", "2025-08-08T08:00:00+08:00", "D30")
+        .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let (_, c) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{id}"))
+        .await;
+    assert_eq!(c["status"], "archived", "not before the configured day");
+    clock.set(shanghai("2026-06-22T09:00:00"));
+    let mut status = String::new();
+    for _ in 0..200 {
+        let (_, c) = app
+            .get_json(&app.archivist, &format!("/api/v1/cases/{id}"))
+            .await;
+        status = c["status"].as_str().unwrap_or("").to_string();
+        if status == "filed" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(status, "filed");
+}
+
+#[tokio::test]
+async fn two_servers_filing_at_once_file_each_case_exactly_once() {
+    // Two servers on one database and one object store, each with its own lease identity.
+    let clock = Arc::new(ManualClock::new(shanghai("2026-03-01T09:00:00")));
+    let a = TestApp::spawn_clocked(clock.clone(), |s| s.filing.batch_size = 3).await;
+    let mut s2 = a.archive.settings.clone();
+    s2.listen = "127.0.0.1:0".into();
+    let b = TestApp::start_clocked(tempfile::tempdir().unwrap(), s2, clock.clone()).await;
+    for i in 0..24 {
+        a.archive_case(&format!("C-{i:02}"), "2025-04-04T10:00:00+08:00", "D30")
+            .await;
+    }
+    let who = guidang::filing::Actor::scheduler();
+    let (ra, rb) = tokio::join!(
+        guidang::filing::run(&a.archive, 2025, "manual", &who),
+        guidang::filing::run(&b.archive, 2025, "manual", &who),
+    );
+    let oks = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
+    assert_eq!(oks, 1, "exactly one server files: {ra:?} / {rb:?}");
+    for r in [&ra, &rb] {
+        if let Err(e) = r {
+            assert!(
+                matches!(
+                    e,
+                    guidang::filing::FilingError::Busy(_)
+                        | guidang::filing::FilingError::Nothing(_)
+                ),
+                "{e}"
+            );
+        }
+    }
+    let codes = codes_of(&a, 2025).await;
+    assert_eq!(items_of(&codes), (1..=24).collect::<Vec<i64>>());
+    let (_, st) = b.get_json(&b.archivist, "/api/v1/filings/2025").await;
+    assert_eq!(st["batches"].as_array().unwrap().len(), 1, "{st}");
+}
