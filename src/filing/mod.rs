@@ -353,7 +353,7 @@ async fn record_chunk(
         .map(|(c, _)| Bind::S(c.archive_id.clone()))
         .collect();
     let sql = format!(
-        "SELECT archive_id, COUNT(*), COALESCE(SUM(size), 0) FROM case_files WHERE archive_id IN ({}) GROUP BY archive_id",
+        "SELECT archive_id, COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM case_files WHERE archive_id IN ({}) GROUP BY archive_id",
         (1..=ids.len())
             .map(|i| format!("${i}"))
             .collect::<Vec<_>>()

@@ -30,8 +30,8 @@ pub struct Counts {
 pub async fn counts(archive: &Archive, year: i64) -> Result<Counts, DbError> {
     let db = &archive.db;
     let rows = sqlx::query(
-        "SELECT status, COUNT(*), COALESCE(SUM(filing_late), 0), \
-         COALESCE(SUM(CASE WHEN filing_problem IS NOT NULL THEN 1 ELSE 0 END), 0) \
+        "SELECT status, COUNT(*), CAST(COALESCE(SUM(filing_late), 0) AS BIGINT), \
+         CAST(COALESCE(SUM(CASE WHEN filing_problem IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) \
          FROM cases WHERE year = $1 GROUP BY status",
     )
     .bind(year)

@@ -642,7 +642,7 @@ async fn write_register(archive: &Archive, list_id: &str) -> Result<Vec<Document
         let rows = sqlx::query(
             "SELECT i.archive_id, c.archival_code, c.project_name, c.task_name, c.year, c.retention, \
              (SELECT COUNT(*) FROM case_files f WHERE f.archive_id = i.archive_id), \
-             (SELECT COALESCE(SUM(size), 0) FROM case_files f WHERE f.archive_id = i.archive_id), \
+             (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM case_files f WHERE f.archive_id = i.archive_id), \
              c.tagmanifest_sha256, i.appraisal, i.outcome, c.disposed_at \
              FROM disposal_items i JOIN cases c ON c.archive_id = i.archive_id \
              WHERE i.list_id = $1 AND i.archive_id > $2 ORDER BY i.archive_id LIMIT 1000",
