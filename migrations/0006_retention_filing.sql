@@ -58,7 +58,7 @@ CREATE TABLE archival_counters (
 CREATE TABLE leases (
     name TEXT PRIMARY KEY,
     owner TEXT NOT NULL,
-    until_epoch BIGINT NOT NULL
+    until_ms BIGINT NOT NULL
 );
 
 -- Deadline notices already given, so that each is given once whichever server gives it.

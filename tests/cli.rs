@@ -462,3 +462,120 @@ fn the_fixture_metadata_validates_against_the_schema() {
         .unwrap();
     assert!(!child.wait().unwrap().success());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_filing_that_crashes_mid_batch_resumes_without_gaps_or_duplicates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path()).await;
+    // Two cases a transaction, and a lease short enough to expire while the test waits.
+    std::fs::write(
+        dir.path().join("guidang.toml"),
+        "[filing]\nbatch_size = 2\nlease_secs = 1\n",
+    )
+    .unwrap();
+    let mut zips = vec![];
+    for i in 1..=5 {
+        let p = dir.path().join(format!("case-{i}.zip"));
+        std::fs::write(
+            &p,
+            case_zip(
+                &format!("K-{i}"),
+                &format!("2025-0{i}-01T10:00:00+08:00"),
+                "D30",
+            ),
+        )
+        .unwrap();
+        zips.push(p);
+    }
+    let out = guidang(dir.path(), &db)
+        .arg("import")
+        .args(&zips)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let crashed = guidang(dir.path(), &db)
+        .args(["filing", "run", "--year", "2025"])
+        .env("GUIDANG_FAILPOINT", "filing_chunk")
+        .output()
+        .unwrap();
+    assert!(
+        !crashed.status.success(),
+        "the filing was aborted after its first chunk"
+    );
+    let status = |db: &str| {
+        let out = guidang(dir.path(), db)
+            .args(["filing", "status", "--year", "2025", "--json"])
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        serde_json::from_slice::<serde_json::Value>(&out.stdout).unwrap()
+    };
+    let st = status(&db);
+    assert_eq!(st["batches"][0]["state"], "running", "{st}");
+    assert_eq!(
+        st["counts"]["filed"], 2,
+        "the first chunk committed whole: {st}"
+    );
+
+    // While the crashed run's lease lasts another run is refused; then it resumes the same batch.
+    std::thread::sleep(std::time::Duration::from_millis(1200));
+    let out = guidang(dir.path(), &db)
+        .args(["filing", "run", "--year", "2025"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let st = status(&db);
+    assert_eq!(
+        st["batches"].as_array().unwrap().len(),
+        1,
+        "resumed, not restarted: {st}"
+    );
+    assert_eq!(st["batches"][0]["state"], "complete");
+    assert_eq!(st["batches"][0]["cases"], 5);
+    assert_eq!(st["counts"]["filed"], 5);
+    assert!(
+        text.contains("filings/2025/") && text.contains("register.csv"),
+        "{text}"
+    );
+
+    // Item numbers 1..5 in the order the cases were completed, each once.
+    let register = walk(&dir.path().join("objects/filings"))
+        .into_iter()
+        .find(|p| p.ends_with("register.csv"))
+        .expect("register stored");
+    let csv = std::fs::read_to_string(register).unwrap();
+    let codes: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        codes,
+        (1..=5)
+            .map(|i| format!("GD01-ZY·2025-D30-{AGENCY}-{i:04}"))
+            .collect::<Vec<_>>()
+    );
+    let ids: Vec<String> = csv
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(5).unwrap().to_string())
+        .collect();
+    assert_eq!(ids, vec!["K-1", "K-2", "K-3", "K-4", "K-5"]);
+    // Running it again finds nothing left to file.
+    let out = guidang(dir.path(), &db)
+        .args(["filing", "run", "--year", "2025"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no archived case waiting"));
+}

@@ -8,11 +8,13 @@ pub struct Lease {
     db: Db,
     name: String,
     owner: String,
+    /// Length in milliseconds.
     secs: i64,
 }
 
+/// Milliseconds: a lease of a second must not last two because of rounding.
 fn now() -> i64 {
-    chrono::Utc::now().timestamp()
+    chrono::Utc::now().timestamp_millis()
 }
 
 impl Lease {
@@ -24,13 +26,13 @@ impl Lease {
         owner: &str,
         secs: u64,
     ) -> Result<Result<Lease, String>, DbError> {
-        let secs = secs.max(1) as i64;
-        sqlx::query("INSERT INTO leases (name, owner, until_epoch) VALUES ($1, '', 0) ON CONFLICT (name) DO NOTHING")
+        let secs = secs.max(1) as i64 * 1000;
+        sqlx::query("INSERT INTO leases (name, owner, until_ms) VALUES ($1, '', 0) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .execute(&db.pool)
             .await?;
         let taken = sqlx::query(
-            "UPDATE leases SET owner = $1, until_epoch = $2 WHERE name = $3 AND (owner = $1 OR until_epoch < $4)",
+            "UPDATE leases SET owner = $1, until_ms = $2 WHERE name = $3 AND (owner = $1 OR until_ms < $4)",
         )
         .bind(owner)
         .bind(now() + secs)
@@ -57,7 +59,7 @@ impl Lease {
     /// Extends the lease; `false` if it was lost (expired and taken by another owner).
     pub async fn renew(&self) -> Result<bool, DbError> {
         Ok(
-            sqlx::query("UPDATE leases SET until_epoch = $1 WHERE name = $2 AND owner = $3")
+            sqlx::query("UPDATE leases SET until_ms = $1 WHERE name = $2 AND owner = $3")
                 .bind(now() + self.secs)
                 .bind(&self.name)
                 .bind(&self.owner)
@@ -69,7 +71,7 @@ impl Lease {
     }
 
     pub async fn release(self) -> Result<(), DbError> {
-        sqlx::query("UPDATE leases SET until_epoch = 0 WHERE name = $1 AND owner = $2")
+        sqlx::query("UPDATE leases SET until_ms = 0 WHERE name = $1 AND owner = $2")
             .bind(&self.name)
             .bind(&self.owner)
             .execute(&self.db.pool)
