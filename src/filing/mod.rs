@@ -267,7 +267,7 @@ async fn start_batch(
             .get(0);
     let batch_id = format!(
         "{year}-{seq:02}-{}",
-        &uuid::Uuid::now_v7().simple().to_string()[..8]
+        &uuid::Uuid::now_v7().simple().to_string()[24..]
     );
     let kind = if seq == 1 { "regular" } else { "supplementary" };
     let started_at = crate::db::rfc3339(&archive.clock.now());
