@@ -301,6 +301,7 @@ pub async fn reconcile(db: &Db, log: &Log) -> Result<Vec<String>, DbError> {
     let mut after = -1i64;
     let mut expected = 0i64;
     let mut logged_cases = std::collections::HashSet::new();
+    let mut logged_disposals = std::collections::HashSet::new();
     loop {
         let rows = sqlx::query(
             "SELECT e.idx, e.kind, e.archive_id, e.entry, h.hash, c.tagmanifest_sha256 FROM log_entries e \
@@ -342,17 +343,28 @@ pub async fn reconcile(db: &Db, log: &Log) -> Result<Vec<String>, DbError> {
                     Some(_) => {}
                 }
                 logged_cases.insert(id);
+            } else if kind == "disposed"
+                && let Some(id) = entry.lines().nth(1)
+            {
+                logged_disposals.insert(id.to_string());
             }
         }
     }
     // Cases without an entry.
-    let cases = sqlx::query("SELECT archive_id FROM cases")
+    let cases = sqlx::query("SELECT archive_id, status FROM cases")
         .fetch_all(&db.pool)
         .await?;
     for r in &cases {
         let id: String = r.get(0);
         if !logged_cases.contains(&id) {
             findings.push(format!("case {id} has no entry in the transparency log"));
+        }
+        // A case is disposed of only by an execution that logs it; a row marked disposed
+        // without that entry was edited.
+        if r.get::<String, _>(1) == "disposed" && !logged_disposals.contains(&id) {
+            findings.push(format!(
+                "case {id} is marked disposed, but no disposal of it is in the transparency log"
+            ));
         }
     }
     // The stored tree reproduces the latest published root.
