@@ -277,7 +277,9 @@ async fn disposal_needs_a_due_case_an_approval_by_another_admin_and_no_hold() {
     assert!(xml.contains("<decision_note>同意销毁</decision_note>"));
 
     // The log agrees with the database; a case marked disposed behind the service's back does not.
-    let (s, r) = app.post_json(&app.auditor, "/api/v1/log/reconcile", json!({})).await;
+    let (s, r) = app
+        .post_json(&app.auditor, "/api/v1/log/reconcile", json!({}))
+        .await;
     assert_eq!(s, 200);
     assert_eq!(r["findings"], json!([]), "{r}");
     sqlx::query("UPDATE cases SET status = 'disposed' WHERE archive_id = $1")
@@ -285,8 +287,13 @@ async fn disposal_needs_a_due_case_an_approval_by_another_admin_and_no_hold() {
         .execute(&app.archive.db.pool)
         .await
         .unwrap();
-    let (_, r) = app.post_json(&app.auditor, "/api/v1/log/reconcile", json!({})).await;
-    assert!(r["findings"].to_string().contains("no disposal of it"), "{r}");
+    let (_, r) = app
+        .post_json(&app.auditor, "/api/v1/log/reconcile", json!({}))
+        .await;
+    assert!(
+        r["findings"].to_string().contains("no disposal of it"),
+        "{r}"
+    );
     sqlx::query("UPDATE cases SET status = 'filed' WHERE archive_id = $1")
         .bind(&a)
         .execute(&app.archive.db.pool)

@@ -291,48 +291,7 @@ pub async fn insert_case_on(
     files: &[FileRow],
     events: &[EventRow],
 ) -> Result<(), DbError> {
-    let binds = vec![
-        Bind::S(c.archive_id.clone()),
-        Bind::S(c.social_code.clone()),
-        Bind::S(c.task_code.clone()),
-        Bind::S(c.project_id.clone()),
-        Bind::S(c.content_digest.clone()),
-        Bind::I(c.version),
-        Bind::S(c.status.clone()),
-        Bind::I(c.year),
-        Bind::S(c.task_name.clone()),
-        Bind::S(c.task_type.clone()),
-        Bind::OptS(c.catalog_code.clone()),
-        Bind::S(c.project_name.clone()),
-        Bind::S(c.region_code.clone()),
-        Bind::S(c.lead_department.clone()),
-        Bind::S(c.result.clone()),
-        Bind::S(c.security_classification.clone()),
-        Bind::OptS(c.retention_proposed.clone()),
-        Bind::OptS(c.retention.clone()),
-        Bind::OptS(c.archival_code.clone()),
-        Bind::S(c.receive_time.clone()),
-        Bind::S(c.transact_time.clone()),
-        Bind::S(c.source.clone()),
-        Bind::S(c.submitted_by.clone()),
-        Bind::S(c.package_key.clone()),
-        Bind::I(c.package_size),
-        Bind::S(c.tagmanifest_sha256.clone()),
-        Bind::S(c.signature_json.clone()),
-        Bind::S(c.key_id.clone()),
-        Bind::S(c.metadata_json.clone()),
-        Bind::S(c.warnings_json.clone()),
-        Bind::S(c.archived_at.clone()),
-        Bind::S(c.checks_json.clone()),
-        Bind::OptI(c.retention_rule_version),
-        Bind::OptS(c.retention_basis.clone()),
-        Bind::OptS(c.filing_batch.clone()),
-        Bind::OptS(c.filed_at.clone()),
-        Bind::I(c.filing_late),
-        Bind::OptS(c.filing_problem.clone()),
-        Bind::OptS(c.disposed_at.clone()),
-        Bind::OptS(c.disposal_list.clone()),
-    ];
+    let binds = case_binds(c);
     let placeholders: Vec<String> = (1..=binds.len()).map(|i| format!("${i}")).collect();
     let sql = format!(
         "INSERT INTO cases ({CASE_COLUMNS}) VALUES ({})",
@@ -392,6 +351,52 @@ pub async fn insert_case_on(
         .execute(&mut *conn)
         .await?;
     Ok(())
+}
+
+/// The binds of `INSERT INTO cases (CASE_COLUMNS)`, in that order.
+pub fn case_binds(c: &CaseRow) -> Vec<Bind> {
+    vec![
+        Bind::S(c.archive_id.clone()),
+        Bind::S(c.social_code.clone()),
+        Bind::S(c.task_code.clone()),
+        Bind::S(c.project_id.clone()),
+        Bind::S(c.content_digest.clone()),
+        Bind::I(c.version),
+        Bind::S(c.status.clone()),
+        Bind::I(c.year),
+        Bind::S(c.task_name.clone()),
+        Bind::S(c.task_type.clone()),
+        Bind::OptS(c.catalog_code.clone()),
+        Bind::S(c.project_name.clone()),
+        Bind::S(c.region_code.clone()),
+        Bind::S(c.lead_department.clone()),
+        Bind::S(c.result.clone()),
+        Bind::S(c.security_classification.clone()),
+        Bind::OptS(c.retention_proposed.clone()),
+        Bind::OptS(c.retention.clone()),
+        Bind::OptS(c.archival_code.clone()),
+        Bind::S(c.receive_time.clone()),
+        Bind::S(c.transact_time.clone()),
+        Bind::S(c.source.clone()),
+        Bind::S(c.submitted_by.clone()),
+        Bind::S(c.package_key.clone()),
+        Bind::I(c.package_size),
+        Bind::S(c.tagmanifest_sha256.clone()),
+        Bind::S(c.signature_json.clone()),
+        Bind::S(c.key_id.clone()),
+        Bind::S(c.metadata_json.clone()),
+        Bind::S(c.warnings_json.clone()),
+        Bind::S(c.archived_at.clone()),
+        Bind::S(c.checks_json.clone()),
+        Bind::OptI(c.retention_rule_version),
+        Bind::OptS(c.retention_basis.clone()),
+        Bind::OptS(c.filing_batch.clone()),
+        Bind::OptS(c.filed_at.clone()),
+        Bind::I(c.filing_late),
+        Bind::OptS(c.filing_problem.clone()),
+        Bind::OptS(c.disposed_at.clone()),
+        Bind::OptS(c.disposal_list.clone()),
+    ]
 }
 
 /// `($1, $2, …), ($n+1, …), …` for `rows` rows of `cols` placeholders.
