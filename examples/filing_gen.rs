@@ -38,7 +38,10 @@ async fn main() {
     let started = std::time::Instant::now();
     let cols = guidang::db::cases::CASE_COLUMNS;
     let ncols = cols.split(',').count();
-    let per_stmt = 30_000 / ncols;
+    let per_stmt: usize = std::env::var("GEN_ROWS_PER_STATEMENT")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10);
     let mut done = 0;
     while done < n {
         let mut tx = archive.db.begin_write().await.expect("begin");

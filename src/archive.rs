@@ -853,6 +853,7 @@ impl Archive {
                     "status": c.status,
                     "result": c.result,
                     "archival_code": c.archival_code,
+                    "retention": c.retention,
                     "archived_at": c.archived_at,
                 })
             })

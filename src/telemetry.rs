@@ -4,8 +4,12 @@
 use tracing_subscriber::EnvFilter;
 
 pub fn init(json: bool) {
-    let filter =
-        EnvFilter::try_from_env("GUIDANG_LOG").unwrap_or_else(|_| EnvFilter::new("info,sqlx=warn"));
+    init_with(json, "info,sqlx=warn")
+}
+
+/// [`init`] with another default filter (commands other than `serve` log warnings only).
+pub fn init_with(json: bool, default: &str) {
+    let filter = EnvFilter::try_from_env("GUIDANG_LOG").unwrap_or_else(|_| EnvFilter::new(default));
     use std::io::IsTerminal;
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)

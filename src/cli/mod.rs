@@ -158,6 +158,10 @@ async fn open(config: Option<&std::path::Path>) -> Result<std::sync::Arc<Archive
 
 pub async fn run(cli: Cli) -> ExitCode {
     let cfg = cli.config.as_deref();
+    if matches!(cli.command, Command::Filing { .. }) {
+        // Refused cases and a resumed batch are reported as warnings.
+        crate::telemetry::init_with(false, "warn,sqlx=error");
+    }
     let r = match cli.command {
         Command::Serve => serve(cfg).await,
         Command::Token {

@@ -300,8 +300,9 @@ pub async fn insert_case_on(
     bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &binds)
         .execute(&mut *conn)
         .await?;
-    // Multi-row inserts, a few hundred rows a statement (within both backends' bind limits).
-    for chunk in files.chunks(500) {
+    // Multi-row inserts of 100 rows: sqlx binds SQLite parameters in time that grows faster than
+    // their number.
+    for chunk in files.chunks(100) {
         let mut binds = Vec::with_capacity(chunk.len() * 11);
         for f in chunk {
             binds.extend([

@@ -225,6 +225,7 @@ async fn run_leased(
         if rows.is_empty() {
             break;
         }
+        let t0 = std::time::Instant::now();
         let checked: Vec<(CaseRow, Result<(), String>)> = futures_util::stream::iter(rows)
             .map(|c| {
                 let keys = &keys;
@@ -236,7 +237,13 @@ async fn run_leased(
             .buffered(settings.check_concurrency)
             .collect()
             .await;
+        let t1 = std::time::Instant::now();
         record_chunk(archive, &batch, &pattern, checked, late).await?;
+        tracing::debug!(
+            check_ms = (t1 - t0).as_millis() as u64,
+            record_ms = t1.elapsed().as_millis() as u64,
+            "filing chunk"
+        );
         crate::archive::failpoint("filing_chunk");
     }
     finish(archive, &batch.batch_id, actor).await
@@ -338,6 +345,17 @@ async fn check_case(
     Ok(())
 }
 
+/// Rows a multi-row statement carries: sqlx binds SQLite parameters in time that grows faster
+/// than their number, so statements stay small; PostgreSQL gains little from larger ones.
+const ROWS_PER_STATEMENT: usize = 100;
+
+fn placeholders(from: usize, n: usize) -> String {
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 /// Codes, files and counts one chunk in one transaction.
 async fn record_chunk(
     archive: &Archive,
@@ -348,30 +366,29 @@ async fn record_chunk(
 ) -> Result<(), FilingError> {
     let db = &archive.db;
     let settings = &archive.settings;
-    let ids: Vec<Bind> = checked
-        .iter()
-        .map(|(c, _)| Bind::S(c.archive_id.clone()))
-        .collect();
-    let sql = format!(
-        "SELECT archive_id, COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM case_files WHERE archive_id IN ({}) GROUP BY archive_id",
-        (1..=ids.len())
-            .map(|i| format!("${i}"))
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
-    let counts: HashMap<String, (i64, i64)> = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &ids)
-        .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(|r| (r.get(0), (r.get(1), r.get(2))))
-        .collect();
+    let mut counts: HashMap<String, (i64, i64)> = HashMap::new();
+    for part in checked.chunks(ROWS_PER_STATEMENT) {
+        let ids: Vec<Bind> = part
+            .iter()
+            .map(|(c, _)| Bind::S(c.archive_id.clone()))
+            .collect();
+        let sql = format!(
+            "SELECT archive_id, COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM case_files WHERE archive_id IN ({}) GROUP BY archive_id",
+            placeholders(1, ids.len())
+        );
+        for r in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &ids)
+            .fetch_all(&db.pool)
+            .await?
+        {
+            counts.insert(r.get(0), (r.get(1), r.get(2)));
+        }
+    }
     let filed_at = crate::db::rfc3339(&archive.clock.now());
     let mut tx = db.begin_write().await?;
     let mut counters: HashMap<String, i64> = HashMap::new();
-    let (mut cases, mut files, mut bytes, mut online, mut offline, mut refused) =
-        (0i64, 0i64, 0i64, 0i64, 0i64, 0i64);
-    let mut events: Vec<Bind> = vec![];
-    let mut n_events = 0;
+    // (archive id, archival code, files, bytes)
+    let mut coded: Vec<(&str, String, i64, i64)> = vec![];
+    let (mut online, mut offline, mut refused) = (0i64, 0i64, 0i64);
     for (c, verdict) in &checked {
         if let Err(why) = verdict {
             sqlx::query("UPDATE cases SET filing_problem = $1, filing_problem_batch = $2 WHERE archive_id = $3")
@@ -412,46 +429,78 @@ async fn record_chunk(
             .await?
             .unwrap_or(0),
         };
-        let archival_code = pattern.code(&v, last + 1);
-        let (n, b) = counts.get(&c.archive_id).copied().unwrap_or((0, 0));
-        let done = sqlx::query(
-            "UPDATE cases SET status = 'filed', archival_code = $1, filing_batch = $2, filed_at = $3, filing_late = $4, \
-             file_count = $5, file_bytes = $6, filing_problem = NULL, filing_problem_batch = NULL \
-             WHERE archive_id = $7 AND status = 'archived'",
-        )
-        .bind(&archival_code)
-        .bind(&batch.batch_id)
-        .bind(&filed_at)
-        .bind(late as i64)
-        .bind(n)
-        .bind(b)
-        .bind(&c.archive_id)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected();
-        if done != 1 {
-            // Changed under us (it cannot be filed twice: the lease and this guard); no number spent.
-            counters.insert(class, last);
-            continue;
-        }
         counters.insert(class, last + 1);
-        cases += 1;
-        files += n;
-        bytes += b;
+        let (n, b) = counts.get(&c.archive_id).copied().unwrap_or((0, 0));
+        coded.push((&c.archive_id, pattern.code(&v, last + 1), n, b));
         if c.source == "offline" {
             offline += 1;
         } else {
             online += 1;
         }
-        events.extend([
-            Bind::S(uuid::Uuid::now_v7().to_string()),
-            Bind::S(c.archive_id.clone()),
-            Bind::S("filed".into()),
+    }
+    for part in coded.chunks(ROWS_PER_STATEMENT) {
+        // One statement for many cases; `$4 + 3k` is the k-th case's id in every CASE and the IN.
+        let mut binds = vec![
+            Bind::S(batch.batch_id.clone()),
             Bind::S(filed_at.clone()),
-            Bind::S("guidang".into()),
-            Bind::S(format!("{archival_code} in batch {}", batch.batch_id)),
-        ]);
-        n_events += 1;
+            Bind::I(late as i64),
+        ];
+        let (mut code_when, mut count_when, mut bytes_when, mut ids) =
+            (vec![], vec![], vec![], vec![]);
+        for (id, code, n, b) in part {
+            let k = binds.len() + 1;
+            binds.extend([
+                Bind::S(id.to_string()),
+                Bind::S(code.clone()),
+                Bind::I(*n),
+                Bind::I(*b),
+            ]);
+            code_when.push(format!("WHEN ${k} THEN ${}", k + 1));
+            count_when.push(format!("WHEN ${k} THEN ${}", k + 2));
+            bytes_when.push(format!("WHEN ${k} THEN ${}", k + 3));
+            ids.push(format!("${k}"));
+        }
+        let sql = format!(
+            "UPDATE cases SET status = 'filed', filing_batch = $1, filed_at = $2, filing_late = $3, \
+             filing_problem = NULL, filing_problem_batch = NULL, \
+             archival_code = CASE archive_id {} END, file_count = CASE archive_id {} END, \
+             file_bytes = CASE archive_id {} END WHERE status = 'archived' AND archive_id IN ({})",
+            code_when.join(" "),
+            count_when.join(" "),
+            bytes_when.join(" "),
+            ids.join(", ")
+        );
+        let done = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if done != part.len() as u64 {
+            // Only the lease holder files, so this means someone changed cases underneath: stop,
+            // and the transaction (codes and counters with it) rolls back.
+            return Err(FilingError::Io(format!(
+                "{} of {} cases changed while they were being filed; the chunk was not recorded",
+                part.len() as u64 - done,
+                part.len()
+            )));
+        }
+        let mut ev = Vec::with_capacity(part.len() * 6);
+        for (id, code, _, _) in part {
+            ev.extend([
+                Bind::S(uuid::Uuid::now_v7().to_string()),
+                Bind::S(id.to_string()),
+                Bind::S("filed".into()),
+                Bind::S(filed_at.clone()),
+                Bind::S("guidang".into()),
+                Bind::S(format!("{code} in batch {}", batch.batch_id)),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES {}",
+            value_rows(part.len(), 6)
+        );
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &ev)
+            .execute(&mut *tx)
+            .await?;
     }
     for (class, last) in &counters {
         sqlx::query("INSERT INTO archival_counters (class, last_item) VALUES ($1, $2) ON CONFLICT (class) DO UPDATE SET last_item = excluded.last_item")
@@ -460,16 +509,9 @@ async fn record_chunk(
             .execute(&mut *tx)
             .await?;
     }
-    for chunk in events.chunks(6 * 500) {
-        let sql = format!(
-            "INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES {}",
-            value_rows(chunk.len() / 6, 6)
-        );
-        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), chunk)
-            .execute(&mut *tx)
-            .await?;
-    }
-    let _ = n_events;
+    let cases = coded.len() as i64;
+    let files: i64 = coded.iter().map(|c| c.2).sum();
+    let bytes: i64 = coded.iter().map(|c| c.3).sum();
     sqlx::query(
         "UPDATE filing_batches SET cases = cases + $1, files = files + $2, bytes = bytes + $3, online = online + $4, \
          offline = offline + $5, late = late + $6, refused = refused + $7 WHERE batch_id = $8",

@@ -165,7 +165,7 @@ pub async fn put_expected(
         .iter()
         .filter(|c| seen.insert((c.task_code.as_str(), c.project_id.as_str())))
         .collect();
-    for chunk in keys.chunks(500) {
+    for chunk in keys.chunks(100) {
         let binds: Vec<Bind> = chunk
             .iter()
             .flat_map(|c| {
