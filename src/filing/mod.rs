@@ -203,6 +203,10 @@ async fn run_leased(
     let late = batch.kind == "supplementary" || archive.clock.now() >= deadline;
     let full = settings.check == "full";
     tracing::info!(batch_id = %batch.batch_id, year, kind = %batch.kind, "filing");
+    // The next chunk is checked while the previous one is recorded; chunks are read in
+    // completion order from a cursor, so item numbers follow that order.
+    let mut cursor: (String, String) = (String::new(), String::new());
+    let mut previous: Option<Vec<(CaseRow, Result<(), String>)>> = None;
     loop {
         if !lease.renew().await? {
             return Err(FilingError::LeaseLost);
@@ -210,23 +214,26 @@ async fn run_leased(
         let sql = format!(
             "SELECT {} FROM cases WHERE year = $1 AND status = 'archived' \
              AND (filing_problem_batch IS NULL OR filing_problem_batch <> $2) \
-             ORDER BY transact_time, archive_id LIMIT $3",
+             AND (transact_time > $3 OR (transact_time = $3 AND archive_id > $4)) \
+             ORDER BY transact_time, archive_id LIMIT $5",
             crate::db::cases::CASE_COLUMNS
         );
         let rows: Vec<CaseRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(year)
             .bind(&batch.batch_id)
+            .bind(&cursor.0)
+            .bind(&cursor.1)
             .bind(settings.batch_size as i64)
             .fetch_all(&db.pool)
             .await?
             .iter()
             .map(crate::db::cases::case_from)
             .collect();
-        if rows.is_empty() {
-            break;
+        if let Some(last) = rows.last() {
+            cursor = (last.transact_time.clone(), last.archive_id.clone());
         }
         let t0 = std::time::Instant::now();
-        let checked: Vec<(CaseRow, Result<(), String>)> = futures_util::stream::iter(rows)
+        let check = futures_util::stream::iter(rows)
             .map(|c| {
                 let keys = &keys;
                 async move {
@@ -235,16 +242,28 @@ async fn run_leased(
                 }
             })
             .buffered(settings.check_concurrency)
-            .collect()
-            .await;
-        let t1 = std::time::Instant::now();
-        record_chunk(archive, &batch, &pattern, checked, late).await?;
+            .collect::<Vec<_>>();
+        let record = async {
+            match previous.take() {
+                Some(p) => record_chunk(archive, &batch, &pattern, p, late)
+                    .await
+                    .map(|_| true),
+                None => Ok(false),
+            }
+        };
+        let (checked, recorded) = tokio::join!(check, record);
+        if recorded? {
+            crate::archive::failpoint("filing_chunk");
+        }
         tracing::debug!(
-            check_ms = (t1 - t0).as_millis() as u64,
-            record_ms = t1.elapsed().as_millis() as u64,
+            ms = t0.elapsed().as_millis() as u64,
+            cases = checked.len(),
             "filing chunk"
         );
-        crate::archive::failpoint("filing_chunk");
+        if checked.is_empty() {
+            break;
+        }
+        previous = Some(checked);
     }
     finish(archive, &batch.batch_id, actor).await
 }
