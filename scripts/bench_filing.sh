@@ -4,7 +4,7 @@
 # of every package, the coding, the register and the form — and its peak memory. Run for two
 # sizes to show that memory does not grow with the case count; SQLite, then PostgreSQL.
 #
-#   bash scripts/bench_filing.sh [N] [SMALL_N]      (defaults 1000000 and 100000)
+#   bash scripts/bench_filing.sh [N] [SMALL_N]      (defaults 1000000 and 100000; BACKENDS="postgres" for one)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 N="${1:-1000000}"
@@ -37,7 +37,7 @@ run() { # backend cases
   rm -rf "$dir"
 }
 
-for backend in sqlite postgres; do
+for backend in ${BACKENDS:-sqlite postgres}; do
   run "$backend" "$SMALL"
   run "$backend" "$N"
 done

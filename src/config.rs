@@ -140,6 +140,8 @@ pub struct FilingSettings {
     pub scheduler_every_ms: u64,
     /// How long a server's claim to run a filing lasts without renewal.
     pub lease_secs: u64,
+    /// `POST /api/v1/filings` answers 201 with the batch if it finishes within this, else 202.
+    pub respond_within_ms: u64,
 }
 
 impl Default for FilingSettings {
@@ -158,6 +160,7 @@ impl Default for FilingSettings {
             webhook: None,
             scheduler_every_ms: 3_600_000,
             lease_secs: 300,
+            respond_within_ms: 10_000,
         }
     }
 }

@@ -693,3 +693,84 @@ async fn two_servers_filing_at_once_file_each_case_exactly_once() {
     let (_, st) = b.get_json(&b.archivist, "/api/v1/filings/2025").await;
     assert_eq!(st["batches"].as_array().unwrap().len(), 1, "{st}");
 }
+
+#[tokio::test]
+async fn a_filing_that_takes_longer_than_the_request_goes_on_in_the_background() {
+    let clock = Arc::new(ManualClock::new(shanghai("2026-03-01T09:00:00")));
+    let app = TestApp::spawn_clocked(clock, |s| {
+        s.filing.respond_within_ms = 0;
+        s.filing.batch_size = 1;
+    })
+    .await;
+    for i in 0..3 {
+        app.archive_case(&format!("BG-{i}"), "2025-04-04T10:00:00+08:00", "D30")
+            .await;
+    }
+    let r = app
+        .client
+        .post(app.url("/api/v1/filings"))
+        .bearer_auth(&app.archivist)
+        .json(&json!({"year": 2025}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    assert_eq!(r.headers()["location"], "/api/v1/filings/2025");
+    let mut st = Value::Null;
+    for _ in 0..200 {
+        st = app.get_json(&app.archivist, "/api/v1/filings/2025").await.1;
+        if st["batches"][0]["state"] == "complete" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    assert_eq!(st["batches"][0]["state"], "complete", "{st}");
+    assert_eq!(st["counts"]["filed"], 3);
+}
+
+#[tokio::test]
+async fn a_case_whose_recorded_archiving_check_failed_is_not_filed() {
+    let clock = Arc::new(ManualClock::new(shanghai("2026-03-01T09:00:00")));
+    let app = TestApp::spawn_clocked(clock, |_| {}).await;
+    let good = app
+        .archive_case("G-1", "2025-04-04T10:00:00+08:00", "D30")
+        .await;
+    let bad = app
+        .archive_case("G-2", "2025-04-05T10:00:00+08:00", "D30")
+        .await;
+    // As if the report had recorded a failed item (ingest rejects such a case; a row edited or
+    // migrated from elsewhere could carry one).
+    let report: String = sqlx::query_scalar("SELECT checks_json FROM cases WHERE archive_id = $1")
+        .bind(&bad)
+        .fetch_one(&app.archive.db.pool)
+        .await
+        .unwrap();
+    let report = report.replacen("\"result\":\"pass\"", "\"result\":\"fail\"", 1);
+    sqlx::query("UPDATE cases SET checks_json = $1 WHERE archive_id = $2")
+        .bind(&report)
+        .bind(&bad)
+        .execute(&app.archive.db.pool)
+        .await
+        .unwrap();
+    let (s, b) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2025}))
+        .await;
+    assert_eq!(
+        (s, b["cases"].as_i64(), b["refused"].as_i64()),
+        (201, Some(1), Some(1)),
+        "{b}"
+    );
+    let (_, st) = app.get_json(&app.archivist, "/api/v1/filings/2025").await;
+    assert_eq!(st["refused"][0]["archive_id"], bad.as_str());
+    assert!(
+        st["refused"][0]["problem"]
+            .as_str()
+            .unwrap()
+            .starts_with("GD-1-1 failed at archiving"),
+        "{st}"
+    );
+    let (_, c) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{good}"))
+        .await;
+    assert_eq!(c["status"], "filed");
+}

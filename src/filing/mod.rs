@@ -21,7 +21,6 @@ use serde::Serialize;
 use sqlx::Row;
 
 use crate::archive::Archive;
-use crate::db::cases::CaseRow;
 use crate::db::lease::Lease;
 use crate::db::{Bind, DbError, bind_all, value_rows};
 use crate::evidence::checks::Outcome;
@@ -147,6 +146,21 @@ pub async fn batch(archive: &Archive, batch_id: &str) -> Result<Option<Batch>, D
     Ok(r.as_ref().map(batch_from))
 }
 
+/// What the filing needs of a case: a narrow row, because a year can hold a million of them.
+struct Queued {
+    archive_id: String,
+    social_code: String,
+    task_type: String,
+    retention: Option<String>,
+    source: String,
+    package_key: String,
+    package_size: i64,
+    tagmanifest_sha256: String,
+    transact_time: String,
+    /// The archiving-stage check report, only when it holds a failed item.
+    failed_checks: Option<String>,
+}
+
 /// Files year `year`: resumes its unfinished batch, or starts the next one. `Err(Nothing)` when
 /// every archived case of the year is filed already.
 pub async fn run(
@@ -206,29 +220,42 @@ async fn run_leased(
     // The next chunk is checked while the previous one is recorded; chunks are read in
     // completion order from a cursor, so item numbers follow that order.
     let mut cursor: (String, String) = (String::new(), String::new());
-    let mut previous: Option<Vec<(CaseRow, Result<(), String>)>> = None;
+    let mut previous: Option<Vec<(Queued, Result<(), String>)>> = None;
     loop {
         if !lease.renew().await? {
             return Err(FilingError::LeaseLost);
         }
-        let sql = format!(
-            "SELECT {} FROM cases WHERE year = $1 AND status = 'archived' \
+        // The report is JSON written by serde_json (no spaces), so a failed item reads `"fail"`.
+        let rows: Vec<Queued> = sqlx::query(
+            "SELECT archive_id, social_code, task_type, retention, source, package_key, package_size, \
+             tagmanifest_sha256, transact_time, \
+             CASE WHEN checks_json LIKE '%\"result\":\"fail\"%' THEN checks_json END \
+             FROM cases WHERE year = $1 AND status = 'archived' \
              AND (filing_problem_batch IS NULL OR filing_problem_batch <> $2) \
-             AND (transact_time > $3 OR (transact_time = $3 AND archive_id > $4)) \
+             AND (transact_time, archive_id) > ($3, $4) \
              ORDER BY transact_time, archive_id LIMIT $5",
-            crate::db::cases::CASE_COLUMNS
-        );
-        let rows: Vec<CaseRow> = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(year)
-            .bind(&batch.batch_id)
-            .bind(&cursor.0)
-            .bind(&cursor.1)
-            .bind(settings.batch_size as i64)
-            .fetch_all(&db.pool)
-            .await?
-            .iter()
-            .map(crate::db::cases::case_from)
-            .collect();
+        )
+        .bind(year)
+        .bind(&batch.batch_id)
+        .bind(&cursor.0)
+        .bind(&cursor.1)
+        .bind(settings.batch_size as i64)
+        .fetch_all(&db.pool)
+        .await?
+        .iter()
+        .map(|r| Queued {
+            archive_id: r.get(0),
+            social_code: r.get(1),
+            task_type: r.get(2),
+            retention: r.get(3),
+            source: r.get(4),
+            package_key: r.get(5),
+            package_size: r.get(6),
+            tagmanifest_sha256: r.get(7),
+            transact_time: r.get(8),
+            failed_checks: r.get(9),
+        })
+        .collect();
         if let Some(last) = rows.last() {
             cursor = (last.transact_time.clone(), last.archive_id.clone());
         }
@@ -319,14 +346,18 @@ async fn start_batch(
 /// a published key; with `check = "full"` every payload byte is re-hashed as well.
 async fn check_case(
     archive: &Archive,
-    c: &CaseRow,
+    c: &Queued,
     keys: &[crate::pipeline::sign::PublicKeyInfo],
     full: bool,
 ) -> Result<(), String> {
-    let items: Vec<crate::evidence::checks::CheckItem> =
-        serde_json::from_str(&c.checks_json).unwrap_or_default();
-    if let Some(bad) = items.iter().find(|i| i.result == Outcome::Fail) {
-        return Err(format!("{} failed at archiving: {}", bad.code, bad.detail));
+    if let Some(report) = &c.failed_checks {
+        let items: Vec<crate::evidence::checks::CheckItem> =
+            serde_json::from_str(report).unwrap_or_default();
+        let bad = items.iter().find(|i| i.result == Outcome::Fail);
+        return Err(match bad {
+            Some(b) => format!("{} failed at archiving: {}", b.code, b.detail),
+            None => "the archiving-stage check report records a failure".into(),
+        });
     }
     let size = archive
         .store
@@ -380,7 +411,7 @@ async fn record_chunk(
     archive: &Archive,
     batch: &Batch,
     pattern: &code::Pattern,
-    checked: Vec<(CaseRow, Result<(), String>)>,
+    checked: Vec<(Queued, Result<(), String>)>,
     late: bool,
 ) -> Result<(), FilingError> {
     let db = &archive.db;

@@ -124,16 +124,34 @@ pub struct FilingBody {
     year: i64,
 }
 
+/// Runs the filing of a year. A large year takes minutes: the answer is 201 with the finished
+/// batch if it is done within `filing.respond_within_ms`, otherwise 202 while it goes on in this
+/// server (`GET /api/v1/filings/{year}` shows its progress; a run interrupted by a restart is
+/// resumed by the next request or by the scheduler).
 pub async fn run(
     auth: Auth,
     body: web::Json<FilingBody>,
     archive: web::Data<Arc<Archive>>,
 ) -> Result<HttpResponse, ApiError> {
     let caller = auth.require(&[Role::Archivist, Role::Admin])?;
-    let b = crate::filing::run(&archive, body.year, "manual", &actor(caller)).await?;
-    Ok(HttpResponse::Created()
-        .insert_header((header::LOCATION, format!("/api/v1/filings/{}", b.year)))
-        .json(b))
+    let (a, who, year) = (archive.get_ref().clone(), actor(caller), body.year);
+    let mut task = tokio::spawn(async move { crate::filing::run(&a, year, "manual", &who).await });
+    let wait = std::time::Duration::from_millis(archive.settings.filing.respond_within_ms);
+    let location = (header::LOCATION, format!("/api/v1/filings/{year}"));
+    match tokio::time::timeout(wait, &mut task).await {
+        Ok(joined) => {
+            let b = joined
+                .map_err(|e| ApiError::Internal(format!("the filing task failed: {e}")))??;
+            Ok(HttpResponse::Created().insert_header(location).json(b))
+        }
+        Err(_) => Ok(HttpResponse::Accepted()
+            .insert_header(location)
+            .json(json!({
+                "year": year,
+                "state": "running",
+                "message": "the filing goes on in the background; follow it at the Location",
+            }))),
+    }
 }
 
 pub async fn status(
