@@ -769,7 +769,20 @@ impl Archive {
             return Ok(None);
         };
         let files = self.db.case_files(archive_id).await?;
-        let events = self.db.case_events(archive_id).await?;
+        let mut events = self.db.case_events(archive_id).await?;
+        // Filing is recorded on the case row itself (one write per case for a million-case year).
+        if let (Some(at), Some(code)) = (&c.filed_at, &c.archival_code) {
+            events.push(EventRow {
+                kind: "filed".into(),
+                at: at.clone(),
+                agent: "guidang".into(),
+                detail: Some(format!(
+                    "{code} in batch {}",
+                    c.filing_batch.as_deref().unwrap_or("-")
+                )),
+            });
+            events.sort_by(|a, b| a.at.cmp(&b.at));
+        }
         let mut metadata: serde_json::Value =
             serde_json::from_str(&c.metadata_json).unwrap_or_default();
         if !caller.role.sees_personal_data() {

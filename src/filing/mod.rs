@@ -14,6 +14,7 @@ pub mod schedule;
 pub mod status;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use chrono::Datelike;
 use futures_util::StreamExt;
@@ -22,7 +23,7 @@ use sqlx::Row;
 
 use crate::archive::Archive;
 use crate::db::lease::Lease;
-use crate::db::{Bind, DbError, bind_all, value_rows};
+use crate::db::{Bind, DbError, bind_all};
 use crate::evidence::checks::Outcome;
 use crate::verify::Status;
 
@@ -212,7 +213,7 @@ async fn run_leased(
     };
     let settings = &archive.settings.filing;
     let pattern = code::Pattern::parse(&settings.code_pattern).map_err(FilingError::Io)?;
-    let keys = archive.keys().await?;
+    let keys = Arc::new(archive.keys().await?);
     let deadline = schedule::deadline(year, settings.tz());
     let late = batch.kind == "supplementary" || archive.clock.now() >= deadline;
     let full = settings.check == "full";
@@ -347,7 +348,7 @@ async fn start_batch(
 async fn check_case(
     archive: &Archive,
     c: &Queued,
-    keys: &[crate::pipeline::sign::PublicKeyInfo],
+    keys: &Arc<Vec<crate::pipeline::sign::PublicKeyInfo>>,
     full: bool,
 ) -> Result<(), String> {
     if let Some(report) = &c.failed_checks {
@@ -359,27 +360,49 @@ async fn check_case(
             None => "the archiving-stage check report records a failure".into(),
         });
     }
-    let size = archive
-        .store
-        .size(&c.package_key)
-        .await
-        .map_err(|e| format!("the stored package cannot be read: {e}"))?;
-    if size != c.package_size as u64 {
-        return Err(format!(
-            "the stored package is {size} bytes, {} were recorded",
-            c.package_size
-        ));
-    }
-    let reader = archive
-        .store
-        .reader(&c.package_key, size, tokio::runtime::Handle::current());
     let name = c.package_key.clone();
-    let keys = keys.to_vec();
-    let report = tokio::task::spawn_blocking(move || {
-        crate::verify::verify_reader_depth(&name, Box::new(reader), Some(&keys), None, full)
-    })
-    .await
-    .map_err(|e| format!("the check stopped: {e}"))?;
+    let recorded = c.package_size as u64;
+    let size_mismatch =
+        move |size: u64| format!("the stored package is {size} bytes, {recorded} were recorded");
+    let report = if let Some(path) = archive.store.local_path(&c.package_key) {
+        let keys = keys.clone();
+        tokio::task::spawn_blocking(move || {
+            let f = std::fs::File::open(&path)
+                .map_err(|e| format!("the stored package cannot be read: {e}"))?;
+            let size = f.metadata().map(|m| m.len()).unwrap_or(0);
+            if size != recorded {
+                return Err(size_mismatch(size));
+            }
+            let r = std::io::BufReader::with_capacity(64 << 10, f);
+            Ok(crate::verify::verify_reader_depth(
+                &name,
+                Box::new(r),
+                Some(&keys),
+                None,
+                full,
+            ))
+        })
+        .await
+        .map_err(|e| format!("the check stopped: {e}"))??
+    } else {
+        let size = archive
+            .store
+            .size(&c.package_key)
+            .await
+            .map_err(|e| format!("the stored package cannot be read: {e}"))?;
+        if size != recorded {
+            return Err(size_mismatch(size));
+        }
+        let reader = archive
+            .store
+            .reader(&c.package_key, size, tokio::runtime::Handle::current());
+        let keys = keys.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::verify::verify_reader_depth(&name, Box::new(reader), Some(&keys), None, full)
+        })
+        .await
+        .map_err(|e| format!("the check stopped: {e}"))?
+    };
     let failed: Vec<String> = report
         .checks
         .iter()
@@ -533,24 +556,6 @@ async fn record_chunk(
                 part.len()
             )));
         }
-        let mut ev = Vec::with_capacity(part.len() * 6);
-        for (id, code, _, _) in part {
-            ev.extend([
-                Bind::S(uuid::Uuid::now_v7().to_string()),
-                Bind::S(id.to_string()),
-                Bind::S("filed".into()),
-                Bind::S(filed_at.clone()),
-                Bind::S("guidang".into()),
-                Bind::S(format!("{code} in batch {}", batch.batch_id)),
-            ]);
-        }
-        let sql = format!(
-            "INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES {}",
-            value_rows(part.len(), 6)
-        );
-        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &ev)
-            .execute(&mut *tx)
-            .await?;
     }
     for (class, last) in &counters {
         sqlx::query("INSERT INTO archival_counters (class, last_item) VALUES ($1, $2) ON CONFLICT (class) DO UPDATE SET last_item = excluded.last_item")

@@ -144,6 +144,16 @@ impl Store {
         Ok(r.into_stream().map_err(StoreError::from).boxed())
     }
 
+    /// The file behind `key` when the store is the local file system: bulk checks read it
+    /// directly, without a round through the object-store layer for every read.
+    pub fn local_path(&self, key: &str) -> Option<PathBuf> {
+        let root = self.local_root.as_ref()?;
+        let rel = Path::new(key);
+        rel.components()
+            .all(|c| matches!(c, std::path::Component::Normal(_)))
+            .then(|| root.join(rel))
+    }
+
     pub async fn size(&self, key: &str) -> Result<u64, StoreError> {
         Ok(self.inner.head(&ObjPath::from(key)).await?.size)
     }
