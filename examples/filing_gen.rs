@@ -60,6 +60,8 @@ async fn main() {
                     + chrono::Duration::seconds((i as i64 * 31_000_000) / n as i64);
                 c.transact_time = t.to_rfc3339();
                 c.year = 2025;
+                c.file_count = Some(2);
+                c.file_bytes = Some(1341 + 1532);
                 binds.extend(guidang::db::cases::case_binds(&c));
                 for (k, size) in [("files/a.pdf", 1341), ("files/b.ofd", 1532)] {
                     files.extend([

@@ -18,8 +18,12 @@ ALTER TABLE cases ADD COLUMN filed_at TEXT;
 ALTER TABLE cases ADD COLUMN filing_late BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE cases ADD COLUMN filing_problem TEXT;
 ALTER TABLE cases ADD COLUMN filing_problem_batch TEXT;
+-- Recorded at ingest from now on (the filing register needs them for every case of a year);
+-- cases archived before are counted once here.
 ALTER TABLE cases ADD COLUMN file_count BIGINT;
 ALTER TABLE cases ADD COLUMN file_bytes BIGINT;
+UPDATE cases SET file_count = (SELECT COUNT(*) FROM case_files f WHERE f.archive_id = cases.archive_id),
+    file_bytes = (SELECT COALESCE(SUM(f.size), 0) FROM case_files f WHERE f.archive_id = cases.archive_id);
 ALTER TABLE cases ADD COLUMN disposed_at TEXT;
 ALTER TABLE cases ADD COLUMN disposal_list TEXT;
 CREATE UNIQUE INDEX cases_archival_code ON cases (archival_code);

@@ -659,6 +659,8 @@ impl Archive {
             filing_problem: None,
             disposed_at: None,
             disposal_list: None,
+            file_count: Some(p.files.len() as i64),
+            file_bytes: Some(p.files.iter().map(|f| f.size).sum()),
         };
         let t = |d: &chrono::DateTime<chrono::FixedOffset>| {
             d.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

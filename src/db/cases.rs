@@ -75,13 +75,17 @@ pub struct CaseRow {
     pub filing_problem: Option<String>,
     pub disposed_at: Option<String>,
     pub disposal_list: Option<String>,
+    /// Files in the package and their bytes, recorded at ingest.
+    pub file_count: Option<i64>,
+    pub file_bytes: Option<i64>,
 }
 
 pub const CASE_COLUMNS: &str = "archive_id, social_code, task_code, project_id, content_digest, version, status, year, \
     task_name, task_type, catalog_code, project_name, region_code, lead_department, result, security_classification, \
     retention_proposed, retention, archival_code, receive_time, transact_time, source, submitted_by, package_key, \
     package_size, tagmanifest_sha256, signature_json, key_id, metadata_json, warnings_json, archived_at, checks_json, \
-    retention_rule_version, retention_basis, filing_batch, filed_at, filing_late, filing_problem, disposed_at, disposal_list";
+    retention_rule_version, retention_basis, filing_batch, filed_at, filing_late, filing_problem, disposed_at, disposal_list, \
+    file_count, file_bytes";
 
 pub fn case_from(r: &AnyRow) -> CaseRow {
     CaseRow {
@@ -125,6 +129,8 @@ pub fn case_from(r: &AnyRow) -> CaseRow {
         filing_problem: r.get("filing_problem"),
         disposed_at: r.get("disposed_at"),
         disposal_list: r.get("disposal_list"),
+        file_count: r.get("file_count"),
+        file_bytes: r.get("file_bytes"),
     }
 }
 
@@ -397,6 +403,8 @@ pub fn case_binds(c: &CaseRow) -> Vec<Bind> {
         Bind::OptS(c.filing_problem.clone()),
         Bind::OptS(c.disposed_at.clone()),
         Bind::OptS(c.disposal_list.clone()),
+        Bind::OptI(c.file_count),
+        Bind::OptI(c.file_bytes),
     ]
 }
 

@@ -158,6 +158,8 @@ struct Queued {
     package_size: i64,
     tagmanifest_sha256: String,
     transact_time: String,
+    file_count: Option<i64>,
+    file_bytes: Option<i64>,
     /// The archiving-stage check report, only when it holds a failed item.
     failed_checks: Option<String>,
 }
@@ -229,7 +231,7 @@ async fn run_leased(
         // The report is JSON written by serde_json (no spaces), so a failed item reads `"fail"`.
         let rows: Vec<Queued> = sqlx::query(
             "SELECT archive_id, social_code, task_type, retention, source, package_key, package_size, \
-             tagmanifest_sha256, transact_time, \
+             tagmanifest_sha256, transact_time, file_count, file_bytes, \
              CASE WHEN checks_json LIKE '%\"result\":\"fail\"%' THEN checks_json END \
              FROM cases WHERE year = $1 AND status = 'archived' \
              AND (filing_problem_batch IS NULL OR filing_problem_batch <> $2) \
@@ -254,7 +256,9 @@ async fn run_leased(
             package_size: r.get(6),
             tagmanifest_sha256: r.get(7),
             transact_time: r.get(8),
-            failed_checks: r.get(9),
+            file_count: r.get(9),
+            file_bytes: r.get(10),
+            failed_checks: r.get(11),
         })
         .collect();
         if let Some(last) = rows.last() {
@@ -304,7 +308,7 @@ async fn start_batch(
 ) -> Result<Batch, FilingError> {
     let db = &archive.db;
     let waiting: i64 =
-        sqlx::query("SELECT COUNT(*) FROM cases WHERE year = $1 AND status = 'archived'")
+        sqlx::query("SELECT COUNT(*) FROM (SELECT 1 FROM cases WHERE year = $1 AND status = 'archived' LIMIT 1) t")
             .bind(year)
             .fetch_one(&db.pool)
             .await?
@@ -422,13 +426,6 @@ async fn check_case(
 /// than their number, so statements stay small; PostgreSQL gains little from larger ones.
 const ROWS_PER_STATEMENT: usize = 100;
 
-fn placeholders(from: usize, n: usize) -> String {
-    (from..from + n)
-        .map(|i| format!("${i}"))
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
 /// Codes, files and counts one chunk in one transaction.
 async fn record_chunk(
     archive: &Archive,
@@ -439,22 +436,21 @@ async fn record_chunk(
 ) -> Result<(), FilingError> {
     let db = &archive.db;
     let settings = &archive.settings;
+    // Counted at ingest; a row without the counts (none should remain after migration 0006)
+    // is counted here, by its own index lookup.
     let mut counts: HashMap<String, (i64, i64)> = HashMap::new();
-    for part in checked.chunks(ROWS_PER_STATEMENT) {
-        let ids: Vec<Bind> = part
-            .iter()
-            .map(|(c, _)| Bind::S(c.archive_id.clone()))
-            .collect();
-        let sql = format!(
-            "SELECT archive_id, COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM case_files WHERE archive_id IN ({}) GROUP BY archive_id",
-            placeholders(1, ids.len())
-        );
-        for r in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &ids)
-            .fetch_all(&db.pool)
-            .await?
-        {
-            counts.insert(r.get(0), (r.get(1), r.get(2)));
-        }
+    for (c, _) in &checked {
+        let n = match (c.file_count, c.file_bytes) {
+            (Some(n), Some(b)) => (n, b),
+            _ => {
+                let r = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM case_files WHERE archive_id = $1")
+                    .bind(&c.archive_id)
+                    .fetch_one(&db.pool)
+                    .await?;
+                (r.get(0), r.get(1))
+            }
+        };
+        counts.insert(c.archive_id.clone(), n);
     }
     let filed_at = crate::db::rfc3339(&archive.clock.now());
     let mut tx = db.begin_write().await?;
