@@ -74,12 +74,19 @@ impl DocWriter {
     }
 }
 
-/// A CSV field (RFC 4180).
+/// A CSV field (RFC 4180). A text a spreadsheet would run as a formula (a case name beginning
+/// with `=`, `+`, `-`, `@`) is kept as text by a leading apostrophe, as OWASP advises; the XML
+/// register carries every value unchanged.
 pub fn csv(s: &str) -> String {
+    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{s}")
+    } else {
+        s.to_string()
+    };
     if s.contains([',', '"', '\n', '\r']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {
-        s.to_string()
+        s
     }
 }
 
@@ -208,4 +215,20 @@ pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>,
     form.put(&x)?;
     let form = form.store(archive, &prefix).await?;
     Ok(vec![reg_xml, reg_csv, form])
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn csv_fields_are_quoted_and_never_formulas() {
+        use super::csv;
+        assert_eq!(csv("济南市,历下区"), "\"济南市,历下区\"");
+        assert_eq!(csv("say \"hi\""), "\"say \"\"hi\"\"\"");
+        assert_eq!(csv("=HYPERLINK(\"x\")"), "\"'=HYPERLINK(\"\"x\"\")\"");
+        assert_eq!(csv("GD01-ZY·2025-D30-X-0001"), "GD01-ZY·2025-D30-X-0001");
+        assert_eq!(
+            csv("2025-01-01T08:00:00+08:00"),
+            "2025-01-01T08:00:00+08:00"
+        );
+    }
 }
