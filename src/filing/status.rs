@@ -27,6 +27,10 @@ pub struct Counts {
     pub rejected: i64,
 }
 
+/// Refusals at submission of year `$1` whose case was never archived since.
+const NEVER_ARCHIVED: &str = "FROM rejections r WHERE r.year = $1 AND NOT EXISTS (SELECT 1 FROM cases c \
+    WHERE c.social_code = r.social_code AND c.task_code = r.task_code AND c.project_id = r.project_id)";
+
 pub async fn counts(archive: &Archive, year: i64) -> Result<Counts, DbError> {
     let db = &archive.db;
     let rows = sqlx::query(
@@ -57,9 +61,9 @@ pub async fn counts(archive: &Archive, year: i64) -> Result<Counts, DbError> {
         c.late += c.pending;
     }
     c.rejected = sqlx::query(
-        "SELECT COUNT(*) FROM (SELECT DISTINCT social_code, task_code, project_id FROM rejections r WHERE r.year = $1 \
-         AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.social_code = r.social_code AND c.task_code = r.task_code \
-         AND c.project_id = r.project_id)) t",
+        sqlx::AssertSqlSafe(format!(
+            "SELECT COUNT(*) FROM (SELECT DISTINCT social_code, task_code, project_id {NEVER_ARCHIVED}) t"
+        )),
     )
     .bind(year)
     .fetch_one(&db.pool)
@@ -94,9 +98,10 @@ pub async fn status(archive: &Archive, year: i64) -> Result<Value, DbError> {
     })
     .collect();
     let rejected: Vec<Value> = sqlx::query(
-        "SELECT social_code, task_code, project_id, MAX(codes), MAX(at) FROM rejections r WHERE r.year = $1 \
-         AND NOT EXISTS (SELECT 1 FROM cases c WHERE c.social_code = r.social_code AND c.task_code = r.task_code \
-         AND c.project_id = r.project_id) GROUP BY social_code, task_code, project_id ORDER BY social_code, task_code, project_id LIMIT $2",
+        sqlx::AssertSqlSafe(format!(
+            "SELECT social_code, task_code, project_id, MAX(codes), MAX(at) {NEVER_ARCHIVED} \
+             GROUP BY social_code, task_code, project_id ORDER BY social_code, task_code, project_id LIMIT $2"
+        )),
     )
     .bind(year)
     .bind(LIST_MAX)

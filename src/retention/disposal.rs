@@ -267,25 +267,26 @@ async fn refusal(
     archive_id: &str,
     list: Option<&str>,
 ) -> Result<Option<String>, DbError> {
-    let y = this_year(archive);
-    let Some(c) = archive.db.case(archive_id).await? else {
+    // One narrow read: the case's state and whether its term has run (the same DUE as the list).
+    let Some(c) = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT status, retention, year, CASE WHEN {DUE} THEN 1 ELSE 0 END FROM cases WHERE archive_id = $2"
+    )))
+    .bind(this_year(archive))
+    .bind(archive_id)
+    .fetch_optional(&archive.db.pool)
+    .await?
+    else {
         return Ok(Some("no such case".into()));
     };
-    if c.status == "disposed" {
+    let (status, retention, year, due): (String, Option<String>, i64, i64) =
+        (c.get(0), c.get(1), c.get(2), c.get(3));
+    if status == "disposed" {
         return Ok(Some("disposed of already".into()));
     }
-    let due: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT COUNT(*) FROM cases WHERE archive_id = $2 AND {DUE}"
-    )))
-    .bind(y)
-    .bind(archive_id)
-    .fetch_one(&archive.db.pool)
-    .await?
-    .get(0);
     if due == 0 {
-        return Ok(Some(match c.retention.as_deref() {
+        return Ok(Some(match retention.as_deref() {
             Some("Y") => "retained permanently (Y)".to_string(),
-            Some(r) => format!("its retention {r} from {} has not run yet", c.year),
+            Some(r) => format!("its retention {r} from {year} has not run yet"),
             None => "it has no retention".to_string(),
         }));
     }
