@@ -12,7 +12,7 @@ use std::time::Instant;
 use guidang::db::Db;
 use guidang::evidence::log::{Log, append_on};
 use guidang::evidence::merkle;
-use guidang::pipeline::sign::Signer;
+use guidang::signing::Signer;
 
 #[tokio::main]
 async fn main() {

@@ -15,19 +15,19 @@ use crate::auth::{Caller, Role};
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::cases::{CaseFilter, CaseRow, EventRow, FileRow};
-use crate::db::recorder::{Recorder, Write};
 use crate::db::{Db, DbError};
 use crate::evidence::log::Log;
+use crate::evidence::recorder::{Recorder, Write};
 use crate::metrics::Metrics;
 use crate::pipeline::identify::Action;
 use crate::pipeline::receive::{ReceiveError, spool};
-use crate::pipeline::sign::{PublicKeyInfo, Signer};
-use crate::pipeline::store::{Store, StoreError, package_key};
 use crate::pipeline::stream_unpack::{Early, EarlyInput};
 use crate::pipeline::unpack::Source;
 use crate::pipeline::{self, Agent, PrepareError, PrepareInput, Prepared};
 use crate::problem::{Code, Problem, Problems};
 use crate::retention::RuleSet;
+use crate::signing::{PublicKeyInfo, Signer};
+use crate::storage::{Store, StoreError, package_key};
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -38,7 +38,7 @@ pub enum OpenError {
     #[error(transparent)]
     Store(#[from] StoreError),
     #[error(transparent)]
-    Key(#[from] crate::pipeline::sign::KeyError),
+    Key(#[from] crate::signing::KeyError),
 }
 
 /// Why an ingest did not archive anything.
@@ -196,7 +196,7 @@ impl Archive {
             rules: std::sync::RwLock::new((Arc::new(rules), Instant::now())),
             recorder: Recorder::start(db.clone(), log.clone()),
             log,
-            policy: Arc::new(settings.policy()),
+            policy: Arc::new(crate::pipeline::identify::policy(&settings.format_policy)),
             slots: Arc::new(Semaphore::new(settings.ingest_concurrency)),
             settings,
             db,
@@ -611,7 +611,7 @@ impl Archive {
             let _ = self.db.delete_intent(&p.archive_id).await;
             return Err(e.into());
         }
-        failpoint("after_store");
+        crate::failpoint::failpoint("after_store");
         tracing::debug!(
             ms = (chrono::Utc::now().fixed_offset() - p.received_at).num_milliseconds(),
             "stored"
@@ -832,7 +832,7 @@ impl Archive {
                 "list_id": c.disposal_list,
                 "disposed_at": c.disposed_at,
             },
-            "holds": crate::retention::disposal::holds_of(&self.db, &c.archive_id).await?,
+            "holds": crate::disposal::holds_of(&self.db, &c.archive_id).await?,
             "channel": c.source,
             "archived_at": c.archived_at,
             "metadata": metadata,
@@ -941,14 +941,4 @@ fn warnings_from_json(v: serde_json::Value) -> Vec<Problem> {
                 .collect()
         })
         .unwrap_or_default()
-}
-
-/// Crash-test hook: `GUIDANG_FAILPOINT=after_store` aborts the process right after a package is
-/// stored and before its case is recorded, the worst moment for a crash; `filing_chunk` right
-/// after the first chunk of a filing batch commits.
-pub fn failpoint(name: &str) {
-    if std::env::var("GUIDANG_FAILPOINT").is_ok_and(|v| v == name) {
-        eprintln!("failpoint {name}: aborting");
-        std::process::abort();
-    }
 }

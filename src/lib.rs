@@ -1,7 +1,16 @@
 //! guidang: the archive for electronic records of government-service cases.
 //!
-//! The core (`archive`, `pipeline`, `db`, `verify`) knows nothing of HTTP or the command line;
-//! `http` and `cli` are thin layers over it.
+//! Layers, top to bottom (each uses only its own layer, without cycles, and those below; checked by
+//! `tests/it/architecture.rs`):
+//! - interfaces: `http`, `cli`
+//! - wiring: `app`
+//! - capabilities and the package format: `ingest`, `cases`, `keys`, `retention`, `filing`,
+//!   `disposal`, `fixity`, `pipeline` (the ingest's stages), `verify`
+//! - shared parts: `evidence` (log, trail, checks, the recorder), `storage`, `auth`, `tasks`,
+//!   `documents`
+//! - the database: `db`
+//! - leaves: `config`, `clock`, `signing`, `xml`, `problem`, `codes`, `metrics`, `telemetry`,
+//!   `failpoint`
 
 pub mod archive;
 pub mod auth;
@@ -10,12 +19,19 @@ pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod db;
+pub mod disposal;
+pub mod documents;
 pub mod evidence;
+pub mod failpoint;
 pub mod filing;
+pub mod fixity;
 pub mod http;
 pub mod metrics;
 pub mod pipeline;
 pub mod problem;
 pub mod retention;
+pub mod signing;
+pub mod storage;
 pub mod telemetry;
 pub mod verify;
+pub mod xml;

@@ -11,7 +11,7 @@ use serde::Serialize;
 use crate::evidence::{merkle, note};
 use crate::pipeline::digest::{self, Digests};
 use crate::pipeline::package::decode_manifest_path;
-use crate::pipeline::sign::{PublicKeyInfo, SignatureFile, key_id, verify_signature};
+use crate::signing::{PublicKeyInfo, SignatureFile, key_id, verify_signature};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]

@@ -144,7 +144,7 @@ async fn a_valid_case_is_archived_and_can_be_inspected_and_downloaded() {
         .find(|k| k["purpose"] == "package")
         .unwrap();
     assert_eq!(key["key_id"], body["package"]["signature"]["key_id"]);
-    guidang::pipeline::sign::verify_signature(
+    guidang::signing::verify_signature(
         key["public_key"].as_str().unwrap(),
         body["package"]["signature"]["signature"].as_str().unwrap(),
         tagm.as_bytes(),

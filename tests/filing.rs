@@ -494,9 +494,9 @@ async fn a_year_of_calendar_reports_warns_files_by_itself_and_flags_the_overdue(
     let (url, got) = webhook().await;
     let app = TestApp::spawn_clocked(clock.clone(), |s| {
         s.filing.webhook = Some(url);
-        s.filing.report_from = "05-01".into();
+        s.filing.report_from = guidang::config::MonthDay::parse("05-01").unwrap();
         s.filing.warn_days = vec![60, 30, 7];
-        s.filing.auto_run_on = "06-25".into();
+        s.filing.auto_run_on = "06-25".to_string().try_into().unwrap();
     })
     .await;
     for i in 1..=2 {
@@ -592,7 +592,7 @@ async fn a_year_of_calendar_reports_warns_files_by_itself_and_flags_the_overdue(
 async fn unfiled_cases_past_the_deadline_are_reported_overdue_once() {
     let clock = Arc::new(ManualClock::new(shanghai("2026-06-20T09:00:00")));
     let app = TestApp::spawn_clocked(clock.clone(), |s| {
-        s.filing.auto_run_on = String::new();
+        s.filing.auto_run_on = guidang::config::OptionalDay(None);
         s.filing.warn_days = vec![14, 7];
     })
     .await;
@@ -630,7 +630,7 @@ async fn unfiled_cases_past_the_deadline_are_reported_overdue_once() {
 async fn the_scheduler_inside_serve_files_on_the_configured_day() {
     let clock = Arc::new(ManualClock::new(shanghai("2026-06-21T09:00:00")));
     let app = TestApp::spawn_clocked(clock.clone(), |s| {
-        s.filing.auto_run_on = "06-22".into();
+        s.filing.auto_run_on = "06-22".to_string().try_into().unwrap();
         s.filing.scheduler_every_ms = 20;
     })
     .await;

@@ -158,8 +158,7 @@ async fn the_log_proves_inclusion_and_growth_to_an_independent_verifier() {
     );
 
     // An insider with the log key rewrites the log: a checkpoint of size 5 with another root.
-    let signer =
-        guidang::pipeline::sign::Signer::load_or_create(&dir.join("keys/log.ed25519")).unwrap();
+    let signer = guidang::signing::Signer::load_or_create(&dir.join("keys/log.ed25519")).unwrap();
     let forged_cp = guidang::evidence::note::Checkpoint {
         origin: "guidang.local/log".into(),
         size: 5,

@@ -23,10 +23,10 @@ fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_data_directory_of_the_previous_release_starts_and_verifies() {
-    let fixture = fixtures().join("datadir-v0.1");
+    let old = fixtures().join("datadir-v0.1");
     let dir = tempfile::tempdir().unwrap();
-    copy_dir(&fixture, dir.path());
-    let tokens = std::fs::read_to_string(fixture.join("tokens.txt")).unwrap();
+    copy_dir(&old, dir.path());
+    let tokens = std::fs::read_to_string(old.join("tokens.txt")).unwrap();
     let token = |role: &str| {
         tokens
             .lines()
@@ -52,7 +52,12 @@ async fn a_data_directory_of_the_previous_release_starts_and_verifies() {
     assert_eq!((s, list["total"].as_i64()), (200, Some(2)), "{list}");
     for c in list["items"].as_array().unwrap() {
         assert_eq!(c["status"], "filed", "{c}");
-        assert!(c["archival_code"].as_str().unwrap().starts_with("GD01-ZY·2025-Y-"));
+        assert!(
+            c["archival_code"]
+                .as_str()
+                .unwrap()
+                .starts_with("GD01-ZY·2025-Y-")
+        );
     }
     let (s, filing) = app.get_json(&archivist, "/api/v1/filings/2025").await;
     assert_eq!(s, 200, "{filing}");
@@ -97,7 +102,10 @@ async fn a_data_directory_of_the_previous_release_starts_and_verifies() {
         .await;
     assert_eq!(s, 200, "{again}");
     let (s, new) = app
-        .submit(&token("submitter"), case_zip("UPGRADE-0001", "2026-03-01T10:00:00+08:00", "D30"))
+        .submit(
+            &token("submitter"),
+            case_zip("UPGRADE-0001", "2026-03-01T10:00:00+08:00", "D30"),
+        )
         .await;
     assert_eq!(s, 201, "{new}");
 }

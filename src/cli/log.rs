@@ -12,7 +12,7 @@ use crate::verify::{load_trusted_keys, trusted_log_key};
 
 fn read_checkpoint(
     path: &Path,
-    keys: Option<&[crate::pipeline::sign::PublicKeyInfo]>,
+    keys: Option<&[crate::signing::PublicKeyInfo]>,
 ) -> Result<Checkpoint, String> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;

@@ -215,7 +215,7 @@ pub async fn run(cli: Cli) -> ExitCode {
 
 async fn serve(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {
     let s = settings(cfg)?;
-    crate::telemetry::init(s.log_format == "json");
+    crate::telemetry::init(s.log_format == crate::config::LogFormat::Json);
     let listen = s.listen.clone();
     let app = crate::http::Application::build(s).await.map_err(|e| {
         eprintln!("error: {e}");

@@ -8,7 +8,6 @@ use sqlx::{AnyPool, Executor, Row};
 pub mod cases;
 pub use cases::value_rows;
 pub mod lease;
-pub mod recorder;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -193,10 +192,7 @@ impl Db {
 
     // ---- keys ----
 
-    pub async fn publish_key(
-        &self,
-        k: &crate::pipeline::sign::PublicKeyInfo,
-    ) -> Result<(), DbError> {
+    pub async fn publish_key(&self, k: &crate::signing::PublicKeyInfo) -> Result<(), DbError> {
         sqlx::query("INSERT INTO signing_keys (key_id, algorithm, public_key, created_at, purpose) VALUES ($1, $2, $3, $4, $5) ON CONFLICT (key_id) DO NOTHING")
             .bind(&k.key_id)
             .bind(&k.algorithm)
@@ -219,13 +215,13 @@ impl Db {
         Ok(())
     }
 
-    pub async fn keys(&self) -> Result<Vec<crate::pipeline::sign::PublicKeyInfo>, DbError> {
+    pub async fn keys(&self) -> Result<Vec<crate::signing::PublicKeyInfo>, DbError> {
         let rows = sqlx::query("SELECT key_id, algorithm, public_key, created_at, retired_at, purpose FROM signing_keys ORDER BY created_at, key_id")
             .fetch_all(&self.pool)
             .await?;
         Ok(rows
             .into_iter()
-            .map(|r| crate::pipeline::sign::PublicKeyInfo {
+            .map(|r| crate::signing::PublicKeyInfo {
                 key_id: r.get("key_id"),
                 algorithm: r.get("algorithm"),
                 public_key: r.get("public_key"),

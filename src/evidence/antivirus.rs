@@ -3,21 +3,9 @@
 //! custom databases). Without configuration the check reports `not_configured`, never `pass`.
 
 use std::io::{self, Read, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-use serde::Deserialize;
-
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(default, deny_unknown_fields)]
-pub struct Antivirus {
-    /// Path of clamd's local socket.
-    pub clamd_socket: Option<PathBuf>,
-    /// The clamscan command (used when no socket is configured).
-    pub clamscan: Option<String>,
-    /// Signature database for clamscan (`-d`): a file or directory.
-    pub database: Option<PathBuf>,
-}
+pub use crate::config::Antivirus;
 
 pub enum Verdict {
     Clean,

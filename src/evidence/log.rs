@@ -13,7 +13,7 @@ use sqlx::Row;
 use super::merkle::{self, Hash, Hashes};
 use super::note::{self, Checkpoint, InclusionProof};
 use crate::db::{Bind, Db, DbError, bind_all, value_rows};
-use crate::pipeline::sign::Signer;
+use crate::signing::Signer;
 
 /// Appends one entry on the caller's transaction; returns its index.
 pub async fn append_on(

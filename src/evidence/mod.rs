@@ -3,8 +3,8 @@
 
 pub mod antivirus;
 pub mod checks;
-pub mod fixity;
 pub mod log;
 pub mod merkle;
 pub mod note;
+pub mod recorder;
 pub mod trail;

@@ -8,7 +8,6 @@
 //! lease in the database). Cases of year Y arriving after a batch are filed by a later,
 //! supplementary batch and flagged late.
 
-pub mod code;
 pub mod register;
 pub mod schedule;
 pub mod status;
@@ -49,8 +48,15 @@ impl Actor {
 pub enum FilingError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("{0}")]
-    Io(String),
+    #[error("filing: {0}")]
+    Io(#[from] std::io::Error),
+    #[error("filing: {0}")]
+    Store(#[from] crate::storage::StoreError),
+    #[error("filing: {0}")]
+    Document(#[from] crate::documents::DocumentError),
+    /// A state the filing's own bookkeeping should never reach (a batch row gone mid-run).
+    #[error("filing: {0}")]
+    Inconsistent(String),
     #[error("a filing is already running (held by {0}); try again when it has finished")]
     Busy(String),
     #[error("year {0} has no archived case waiting to be filed")]
@@ -61,19 +67,9 @@ pub enum FilingError {
     LeaseLost,
 }
 
-impl From<crate::pipeline::store::StoreError> for FilingError {
-    fn from(e: crate::pipeline::store::StoreError) -> Self {
-        FilingError::Io(e.to_string())
-    }
-}
 impl From<sqlx::Error> for FilingError {
     fn from(e: sqlx::Error) -> Self {
         FilingError::Db(e.into())
-    }
-}
-impl From<std::io::Error> for FilingError {
-    fn from(e: std::io::Error) -> Self {
-        FilingError::Io(e.to_string())
     }
 }
 
@@ -214,11 +210,11 @@ async fn run_leased(
         None => start_batch(archive, year, origin, actor).await?,
     };
     let settings = &archive.settings.filing;
-    let pattern = code::Pattern::parse(&settings.code_pattern).map_err(FilingError::Io)?;
+    let pattern = &settings.code_pattern;
     let keys = Arc::new(archive.keys().await?);
     let deadline = schedule::deadline(year, settings.tz());
     let late = batch.kind == "supplementary" || archive.clock.now() >= deadline;
-    let full = settings.check == "full";
+    let full = settings.check == crate::config::CheckDepth::Full;
     tracing::info!(batch_id = %batch.batch_id, year, kind = %batch.kind, "filing");
     // The next chunk is checked while the previous one is recorded; chunks are read in
     // completion order from a cursor, so item numbers follow that order.
@@ -277,7 +273,7 @@ async fn run_leased(
             .collect::<Vec<_>>();
         let record = async {
             match previous.take() {
-                Some(p) => record_chunk(archive, &batch, &pattern, p, late)
+                Some(p) => record_chunk(archive, &batch, pattern, p, late)
                     .await
                     .map(|_| true),
                 None => Ok(false),
@@ -285,7 +281,7 @@ async fn run_leased(
         };
         let (checked, recorded) = tokio::join!(check, record);
         if recorded? {
-            crate::archive::failpoint("filing_chunk");
+            crate::failpoint::failpoint("filing_chunk");
         }
         tracing::debug!(
             ms = t0.elapsed().as_millis() as u64,
@@ -342,7 +338,7 @@ async fn start_batch(
     tx.commit().await?;
     batch(archive, &batch_id)
         .await?
-        .ok_or_else(|| FilingError::Io("the new batch vanished".into()))
+        .ok_or_else(|| FilingError::Inconsistent("the new batch vanished".into()))
 }
 
 /// The filing check (DA/T 70, archiving stage, as far as it can be repeated at filing): the
@@ -352,7 +348,7 @@ async fn start_batch(
 async fn check_case(
     archive: &Archive,
     c: &Queued,
-    keys: &Arc<Vec<crate::pipeline::sign::PublicKeyInfo>>,
+    keys: &Arc<Vec<crate::signing::PublicKeyInfo>>,
     full: bool,
 ) -> Result<(), String> {
     if let Some(report) = &c.failed_checks {
@@ -430,7 +426,7 @@ const ROWS_PER_STATEMENT: usize = 100;
 async fn record_chunk(
     archive: &Archive,
     batch: &Batch,
-    pattern: &code::Pattern,
+    pattern: &crate::config::CodePattern,
     checked: Vec<(Queued, Result<(), String>)>,
     late: bool,
 ) -> Result<(), FilingError> {
@@ -476,14 +472,14 @@ async fn record_chunk(
             .get(&c.social_code)
             .map(String::as_str)
             .unwrap_or(&c.social_code);
-        let v = code::Values {
+        let v = crate::config::CodeValues {
             fonds: &settings.fonds_code,
             category: &settings.filing.category,
             year: batch.year,
             retention: c
                 .retention
                 .as_deref()
-                .unwrap_or(&settings.retention.default),
+                .unwrap_or(settings.retention.default.as_str()),
             org,
             task_type: &c.task_type,
         };
@@ -546,7 +542,7 @@ async fn record_chunk(
         if done != part.len() as u64 {
             // Only the lease holder files, so this means someone changed cases underneath: stop,
             // and the transaction (codes and counters with it) rolls back.
-            return Err(FilingError::Io(format!(
+            return Err(FilingError::Inconsistent(format!(
                 "{} of {} cases changed while they were being filed; the chunk was not recorded",
                 part.len() as u64 - done,
                 part.len()
@@ -590,7 +586,7 @@ async fn record_chunk(
 async fn finish(archive: &Archive, batch_id: &str, actor: &Actor) -> Result<Batch, FilingError> {
     let b = batch(archive, batch_id)
         .await?
-        .ok_or_else(|| FilingError::Io("the batch vanished".into()))?;
+        .ok_or_else(|| FilingError::Inconsistent("the batch vanished".into()))?;
     let docs = register::write_filing(archive, &b).await?;
     let form_sha = docs
         .iter()
@@ -598,7 +594,8 @@ async fn finish(archive: &Archive, batch_id: &str, actor: &Actor) -> Result<Batc
         .map(|d| d.sha256.clone())
         .unwrap_or_default();
     let finished_at = crate::db::rfc3339(&archive.clock.now());
-    let docs_json = serde_json::to_string(&docs).map_err(|e| FilingError::Io(e.to_string()))?;
+    let docs_json =
+        serde_json::to_string(&docs).map_err(|e| FilingError::Inconsistent(e.to_string()))?;
     let mut tx = archive.db.begin_write().await?;
     sqlx::query("UPDATE filing_batches SET state = 'complete', finished_at = $1, documents_json = $2 WHERE batch_id = $3 AND state = 'running'")
         .bind(&finished_at)
@@ -636,5 +633,5 @@ async fn finish(archive: &Archive, batch_id: &str, actor: &Actor) -> Result<Batc
     );
     batch(archive, batch_id)
         .await?
-        .ok_or_else(|| FilingError::Io("the batch vanished".into()))
+        .ok_or_else(|| FilingError::Inconsistent("the batch vanished".into()))
 }

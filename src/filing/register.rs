@@ -3,92 +3,12 @@
 //! Each is written a page of rows at a time (memory does not grow with the case count), hashed
 //! with SHA-256 and SM3 while written, and kept in the object store.
 
-use std::io::{BufWriter, Write};
-
-use serde::Serialize;
-use sha2::{Digest, Sha256};
-use sm3::Sm3;
 use sqlx::Row;
 
 use super::{Batch, FilingError};
 use crate::archive::Archive;
-use crate::pipeline::package::esc;
-
-/// One stored document and its digests.
-#[derive(Debug, Clone, Serialize, serde::Deserialize)]
-pub struct Document {
-    pub name: String,
-    pub key: String,
-    pub size: u64,
-    pub sha256: String,
-    pub sm3: String,
-}
-
-/// A document being written to a staging file, hashed as it goes.
-pub struct DocWriter {
-    name: String,
-    file: BufWriter<tempfile::NamedTempFile>,
-    sha: Sha256,
-    sm3: Sm3,
-    size: u64,
-}
-
-impl DocWriter {
-    pub fn new(archive: &Archive, name: &str) -> std::io::Result<DocWriter> {
-        let f = tempfile::NamedTempFile::new_in(archive.staging_dir())?;
-        Ok(DocWriter {
-            name: name.into(),
-            file: BufWriter::with_capacity(256 << 10, f),
-            sha: Sha256::new(),
-            sm3: Sm3::new(),
-            size: 0,
-        })
-    }
-
-    pub fn put(&mut self, s: &str) -> std::io::Result<()> {
-        self.sha.update(s.as_bytes());
-        self.sm3.update(s.as_bytes());
-        self.size += s.len() as u64;
-        self.file.write_all(s.as_bytes())
-    }
-
-    /// Syncs the file and moves it into the store under `prefix/name`.
-    pub async fn store(self, archive: &Archive, prefix: &str) -> Result<Document, FilingError> {
-        let f = self
-            .file
-            .into_inner()
-            .map_err(|e| FilingError::Io(e.to_string()))?;
-        f.as_file().sync_all()?;
-        let path = f.into_temp_path();
-        let key = format!("{prefix}/{}", self.name);
-        archive.store.commit(&path, &key).await?;
-        // The store moved the file; nothing is left for the guard to remove.
-        let _ = path.keep();
-        Ok(Document {
-            name: self.name,
-            key,
-            size: self.size,
-            sha256: hex::encode(self.sha.finalize()),
-            sm3: hex::encode(self.sm3.finalize()),
-        })
-    }
-}
-
-/// A CSV field (RFC 4180). A text a spreadsheet would run as a formula (a case name beginning
-/// with `=`, `+`, `-`, `@`) is kept as text by a leading apostrophe, as OWASP advises; the XML
-/// register carries every value unchanged.
-pub fn csv(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@', '\t', '\r']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
-    }
-}
+use crate::documents::{DocWriter, Document, csv};
+use crate::xml::esc;
 
 const PAGE: i64 = 2000;
 
@@ -96,8 +16,8 @@ const PAGE: i64 = 2000;
 pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>, FilingError> {
     let prefix = format!("filings/{}/{}", b.year, b.batch_id);
     let fonds = &archive.settings.fonds_code;
-    let mut xml = DocWriter::new(archive, "register.xml")?;
-    let mut csvw = DocWriter::new(archive, "register.csv")?;
+    let mut xml = DocWriter::new(&archive.staging_dir(), "register.xml")?;
+    let mut csvw = DocWriter::new(&archive.staging_dir(), "register.csv")?;
     xml.put(&format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filing_register xmlns=\"urn:guidang:filing:1\" fonds_code=\"{}\" year=\"{}\" batch_id=\"{}\" kind=\"{}\">\n",
         esc(fonds), b.year, esc(&b.batch_id), b.kind
@@ -159,13 +79,13 @@ pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>,
         }
     }
     xml.put(&format!("  <count>{n}</count>\n</filing_register>\n"))?;
-    let reg_xml = xml.store(archive, &prefix).await?;
-    let reg_csv = csvw.store(archive, &prefix).await?;
+    let reg_xml = xml.store(&archive.store, &prefix).await?;
+    let reg_csv = csvw.store(&archive.store, &prefix).await?;
 
     let tz = archive.settings.filing.tz();
     let deadline = super::schedule::deadline(b.year, tz);
     let finished = archive.clock.now();
-    let mut form = DocWriter::new(archive, "form.xml")?;
+    let mut form = DocWriter::new(&archive.staging_dir(), "form.xml")?;
     let el = |name: &str, v: &str| format!("  <{name}>{}</{name}>\n", esc(v));
     let mut x = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filing_registration xmlns=\"urn:guidang:filing:1\">\n  <title>归档登记表</title>\n",
@@ -200,7 +120,7 @@ pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>,
     x += &el("carrier", "online");
     x += &format!(
         "  <checks standard=\"DA/T 70-2018\" stage=\"GD\" method=\"{}\">\n    <passed>{}</passed>\n    <refused>{}</refused>\n  </checks>\n",
-        esc(&archive.settings.filing.check),
+        esc(archive.settings.filing.check.as_str()),
         b.cases,
         b.refused
     );
@@ -213,7 +133,7 @@ pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>,
     }
     x += "</filing_registration>\n";
     form.put(&x)?;
-    let form = form.store(archive, &prefix).await?;
+    let form = form.store(&archive.store, &prefix).await?;
     Ok(vec![reg_xml, reg_csv, form])
 }
 

@@ -12,19 +12,6 @@ use std::sync::Arc;
 use super::{Actor, FilingError};
 use crate::archive::Archive;
 
-/// `MM-DD` → (month, day).
-pub fn month_day(s: &str) -> Option<(u32, u32)> {
-    let (m, d) = s.split_once('-')?;
-    let (m, d): (u32, u32) = (m.parse().ok()?, d.parse().ok()?);
-    NaiveDate::from_ymd_opt(2024, m, d).map(|_| (m, d))
-}
-
-fn on(year: i64, md: (u32, u32)) -> Option<NaiveDate> {
-    NaiveDate::from_ymd_opt(year as i32, md.0, md.1)
-        // 29 February in a common year: the day after.
-        .or_else(|| NaiveDate::from_ymd_opt(year as i32, md.0, md.1 - 1)?.succ_opt())
-}
-
 /// The instant year `year`'s filing is late: the start of 1 July of `year + 1` in `tz`.
 pub fn deadline(year: i64, tz: chrono_tz::Tz) -> DateTime<Utc> {
     let day = NaiveDate::from_ymd_opt(year as i32 + 1, 7, 1).unwrap_or_default();
@@ -74,8 +61,8 @@ pub async fn tick(archive: &Archive) -> Result<Vec<Notice>, FilingError> {
     };
 
     // Run the filing on the configured day (and, after it, file late arrivals) if nobody has.
-    if let Some(md) = month_day(&f.auto_run_on)
-        && on(year + 1, md).is_some_and(|d| today >= d)
+    if let Some(md) = f.auto_run_on.0
+        && md.in_year(year + 1).is_some_and(|d| today >= d)
         && waiting_unrefused(archive, year).await? > 0
     {
         match super::run(archive, year, "scheduled", &Actor::scheduler()).await {
@@ -98,8 +85,7 @@ pub async fn tick(archive: &Archive) -> Result<Vec<Notice>, FilingError> {
         }
     }
 
-    if let Some(md) = month_day(&f.report_from)
-        && on(year + 1, md).is_some_and(|d| today >= d)
+    if f.report_from.in_year(year + 1).is_some_and(|d| today >= d)
         && (today <= deadline_day || counts.pending > 0)
     {
         let n = notice(

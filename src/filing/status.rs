@@ -115,7 +115,7 @@ pub async fn status(archive: &Archive, year: i64) -> Result<Value, DbError> {
     .collect();
     Ok(json!({
         "year": year,
-        "time_zone": archive.settings.filing.time_zone,
+        "time_zone": archive.settings.filing.time_zone.to_string(),
         "deadline": deadline_day.to_string(),
         "days_left": (deadline_day - today).num_days(),
         "deadline_passed": now >= super::schedule::deadline(year, tz),

@@ -184,9 +184,9 @@ pub async fn verify_now(
         .await?
         .ok_or_else(|| not_found(&id))?;
     gone_if_disposed(&c)?;
-    let audit = crate::evidence::fixity::audit_case(&archive, &c)
+    let audit = crate::fixity::audit_case(&archive, &c)
         .await
-        .map_err(|e| ApiError::Internal(e.to_string()))?;
+        .map_err(ApiError::internal)?;
     let outcome = if audit.ok { "ok" } else { "findings" };
     archive
         .audit(
@@ -212,7 +212,7 @@ pub async fn audits(
     archive: web::Data<Arc<Archive>>,
 ) -> Result<HttpResponse, ApiError> {
     auth.require(PACKAGE_READERS)?;
-    let items = crate::evidence::fixity::list(
+    let items = crate::fixity::list(
         &archive.db,
         q.failed.unwrap_or(false),
         q.limit.unwrap_or(100).clamp(1, 1000),

@@ -12,7 +12,7 @@ use super::error::ApiError;
 use super::filing::{actor, stream_document};
 use crate::archive::Archive;
 use crate::auth::Role;
-use crate::retention::disposal;
+use crate::disposal;
 
 const READERS: &[Role] = &[Role::Archivist, Role::Auditor, Role::Admin];
 const KEEPERS: &[Role] = &[Role::Archivist, Role::Admin];

@@ -33,29 +33,106 @@ pub enum ApiError {
     /// 422 with problems that are not about a submission (`problems` is the list as given).
     #[error("{1}")]
     Unprocessable(&'static str, String, serde_json::Value),
-    #[error("internal error")]
-    Internal(String),
+    /// Anything the caller cannot fix; the cause goes to the server log, not to the client.
+    #[error("internal error: {0}")]
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl ApiError {
+    pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
+        ApiError::Internal(e.into())
+    }
+}
+
+/// Status, `error` word, message, problems and extra body fields of an error: the one match.
+struct Parts {
+    status: StatusCode,
+    error: &'static str,
+    message: String,
+    problems: serde_json::Value,
+    extra: serde_json::Value,
 }
 
 impl ApiError {
     /// The `error` field of the body: a short stable word for logs and the audit trail.
     pub fn code(&self) -> &'static str {
+        self.parts().error
+    }
+
+    fn parts(&self) -> Parts {
+        use StatusCode as S;
+        let p = |status, error, message: String| Parts {
+            status,
+            error,
+            message,
+            problems: json!([]),
+            extra: json!({}),
+        };
+        let problems = |v: Vec<Problem>| serde_json::to_value(v).unwrap_or_else(|_| json!([]));
         match self {
-            ApiError::Unauthorized => "unauthorized",
-            ApiError::Forbidden(_) | ApiError::Ingest(IngestError::Forbidden(_)) => "forbidden",
-            ApiError::NotFound(_) => "not_found",
-            ApiError::BadRequest(_) | ApiError::Ingest(IngestError::Interrupted(_)) => {
-                "bad_request"
+            ApiError::Unauthorized => p(
+                S::UNAUTHORIZED,
+                "unauthorized",
+                "send Authorization: Bearer TOKEN with a valid token".into(),
+            ),
+            ApiError::Forbidden(m) | ApiError::Ingest(IngestError::Forbidden(m)) => {
+                p(S::FORBIDDEN, "forbidden", m.clone())
             }
-            ApiError::UnsupportedMediaType(_) => "unsupported_media_type",
-            ApiError::TooLarge(_) | ApiError::Ingest(IngestError::TooLarge(_)) => "too_large",
-            ApiError::Ingest(IngestError::Unreadable(_)) => "not_a_zip",
-            ApiError::Ingest(IngestError::Rejected(_)) => "rejected",
-            ApiError::Ingest(IngestError::Conflict { .. }) => "case_exists",
-            ApiError::Unavailable(_) => "unavailable",
-            ApiError::Conflict(c, _) | ApiError::Unprocessable(c, _, _) => c,
-            ApiError::Gone(_) => "gone",
-            ApiError::Ingest(IngestError::Internal(_)) | ApiError::Internal(_) => "internal",
+            ApiError::NotFound(m) => p(S::NOT_FOUND, "not_found", m.clone()),
+            ApiError::BadRequest(m) => p(S::BAD_REQUEST, "bad_request", m.clone()),
+            ApiError::Ingest(e @ IngestError::Interrupted(_)) => {
+                p(S::BAD_REQUEST, "bad_request", e.to_string())
+            }
+            ApiError::UnsupportedMediaType(m) => p(
+                S::UNSUPPORTED_MEDIA_TYPE,
+                "unsupported_media_type",
+                m.clone(),
+            ),
+            ApiError::TooLarge(_) | ApiError::Ingest(IngestError::TooLarge(_)) => Parts {
+                problems: problems(vec![Problem::new(Code::ZipLimits, self.to_string())]),
+                ..p(S::PAYLOAD_TOO_LARGE, "too_large", self.to_string())
+            },
+            ApiError::Ingest(IngestError::Unreadable(m)) => Parts {
+                problems: problems(vec![Problem::new(Code::NotAZip, m.clone())]),
+                ..p(
+                    S::BAD_REQUEST,
+                    "not_a_zip",
+                    "the body is not a readable ZIP submission".into(),
+                )
+            },
+            ApiError::Ingest(IngestError::Rejected(r)) => Parts {
+                problems: problems(r.errors.clone()),
+                extra: json!({"warnings": r.warnings}),
+                ..p(
+                    S::UNPROCESSABLE_ENTITY,
+                    "rejected",
+                    format!(
+                        "the submission was rejected with {} problem(s); nothing was archived",
+                        r.errors.len()
+                    ),
+                )
+            },
+            ApiError::Ingest(e @ IngestError::Conflict { archive_id, .. }) => Parts {
+                problems: problems(vec![Problem::field(
+                    Code::CaseExists,
+                    "project_id",
+                    e.to_string(),
+                )]),
+                extra: json!({"archive_id": archive_id}),
+                ..p(S::CONFLICT, "case_exists", e.to_string())
+            },
+            ApiError::Unavailable(m) => p(S::SERVICE_UNAVAILABLE, "unavailable", m.clone()),
+            ApiError::Conflict(c, m) => p(S::CONFLICT, c, m.clone()),
+            ApiError::Gone(m) => p(S::GONE, "gone", m.clone()),
+            ApiError::Unprocessable(c, m, list) => Parts {
+                problems: list.clone(),
+                ..p(S::UNPROCESSABLE_ENTITY, c, m.clone())
+            },
+            ApiError::Ingest(IngestError::Internal(_)) | ApiError::Internal(_) => p(
+                S::INTERNAL_SERVER_ERROR,
+                "internal",
+                "internal error; see the server log".into(),
+            ),
         }
     }
 }
@@ -74,129 +151,44 @@ impl From<IngestError> for ApiError {
 
 impl From<crate::db::DbError> for ApiError {
     fn from(e: crate::db::DbError) -> Self {
-        ApiError::Internal(e.to_string())
+        ApiError::internal(e)
     }
 }
-impl From<crate::pipeline::store::StoreError> for ApiError {
-    fn from(e: crate::pipeline::store::StoreError) -> Self {
-        ApiError::Internal(e.to_string())
+impl From<crate::storage::StoreError> for ApiError {
+    fn from(e: crate::storage::StoreError) -> Self {
+        ApiError::internal(e)
     }
 }
 
 impl ResponseError for ApiError {
     fn status_code(&self) -> StatusCode {
-        match self {
-            ApiError::Unauthorized => StatusCode::UNAUTHORIZED,
-            ApiError::Forbidden(_) | ApiError::Ingest(IngestError::Forbidden(_)) => {
-                StatusCode::FORBIDDEN
-            }
-            ApiError::NotFound(_) => StatusCode::NOT_FOUND,
-            ApiError::BadRequest(_) | ApiError::Ingest(IngestError::Unreadable(_)) => {
-                StatusCode::BAD_REQUEST
-            }
-            ApiError::UnsupportedMediaType(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            ApiError::TooLarge(_) | ApiError::Ingest(IngestError::TooLarge(_)) => {
-                StatusCode::PAYLOAD_TOO_LARGE
-            }
-            ApiError::Ingest(IngestError::Interrupted(_)) => StatusCode::BAD_REQUEST,
-            ApiError::Ingest(IngestError::Rejected(_)) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Ingest(IngestError::Conflict { .. }) => StatusCode::CONFLICT,
-            ApiError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
-            ApiError::Conflict(..) => StatusCode::CONFLICT,
-            ApiError::Gone(_) => StatusCode::GONE,
-            ApiError::Unprocessable(..) => StatusCode::UNPROCESSABLE_ENTITY,
-            ApiError::Ingest(IngestError::Internal(_)) | ApiError::Internal(_) => {
-                StatusCode::INTERNAL_SERVER_ERROR
-            }
-        }
+        self.parts().status
     }
 
     fn error_response(&self) -> HttpResponse {
-        let (error, message, problems, extra): (&str, String, Vec<Problem>, serde_json::Value) =
-            match self {
-                ApiError::Unauthorized => (
-                    "unauthorized",
-                    "send Authorization: Bearer TOKEN with a valid token".into(),
-                    vec![],
-                    json!({}),
-                ),
-                ApiError::Forbidden(m) => ("forbidden", m.clone(), vec![], json!({})),
-                ApiError::Ingest(e @ (IngestError::TooLarge(_) | IngestError::Interrupted(_))) => {
-                    ("bad_request", e.to_string(), vec![], json!({}))
-                }
-                ApiError::NotFound(m) => ("not_found", m.clone(), vec![], json!({})),
-                ApiError::BadRequest(m) => ("bad_request", m.clone(), vec![], json!({})),
-                ApiError::UnsupportedMediaType(m) => {
-                    ("unsupported_media_type", m.clone(), vec![], json!({}))
-                }
-                ApiError::TooLarge(_) => (
-                    "too_large",
-                    self.to_string(),
-                    vec![Problem::new(Code::ZipLimits, self.to_string())],
-                    json!({}),
-                ),
-                ApiError::Ingest(IngestError::Unreadable(m)) => (
-                    "not_a_zip",
-                    "the body is not a readable ZIP submission".into(),
-                    vec![Problem::new(Code::NotAZip, m.clone())],
-                    json!({}),
-                ),
-                ApiError::Ingest(IngestError::Rejected(p)) => (
-                    "rejected",
-                    format!(
-                        "the submission was rejected with {} problem(s); nothing was archived",
-                        p.errors.len()
-                    ),
-                    p.errors.clone(),
-                    json!({"warnings": p.warnings}),
-                ),
-                ApiError::Ingest(e @ IngestError::Conflict { archive_id, .. }) => (
-                    "case_exists",
-                    e.to_string(),
-                    vec![Problem::field(
-                        Code::CaseExists,
-                        "project_id",
-                        e.to_string(),
-                    )],
-                    json!({"archive_id": archive_id}),
-                ),
-                ApiError::Ingest(IngestError::Forbidden(m)) => {
-                    ("forbidden", m.clone(), vec![], json!({}))
-                }
-                ApiError::Unavailable(m) => ("unavailable", m.clone(), vec![], json!({})),
-                ApiError::Conflict(c, m) | ApiError::Unprocessable(c, m, _) => {
-                    (c, m.clone(), vec![], json!({}))
-                }
-                ApiError::Gone(m) => ("gone", m.clone(), vec![], json!({})),
-                ApiError::Ingest(IngestError::Internal(m)) | ApiError::Internal(m) => {
-                    tracing::error!(error = %m, "internal error");
-                    (
-                        "internal",
-                        "internal error; see the server log".into(),
-                        vec![],
-                        json!({}),
-                    )
-                }
-            };
-        let mut body = json!({"error": error, "message": message, "problems": problems});
-        if let ApiError::Unprocessable(_, _, p) = self {
-            body["problems"] = p.clone();
+        let parts = self.parts();
+        if parts.status == StatusCode::INTERNAL_SERVER_ERROR {
+            tracing::error!(error = %self, source = ?std::error::Error::source(self), "internal error");
         }
-        if let (Some(b), Some(e)) = (body.as_object_mut(), extra.as_object()) {
+        let mut body =
+            json!({"error": parts.error, "message": parts.message, "problems": parts.problems});
+        if let (Some(b), Some(e)) = (body.as_object_mut(), parts.extra.as_object()) {
             for (k, v) in e {
                 b.insert(k.clone(), v.clone());
             }
         }
-        let mut res = HttpResponse::build(self.status_code());
-        if matches!(
-            self,
-            ApiError::TooLarge(_) | ApiError::Ingest(IngestError::TooLarge(_))
-        ) {
+        let mut res = HttpResponse::build(parts.status);
+        if parts.status == StatusCode::PAYLOAD_TOO_LARGE {
             // The rest of the body is not read: close so the client stops sending.
             res.force_close();
         }
         res.json(body)
     }
+}
+
+/// The body of a route that does not exist, in the same shape as every other error.
+pub async fn no_such_route() -> HttpResponse {
+    ApiError::NotFound("no such route".into()).error_response()
 }
 
 impl From<crate::filing::FilingError> for ApiError {
@@ -207,18 +199,18 @@ impl From<crate::filing::FilingError> for ApiError {
             F::LeaseLost => ApiError::Conflict("filing_running", e.to_string()),
             F::Nothing(_) => ApiError::Conflict("nothing_to_file", e.to_string()),
             F::NotYet(_) => ApiError::Conflict("year_not_over", e.to_string()),
-            F::Db(d) => d.into(),
-            F::Io(m) => ApiError::Internal(m),
+            e @ (F::Db(_) | F::Io(_) | F::Store(_) | F::Document(_) | F::Inconsistent(_)) => {
+                ApiError::internal(e)
+            }
         }
     }
 }
 
-impl From<crate::retention::disposal::DisposalError> for ApiError {
-    fn from(e: crate::retention::disposal::DisposalError) -> Self {
-        use crate::retention::disposal::DisposalError as D;
+impl From<crate::disposal::DisposalError> for ApiError {
+    fn from(e: crate::disposal::DisposalError) -> Self {
+        use crate::disposal::DisposalError as D;
         match e {
-            D::Db(d) => d.into(),
-            D::Store(m) => ApiError::Internal(m),
+            e @ (D::Db(_) | D::Store(_) | D::Document(_)) => ApiError::internal(e),
             D::NoCase | D::NoList | D::NoHold => ApiError::NotFound(e.to_string()),
             D::Invalid(m) => ApiError::BadRequest(m),
             D::State(m) => ApiError::Conflict("wrong_state", m),

@@ -140,8 +140,7 @@ pub async fn run(
     let location = (header::LOCATION, format!("/api/v1/filings/{year}"));
     match tokio::time::timeout(wait, &mut task).await {
         Ok(joined) => {
-            let b = joined
-                .map_err(|e| ApiError::Internal(format!("the filing task failed: {e}")))??;
+            let b = joined.map_err(ApiError::internal)??;
             Ok(HttpResponse::Created().insert_header(location).json(b))
         }
         Err(_) => Ok(HttpResponse::Accepted()
@@ -209,7 +208,7 @@ pub async fn stream_document(
     docs: Option<&serde_json::Value>,
     name: &str,
 ) -> Result<HttpResponse, ApiError> {
-    let doc: crate::filing::register::Document = docs
+    let doc: crate::documents::Document = docs
         .and_then(|d| d.as_array())
         .and_then(|a| a.iter().find(|d| d["name"] == name))
         .and_then(|d| serde_json::from_value(d.clone()).ok())

@@ -67,7 +67,7 @@ impl Application {
             }
         });
         tokio::spawn(crate::filing::schedule::run_background(archive.clone()));
-        tokio::spawn(crate::evidence::fixity::run_background(
+        tokio::spawn(crate::fixity::run_background(
             archive.clone(),
             archive.settings.fixity_bytes_per_hour,
             std::time::Duration::from_secs(archive.settings.fixity_min_interval_secs),
@@ -195,10 +195,7 @@ pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Serv
                     .route("/log/checkpoint", web::get().to(log::checkpoint))
                     .route("/log/consistency", web::get().to(log::consistency)),
             )
-            .default_service(web::to(|| async {
-                HttpResponse::NotFound()
-                    .json(json!({"error": "not_found", "message": "no such route", "problems": []}))
-            }))
+            .default_service(web::to(error::no_such_route))
     })
     .listen(listener)?
     .run();

@@ -11,20 +11,17 @@ use std::collections::BTreeMap;
 use std::io::{Read, Seek};
 
 use memchr::memmem;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 use crate::problem::{Code, Problem, Problems};
 
-/// What the policy does with a format.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    Accept,
-    /// Accepted with a "not fixed-layout" warning.
-    Warn,
-    ProprietaryFormat,
-    ArchiveContainer,
-    UnknownFormat,
+pub use crate::config::Action;
+
+/// The effective format policy: the defaults of the format policy overlaid with the configured table.
+pub fn policy(configured: &BTreeMap<String, Action>) -> BTreeMap<String, Action> {
+    let mut p = default_policy();
+    p.extend(configured.iter().map(|(k, v)| (k.clone(), *v)));
+    p
 }
 
 pub fn default_policy() -> BTreeMap<String, Action> {

@@ -12,8 +12,6 @@ pub mod digest;
 pub mod identify;
 pub mod package;
 pub mod receive;
-pub mod sign;
-pub mod store;
 pub mod stream_unpack;
 pub mod unpack;
 pub mod xml;
@@ -31,10 +29,11 @@ use crate::db::cases::FileRow;
 use crate::evidence::antivirus::Verdict;
 use crate::evidence::checks;
 use crate::problem::{Code, Problem, Problems};
+use crate::signing::Signer;
+use crate::xml::esc;
 use describe::{CaseMetadata, METADATA_PATH};
 use identify::{Action, Identification, Sniffer};
-use package::{BagInfo, Finished, PackageWriter, esc};
-use sign::Signer;
+use package::{BagInfo, Finished, PackageWriter};
 use unpack::Source;
 
 /// Who is archiving, and through which channel.

@@ -16,7 +16,7 @@ use zip::ZipWriter;
 use zip::write::SimpleFileOptions;
 
 use super::digest::Digests;
-use super::sign::{SignatureFile, Signer};
+use crate::signing::{SignatureFile, Signer};
 
 pub const BAGIT_TXT: &str = "BagIt-Version: 1.0\nTag-File-Character-Encoding: UTF-8\n";
 
@@ -279,20 +279,4 @@ impl PackageWriter {
 
 fn one_line(s: &str) -> String {
     s.replace(['\r', '\n'], " ")
-}
-
-/// Minimal XML text escaping for the archive description.
-pub fn esc(s: &str) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '"' => o.push_str("&quot;"),
-            '\'' => o.push_str("&apos;"),
-            c => o.push(c),
-        }
-    }
-    o
 }

@@ -2,56 +2,13 @@
 //! versioned rules keyed on the service item, never below a configured floor (article 42); and
 //! disposal once a fixed term has run ([`disposal`]).
 
-pub mod disposal;
-
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 
 use crate::config::RetentionSettings;
 use crate::db::{Db, DbError};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub enum Retention {
-    Y,
-    D30,
-    D10,
-}
-
-impl Retention {
-    pub fn parse(s: &str) -> Option<Retention> {
-        match s {
-            "Y" => Some(Retention::Y),
-            "D30" => Some(Retention::D30),
-            "D10" => Some(Retention::D10),
-            _ => None,
-        }
-    }
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Retention::Y => "Y",
-            Retention::D30 => "D30",
-            Retention::D10 => "D10",
-        }
-    }
-    /// Years kept; `None` for permanent.
-    pub fn years(self) -> Option<i64> {
-        match self {
-            Retention::Y => None,
-            Retention::D30 => Some(30),
-            Retention::D10 => Some(10),
-        }
-    }
-    fn rank(self) -> i64 {
-        self.years().unwrap_or(i64::MAX)
-    }
-    /// The shortest retention that keeps a case at least `years`.
-    fn at_least(self, years: i64) -> Retention {
-        [Retention::D10, Retention::D30, Retention::Y]
-            .into_iter()
-            .find(|r| r.rank() >= self.rank() && r.rank() >= years)
-            .unwrap_or(Retention::Y)
-    }
-}
+pub use crate::config::Retention;
 
 /// One rule: every field given must match (`*` at the end of a value matches a prefix).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -194,11 +151,7 @@ impl RuleSet {
                     r.basis.clone(),
                 )
             }
-            None => (
-                Retention::parse(&settings.default).unwrap_or(Retention::D30),
-                None,
-                settings.default_basis.clone(),
-            ),
+            None => (settings.default, None, settings.default_basis.clone()),
         };
         let floored = retention.at_least(settings.floor_years as i64);
         let mut out = Assigned {

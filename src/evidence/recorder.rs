@@ -7,10 +7,10 @@
 use sqlx::Acquire;
 use tokio::sync::{mpsc, oneshot};
 
-use super::cases::{CaseRow, EventRow, FileRow, insert_case_on};
-use super::{Db, DbError};
-use crate::evidence::log::{Log, append_on};
-use crate::evidence::note::aip_entry;
+use super::log::{Log, append_on};
+use super::note::aip_entry;
+use crate::db::cases::{CaseRow, EventRow, FileRow, insert_case_on};
+use crate::db::{Db, DbError};
 
 pub enum Write {
     Intent {
@@ -18,14 +18,14 @@ pub enum Write {
         object_key: String,
     },
     /// A row of the hash-chained audit trail.
-    Audit(crate::evidence::trail::Event),
+    Audit(super::trail::Event),
     /// An event entered in the transparency log only (key rotations, …).
     LogEvent { kind: String, entry: String },
     Case {
         row: Box<CaseRow>,
         files: Vec<FileRow>,
         events: Vec<EventRow>,
-        audit: crate::evidence::trail::Event,
+        audit: super::trail::Event,
     },
 }
 
@@ -110,7 +110,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, postgres: bool, w: &Write) -> Res
                 .await?;
             Ok(())
         }
-        Write::Audit(e) => crate::evidence::trail::append_on(conn, postgres, e).await,
+        Write::Audit(e) => super::trail::append_on(conn, postgres, e).await,
         Write::LogEvent { kind, entry } => {
             append_on(conn, postgres, kind, None, entry).await?;
             Ok(())
@@ -125,7 +125,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, postgres: bool, w: &Write) -> Res
             let entry = aip_entry(&row.archive_id, &row.tagmanifest_sha256);
             append_on(conn, postgres, "aip", Some(&row.archive_id), &entry).await?;
             // The trail row of the submission or import that archived it, in the same commit.
-            crate::evidence::trail::append_on(conn, postgres, audit).await
+            super::trail::append_on(conn, postgres, audit).await
         }
     }
 }

@@ -12,16 +12,18 @@ use sqlx::Row;
 
 use crate::archive::Archive;
 use crate::db::{Db, DbError};
-use crate::filing::register::{DocWriter, Document, csv};
-use crate::filing::{Actor, FilingError};
-use crate::pipeline::package::esc;
+use crate::documents::{DocWriter, Document, csv};
+use crate::filing::Actor;
+use crate::xml::esc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DisposalError {
     #[error(transparent)]
     Db(#[from] DbError),
-    #[error("{0}")]
-    Store(String),
+    #[error("disposal: {0}")]
+    Store(#[from] crate::storage::StoreError),
+    #[error("disposal: {0}")]
+    Document(#[from] crate::documents::DocumentError),
     #[error("no such case")]
     NoCase,
     #[error("no such disposal list")]
@@ -44,15 +46,6 @@ pub enum DisposalError {
 impl From<sqlx::Error> for DisposalError {
     fn from(e: sqlx::Error) -> Self {
         DisposalError::Db(e.into())
-    }
-}
-
-impl From<FilingError> for DisposalError {
-    fn from(e: FilingError) -> Self {
-        match e {
-            FilingError::Db(d) => DisposalError::Db(d),
-            e => DisposalError::Store(e.to_string()),
-        }
     }
 }
 
@@ -574,11 +567,7 @@ pub async fn execute(
                 .cases_disposed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        archive
-            .store
-            .delete(&c.package_key)
-            .await
-            .map_err(|e| DisposalError::Store(e.to_string()))?;
+        archive.store.delete(&c.package_key).await?;
     }
     let docs = write_register(archive, list_id).await?;
     let docs_json = serde_json::to_string(&docs).unwrap_or_default();
@@ -621,7 +610,7 @@ pub async fn execute(
 }
 
 /// The destruction register (销毁清册), XML and CSV.
-async fn write_register(archive: &Archive, list_id: &str) -> Result<Vec<Document>, FilingError> {
+async fn write_register(archive: &Archive, list_id: &str) -> Result<Vec<Document>, DisposalError> {
     let l = sqlx::query(
         "SELECT opinion, proposed_by_name, proposed_at, decided_by_name, decided_at, decision_note FROM disposal_lists WHERE list_id = $1",
     )
@@ -631,8 +620,8 @@ async fn write_register(archive: &Archive, list_id: &str) -> Result<Vec<Document
     .map_err(DbError::from)?;
     let s = |i: usize| l.get::<Option<String>, _>(i).unwrap_or_default();
     let prefix = format!("disposals/{list_id}");
-    let mut xml = DocWriter::new(archive, "register.xml")?;
-    let mut cw = DocWriter::new(archive, "register.csv")?;
+    let mut xml = DocWriter::new(&archive.staging_dir(), "register.xml")?;
+    let mut cw = DocWriter::new(&archive.staging_dir(), "register.csv")?;
     xml.put(&format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<destruction_register xmlns=\"urn:guidang:disposal:1\" fonds_code=\"{}\" list_id=\"{}\">\n  <title>销毁清册</title>\n  <opinion>{}</opinion>\n  <proposed_by>{}</proposed_by>\n  <proposed_at>{}</proposed_at>\n  <approved_by>{}</approved_by>\n  <approved_at>{}</approved_at>\n  <decision_note>{}</decision_note>\n",
         esc(&archive.settings.fonds_code), esc(list_id), esc(&s(0)), esc(&s(1)), esc(&s(2)), esc(&s(3)), esc(&s(4)), esc(&s(5))
@@ -685,7 +674,7 @@ async fn write_register(archive: &Archive, list_id: &str) -> Result<Vec<Document
     }
     xml.put("</destruction_register>\n")?;
     Ok(vec![
-        xml.store(archive, &prefix).await?,
-        cw.store(archive, &prefix).await?,
+        xml.store(&archive.store, &prefix).await?,
+        cw.store(&archive.store, &prefix).await?,
     ])
 }

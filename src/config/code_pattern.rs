@@ -19,8 +19,27 @@ enum Field {
     TaskType,
 }
 
-#[derive(Debug, Clone)]
-pub struct Pattern(Vec<Part>);
+/// A parsed archival-code pattern; configuration holds it parsed, so a bad pattern stops the
+/// server at start and nothing parses it again.
+#[derive(Debug, Clone, serde::Deserialize)]
+#[serde(try_from = "String")]
+pub struct Pattern {
+    parts: Vec<Part>,
+    source: String,
+}
+
+impl TryFrom<String> for Pattern {
+    type Error = String;
+    fn try_from(s: String) -> Result<Pattern, String> {
+        Pattern::parse(&s)
+    }
+}
+
+impl std::fmt::Display for Pattern {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.source)
+    }
+}
 
 /// The values a case gives the pattern's fields.
 pub struct Values<'a> {
@@ -77,12 +96,15 @@ impl Pattern {
         if items != 1 {
             return Err("the pattern needs exactly one {item} or {item:NN}".into());
         }
-        Ok(Pattern(parts))
+        Ok(Pattern {
+            parts,
+            source: s.to_string(),
+        })
     }
 
     fn render(&self, v: &Values<'_>, item: Option<i64>) -> String {
         let mut out = String::new();
-        for p in &self.0 {
+        for p in &self.parts {
             match p {
                 Part::Lit(s) => out.push_str(s),
                 Part::Field(f) => out.push_str(&match f {

@@ -6,7 +6,11 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use crate::pipeline::identify::{Action, default_policy};
+mod code_pattern;
+mod types;
+
+pub use code_pattern::{Pattern as CodePattern, Values as CodeValues};
+pub use types::{Action, CheckDepth, LogFormat, MonthDay, OptionalDay, Retention, TimeZone};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -80,9 +84,9 @@ pub struct Settings {
     /// A package is re-verified by the background audit at most once per this many seconds.
     pub fixity_min_interval_secs: u64,
     /// Virus scanning (ClamAV); unset: the GD-4-1 check reports `not_configured`.
-    pub antivirus: crate::evidence::antivirus::Antivirus,
+    pub antivirus: Antivirus,
     /// `text` or `json`.
-    pub log_format: String,
+    pub log_format: LogFormat,
     pub retention: RetentionSettings,
     pub filing: FilingSettings,
 }
@@ -94,7 +98,7 @@ pub struct RetentionSettings {
     /// No case is kept fewer years than this, whatever a rule or a submitter says.
     pub floor_years: u32,
     /// Retention when no rule matches (`Y`, `D30` or `D10`).
-    pub default: String,
+    pub default: Retention,
     pub default_basis: String,
 }
 
@@ -102,7 +106,7 @@ impl Default for RetentionSettings {
     fn default() -> Self {
         RetentionSettings {
             floor_years: 10,
-            default: "D30".into(),
+            default: Retention::D30,
             default_basis: "no rule matched: the configured default retention".into(),
         }
     }
@@ -113,10 +117,10 @@ impl Default for RetentionSettings {
 #[serde(default, deny_unknown_fields)]
 pub struct FilingSettings {
     /// IANA time zone in which a case's year and the deadline are reckoned.
-    pub time_zone: String,
+    pub time_zone: TimeZone,
     /// Archival-code pattern; placeholders `{fonds}`, `{category}`, `{year}`, `{retention}`,
     /// `{org}`, `{task_type}` and `{item:04}` (the item number, continuous within its class).
-    pub code_pattern: String,
+    pub code_pattern: CodePattern,
     /// Category code (`ZY` professional records, `WS` documents, …).
     pub category: String,
     /// Organisation code per unified social credit code (`{org}`); default: the credit code itself.
@@ -125,15 +129,15 @@ pub struct FilingSettings {
     pub batch_size: usize,
     /// `seal`: each package's tag manifest and signature are checked at filing; `full`: every
     /// payload byte is re-hashed as well.
-    pub check: String,
+    pub check: CheckDepth,
     /// Packages checked at once.
     pub check_concurrency: usize,
     /// From this day (`MM-DD`) of year Y+1 the state of year Y is reported daily.
-    pub report_from: String,
+    pub report_from: MonthDay,
     /// Warn this many days before 30 June (while year Y still has unfiled cases).
     pub warn_days: Vec<i64>,
     /// Run the filing of year Y on this day (`MM-DD`) of Y+1 if nobody has; empty: never by itself.
-    pub auto_run_on: String,
+    pub auto_run_on: OptionalDay,
     /// Notices are also POSTed as JSON to this URL.
     pub webhook: Option<String>,
     /// How often the scheduler looks at the calendar (milliseconds).
@@ -147,16 +151,17 @@ pub struct FilingSettings {
 impl Default for FilingSettings {
     fn default() -> Self {
         FilingSettings {
-            time_zone: "Asia/Shanghai".into(),
-            code_pattern: "{fonds}-{category}·{year}-{retention}-{org}-{item:04}".into(),
+            time_zone: TimeZone(chrono_tz::Asia::Shanghai),
+            code_pattern: CodePattern::parse(DEFAULT_CODE_PATTERN)
+                .expect("the default archival-code pattern parses"),
             category: "ZY".into(),
             org_codes: BTreeMap::new(),
             batch_size: 1000,
-            check: "seal".into(),
+            check: CheckDepth::Seal,
             check_concurrency: 8,
-            report_from: "05-01".into(),
+            report_from: MonthDay { month: 5, day: 1 },
             warn_days: vec![60, 30, 14, 7, 1],
-            auto_run_on: "06-20".into(),
+            auto_run_on: OptionalDay(Some(MonthDay { month: 6, day: 20 })),
             webhook: None,
             scheduler_every_ms: 3_600_000,
             lease_secs: 300,
@@ -165,10 +170,24 @@ impl Default for FilingSettings {
     }
 }
 
+const DEFAULT_CODE_PATTERN: &str = "{fonds}-{category}·{year}-{retention}-{org}-{item:04}";
+
 impl FilingSettings {
     pub fn tz(&self) -> chrono_tz::Tz {
-        self.time_zone.parse().unwrap_or(chrono_tz::Asia::Shanghai)
+        self.time_zone.0
     }
+}
+
+/// Virus scanning (ClamAV); unset: the GD-4-1 check reports `not_configured`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Antivirus {
+    /// Path of clamd's local socket.
+    pub clamd_socket: Option<PathBuf>,
+    /// The clamscan command (used when no socket is configured).
+    pub clamscan: Option<String>,
+    /// Signature database for clamscan (`-d`): a file or directory.
+    pub database: Option<PathBuf>,
 }
 
 impl Default for Settings {
@@ -194,7 +213,7 @@ impl Default for Settings {
             fixity_bytes_per_hour: 10 << 30,
             audit_head_every_secs: 300,
             fixity_min_interval_secs: 7 * 24 * 3600,
-            log_format: "text".into(),
+            log_format: LogFormat::Text,
             retention: RetentionSettings::default(),
             filing: FilingSettings::default(),
         }
@@ -226,6 +245,15 @@ impl Settings {
             v.trim()
                 .parse()
                 .map_err(|_| ConfigError::Env(k.into(), format!("{v:?} is not a number")))
+        }
+        fn typed<T: TryFrom<String, Error = String>>(k: &str, v: String) -> Result<T, ConfigError> {
+            T::try_from(v).map_err(|e| ConfigError::Env(k.into(), e))
+        }
+        fn choice<T: serde::de::DeserializeOwned>(k: &str, v: String) -> Result<T, ConfigError> {
+            T::deserialize(serde::de::value::StringDeserializer::<
+                serde::de::value::Error,
+            >::new(v))
+            .map_err(|e| ConfigError::Env(k.into(), e.to_string()))
         }
         if let Some(v) = get("GUIDANG_LISTEN") {
             self.listen = v;
@@ -260,8 +288,9 @@ impl Settings {
         if let Some(v) = get("GUIDANG_LOG_NAME") {
             self.log_name = v;
         }
-        if let Some(v) = get("GUIDANG_LOG_FORMAT") {
-            self.log_format = v;
+        let k = "GUIDANG_LOG_FORMAT";
+        if let Some(v) = get(k) {
+            self.log_format = choice(k, v)?;
         }
         let k = "GUIDANG_MAX_BODY_BYTES";
         if let Some(v) = get(k) {
@@ -295,14 +324,16 @@ impl Settings {
         if let Some(v) = get(k) {
             self.fixity_bytes_per_hour = num(k, v)?;
         }
-        if let Some(v) = get("GUIDANG_TIME_ZONE") {
-            self.filing.time_zone = v;
+        let k = "GUIDANG_TIME_ZONE";
+        if let Some(v) = get(k) {
+            self.filing.time_zone = typed(k, v)?;
         }
         if let Some(v) = get("GUIDANG_FILING_WEBHOOK") {
             self.filing.webhook = Some(v);
         }
-        if let Some(v) = get("GUIDANG_FILING_AUTO_RUN_ON") {
-            self.filing.auto_run_on = v;
+        let k = "GUIDANG_FILING_AUTO_RUN_ON";
+        if let Some(v) = get(k) {
+            self.filing.auto_run_on = typed(k, v)?;
         }
         let k = "GUIDANG_RETENTION_FLOOR_YEARS";
         if let Some(v) = get(k) {
@@ -324,44 +355,9 @@ impl Settings {
         if self.fonds_code.trim().is_empty() {
             return Err(ConfigError::Invalid("fonds_code must not be empty".into()));
         }
-        if self.filing.time_zone.parse::<chrono_tz::Tz>().is_err() {
-            return Err(ConfigError::Invalid(format!(
-                "filing.time_zone {:?} is not an IANA time zone",
-                self.filing.time_zone
-            )));
-        }
-        crate::filing::code::Pattern::parse(&self.filing.code_pattern)
-            .map_err(|e| ConfigError::Invalid(format!("filing.code_pattern: {e}")))?;
-        for (k, v) in [
-            ("report_from", &self.filing.report_from),
-            ("auto_run_on", &self.filing.auto_run_on),
-        ] {
-            if !(k == "auto_run_on" && v.is_empty())
-                && crate::filing::schedule::month_day(v).is_none()
-            {
-                return Err(ConfigError::Invalid(format!(
-                    "filing.{k} {v:?} is not MM-DD"
-                )));
-            }
-        }
-        if !matches!(self.filing.check.as_str(), "seal" | "full") {
-            return Err(ConfigError::Invalid(
-                "filing.check must be seal or full".into(),
-            ));
-        }
         if self.filing.batch_size == 0 || self.filing.check_concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "filing.batch_size and filing.check_concurrency must be at least 1".into(),
-            ));
-        }
-        if crate::retention::Retention::parse(&self.retention.default).is_none() {
-            return Err(ConfigError::Invalid(
-                "retention.default must be Y, D30 or D10".into(),
-            ));
-        }
-        if !matches!(self.log_format.as_str(), "text" | "json") {
-            return Err(ConfigError::Invalid(
-                "log_format must be text or json".into(),
             ));
         }
         Ok(())
@@ -398,15 +394,6 @@ impl Settings {
     /// Scratch space for submissions being received and packages being built.
     pub fn tmp_dir(&self) -> PathBuf {
         self.data_dir.join("tmp")
-    }
-
-    /// The effective format policy: the defaults of DOMAIN.md §5 overlaid with the configured table.
-    pub fn policy(&self) -> BTreeMap<String, Action> {
-        let mut p = default_policy();
-        for (k, v) in &self.format_policy {
-            p.insert(k.clone(), *v);
-        }
-        p
     }
 }
 
