@@ -7,10 +7,11 @@
 //! same package, same signature, each with its own archive id, case number, completion time and
 //! two file rows — so that the filing's checks read and verify a real stored package each time.
 
-use guidang::archive::{Archive, Outcome};
+use guidang::app::App;
+use guidang::auth::Principal;
 use guidang::config::Settings;
 use guidang::db::{Bind, bind_all, value_rows};
-use guidang::pipeline::Agent;
+use guidang::ingest::Outcome;
 use guidang::pipeline::unpack::Source;
 
 #[tokio::main]
@@ -20,21 +21,15 @@ async fn main() {
         .and_then(|a| a.parse().ok())
         .unwrap_or(1_000_000);
     let settings = Settings::load(None).expect("settings");
-    let archive = Archive::open(settings).await.expect("archive");
+    let archive = App::open(settings).await.expect("archive");
     let zip =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/valid/food-licence.zip");
-    let agent = Agent {
-        id: "bench".into(),
-        name: "bench".into(),
-        role: "archivist".into(),
-        org: None,
-        channel: "offline",
-    };
-    let id = match archive.ingest(Source::Zip(zip), agent).await {
+    let agent = Principal::operator("bench");
+    let id = match archive.ingest().ingest(Source::Zip(zip), agent).await {
         Ok(Outcome::Created(s)) | Ok(Outcome::Existing(s)) => s.archive_id,
         Err(e) => panic!("the fixture was not archived: {e}"),
     };
-    let proto = archive.db.case(&id).await.expect("db").expect("case");
+    let proto = archive.db().case(&id).await.expect("db").expect("case");
     let started = std::time::Instant::now();
     let cols = guidang::db::cases::CASE_COLUMNS;
     let ncols = cols.split(',').count();
@@ -44,7 +39,7 @@ async fn main() {
         .unwrap_or(10);
     let mut done = 0;
     while done < n {
-        let mut tx = archive.db.begin_write().await.expect("begin");
+        let mut tx = archive.db().begin_write().await.expect("begin");
         let end = (done + 20_000).min(n);
         while done < end {
             let rows = per_stmt.min(end - done);

@@ -12,6 +12,8 @@ pub enum Role {
     Archivist,
     Auditor,
     Admin,
+    /// guidang itself (the filing scheduler); no token has it.
+    System,
 }
 
 impl Role {
@@ -30,6 +32,7 @@ impl Role {
             Role::Archivist => "archivist",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::System => "system",
         }
     }
     /// Whether personal information (applicant name, ID number) is shown in clear.
@@ -38,13 +41,77 @@ impl Role {
     }
 }
 
-/// An authenticated caller.
+/// Through which door an action came.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// HTTP, with a token.
+    Online,
+    /// The command line on the server (`guidang import`, `guidang filing run`).
+    Offline,
+    /// guidang's own background work.
+    System,
+}
+
+impl Channel {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Online => "online",
+            Channel::Offline => "offline",
+            Channel::System => "system",
+        }
+    }
+}
+
+/// Who acts: a token holder over HTTP, an operator at the command line, or guidang itself. The
+/// one type every service takes for "who did it" (audit trail, events, four eyes).
 #[derive(Debug, Clone)]
-pub struct Caller {
-    pub token_id: String,
-    pub role: Role,
-    pub org: Option<String>,
+pub struct Principal {
+    /// Token id, `cli:{user}` at the command line, `guidang` for the system.
+    pub id: String,
     pub name: String,
+    pub role: Role,
+    /// The organisation a submitter token is bound to.
+    pub org: Option<String>,
+    pub channel: Channel,
+}
+
+impl Principal {
+    /// An operator at the command line of the server, acting as an archivist.
+    pub fn operator(user: &str) -> Principal {
+        Self::operator_as(user, Role::Archivist)
+    }
+
+    /// An operator at the command line acting in `role` (an administrator creating tokens).
+    pub fn operator_as(user: &str, role: Role) -> Principal {
+        Principal {
+            id: format!("cli:{user}"),
+            name: user.to_string(),
+            role,
+            org: None,
+            channel: Channel::Offline,
+        }
+    }
+
+    /// The filing scheduler.
+    pub fn scheduler() -> Principal {
+        Principal {
+            id: "guidang".into(),
+            name: "scheduler".into(),
+            role: Role::System,
+            org: None,
+            channel: Channel::System,
+        }
+    }
+
+    /// `name (role, channel)`, for case events.
+    pub fn label(&self) -> String {
+        format!(
+            "{} ({}, {})",
+            self.name,
+            self.role.as_str(),
+            self.channel.as_str()
+        )
+    }
 }
 
 pub fn hash_token(token: &str) -> String {
@@ -95,20 +162,21 @@ pub async fn create_token(
     Ok((token, row))
 }
 
-pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Caller>, DbError> {
+pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Principal>, DbError> {
     let Some(row) = db.token_by_hash(&hash_token(token)).await? else {
         return Ok(None);
     };
     let Some(role) = Role::parse(&row.role) else {
         return Ok(None);
     };
-    Ok(Some(Caller {
+    Ok(Some(Principal {
         name: row
             .name
             .clone()
             .unwrap_or_else(|| format!("token {}", &row.token_id)),
-        token_id: row.token_id,
+        id: row.token_id,
         role,
         org: row.org,
+        channel: Channel::Online,
     }))
 }

@@ -93,3 +93,25 @@ pub fn csv(s: &str) -> String {
         s
     }
 }
+
+/// The document called `name` among those recorded (as JSON) for a batch or a list.
+pub fn find(recorded: Option<&serde_json::Value>, name: &str) -> Option<Document> {
+    recorded
+        .and_then(|d| d.as_array())
+        .and_then(|a| a.iter().find(|d| d["name"] == name))
+        .and_then(|d| serde_json::from_value(d.clone()).ok())
+}
+
+/// A stored document, opened for streaming.
+pub struct Opened {
+    pub doc: Document,
+    pub size: u64,
+    pub stream: crate::storage::ByteStream,
+}
+
+impl Opened {
+    pub async fn open(store: &Store, doc: Document) -> Result<Opened, StoreError> {
+        let (size, stream) = store.get(&doc.key).await?;
+        Ok(Opened { doc, size, stream })
+    }
+}

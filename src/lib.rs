@@ -12,8 +12,9 @@
 //! - leaves: `config`, `clock`, `signing`, `xml`, `problem`, `codes`, `metrics`, `telemetry`,
 //!   `failpoint`
 
-pub mod archive;
+pub mod app;
 pub mod auth;
+pub mod cases;
 pub mod cli;
 pub mod clock;
 pub mod codes;
@@ -26,12 +27,16 @@ pub mod failpoint;
 pub mod filing;
 pub mod fixity;
 pub mod http;
+pub mod ingest;
+pub mod keys;
 pub mod metrics;
 pub mod pipeline;
 pub mod problem;
 pub mod retention;
 pub mod signing;
 pub mod storage;
+pub mod tasks;
 pub mod telemetry;
+pub mod tokens;
 pub mod verify;
 pub mod xml;

@@ -26,6 +26,9 @@ pub enum StoreError {
     Io(#[from] std::io::Error),
 }
 
+/// The bytes of a stored object, as they arrive.
+pub type ByteStream = BoxStream<'static, Result<Bytes, StoreError>>;
+
 #[derive(Clone)]
 pub struct Store {
     inner: Arc<dyn ObjectStore>,

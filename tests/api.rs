@@ -375,7 +375,7 @@ async fn tokens_and_roles() {
     assert_eq!(app.submit(&app.admin, zip.clone()).await.0, 403);
     // A submitter of another organisation may not submit this organisation's case.
     let other = guidang::auth::create_token(
-        &app.archive.db,
+        app.archive.db(),
         "submitter",
         Some("91370102MA3C5XY7KE"),
         None,
@@ -385,7 +385,7 @@ async fn tokens_and_roles() {
         Ok((t, _)) => t,
         Err(_) => {
             let code = guidang::codes::uscc_with_check("91370102MA3C5XY7K").unwrap();
-            guidang::auth::create_token(&app.archive.db, "submitter", Some(&code), None)
+            guidang::auth::create_token(app.archive.db(), "submitter", Some(&code), None)
                 .await
                 .unwrap()
                 .0
@@ -414,14 +414,14 @@ async fn tokens_and_roles() {
     // Tokens are stored hashed.
     let row = app
         .archive
-        .db
+        .db()
         .token_by_hash(&guidang::auth::hash_token(&app.archivist))
         .await
         .unwrap();
     assert!(row.is_some());
     assert!(
         app.archive
-            .db
+            .db()
             .token_by_hash(&app.archivist)
             .await
             .unwrap()

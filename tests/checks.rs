@@ -71,7 +71,7 @@ async fn every_archived_case_carries_its_archiving_check_report() {
         .arg("import")
         .arg(fixtures().join("valid/with-docx.zip"))
         .env("GUIDANG_DATA_DIR", app.dir.path())
-        .env("DATABASE_URL", app.archive.settings.database_url())
+        .env("DATABASE_URL", app.archive.settings().database_url())
         .output()
         .unwrap();
     assert_eq!(

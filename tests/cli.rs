@@ -181,7 +181,7 @@ async fn bagit_python_validates_the_package() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn import_archives_offline_with_the_same_rules_while_the_server_runs() {
     let app = TestApp::spawn().await;
-    let db = app.archive.settings.database_url();
+    let db = app.archive.settings().database_url();
     // The server archives one case first; import then runs beside it on the same data.
     let (s, _) = app
         .submit(&app.archivist, fixture("valid/with-docx.zip"))

@@ -145,7 +145,7 @@ async fn disposal_needs_a_due_case_an_approval_by_another_admin_and_no_hold() {
         .await;
     assert_eq!(s, 403);
     let (same_name, _) =
-        guidang::auth::create_token(&app.archive.db, "admin", None, Some("archivist"))
+        guidang::auth::create_token(app.archive.db(), "admin", None, Some("archivist"))
             .await
             .unwrap();
     let (s, body) = app
@@ -284,7 +284,7 @@ async fn disposal_needs_a_due_case_an_approval_by_another_admin_and_no_hold() {
     assert_eq!(r["findings"], json!([]), "{r}");
     sqlx::query("UPDATE cases SET status = 'disposed' WHERE archive_id = $1")
         .bind(&a)
-        .execute(&app.archive.db.pool)
+        .execute(&app.archive.db().pool)
         .await
         .unwrap();
     let (_, r) = app
@@ -296,7 +296,7 @@ async fn disposal_needs_a_due_case_an_approval_by_another_admin_and_no_hold() {
     );
     sqlx::query("UPDATE cases SET status = 'filed' WHERE archive_id = $1")
         .bind(&a)
-        .execute(&app.archive.db.pool)
+        .execute(&app.archive.db().pool)
         .await
         .unwrap();
 

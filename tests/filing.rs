@@ -514,15 +514,12 @@ async fn a_year_of_calendar_reports_warns_files_by_itself_and_flags_the_overdue(
             app.archive_case("Y-LATE", "2025-12-30T11:00:00+08:00", "D30")
                 .await;
         }
-        for n in guidang::filing::schedule::tick(&app.archive).await.unwrap() {
+        for n in app.archive.filing().tick().await.unwrap() {
             notices.push((day.to_string(), n));
         }
         // A second look the same day gives nothing new.
         assert!(
-            guidang::filing::schedule::tick(&app.archive)
-                .await
-                .unwrap()
-                .is_empty()
+            app.archive.filing().tick().await.unwrap().is_empty()
                 || day.to_string() == "2026-07-02"
         );
         day = day.succ_opt().unwrap();
@@ -607,7 +604,7 @@ async fn unfiled_cases_past_the_deadline_are_reported_overdue_once() {
         "2026-07-02",
     ] {
         clock.set(shanghai(&format!("{d}T09:00:00")));
-        for n in guidang::filing::schedule::tick(&app.archive).await.unwrap() {
+        for n in app.archive.filing().tick().await.unwrap() {
             if n.kind != "report" {
                 seen.push(format!("{d} {} {}", n.kind, n.days_left));
             }
@@ -662,17 +659,17 @@ async fn two_servers_filing_at_once_file_each_case_exactly_once() {
     // Two servers on one database and one object store, each with its own lease identity.
     let clock = Arc::new(ManualClock::new(shanghai("2026-03-01T09:00:00")));
     let a = TestApp::spawn_clocked(clock.clone(), |s| s.filing.batch_size = 3).await;
-    let mut s2 = a.archive.settings.clone();
+    let mut s2 = a.archive.settings().clone();
     s2.listen = "127.0.0.1:0".into();
     let b = TestApp::start_clocked(tempfile::tempdir().unwrap(), s2, clock.clone()).await;
     for i in 0..24 {
         a.archive_case(&format!("C-{i:02}"), "2025-04-04T10:00:00+08:00", "D30")
             .await;
     }
-    let who = guidang::filing::Actor::scheduler();
+    let who = guidang::auth::Principal::scheduler();
     let (ra, rb) = tokio::join!(
-        guidang::filing::run(&a.archive, 2025, "manual", &who),
-        guidang::filing::run(&b.archive, 2025, "manual", &who),
+        a.archive.filing().run(2025, "manual", &who),
+        b.archive.filing().run(2025, "manual", &who),
     );
     let oks = [&ra, &rb].iter().filter(|r| r.is_ok()).count();
     assert_eq!(oks, 1, "exactly one server files: {ra:?} / {rb:?}");
@@ -742,14 +739,14 @@ async fn a_case_whose_recorded_archiving_check_failed_is_not_filed() {
     // migrated from elsewhere could carry one).
     let report: String = sqlx::query_scalar("SELECT checks_json FROM cases WHERE archive_id = $1")
         .bind(&bad)
-        .fetch_one(&app.archive.db.pool)
+        .fetch_one(&app.archive.db().pool)
         .await
         .unwrap();
     let report = report.replacen("\"result\":\"pass\"", "\"result\":\"fail\"", 1);
     sqlx::query("UPDATE cases SET checks_json = $1 WHERE archive_id = $2")
         .bind(&report)
         .bind(&bad)
-        .execute(&app.archive.db.pool)
+        .execute(&app.archive.db().pool)
         .await
         .unwrap();
     let (s, b) = app

@@ -100,7 +100,7 @@ async fn a_changed_stored_byte_and_an_edited_row_are_found() {
         .bind("0".repeat(64))
         .bind(&id)
         .bind("files/02-受理通知书.pdf")
-        .execute(&app.archive.db.pool)
+        .execute(&app.archive.db().pool)
         .await
         .unwrap();
     let a = verify_now(&app, &id).await;
@@ -183,7 +183,7 @@ async fn a_deleted_case_row_is_found_by_reconciliation() {
     ] {
         sqlx::query(sql)
             .bind(&id)
-            .execute(&app.archive.db.pool)
+            .execute(&app.archive.db().pool)
             .await
             .unwrap();
     }
@@ -201,7 +201,7 @@ async fn a_deleted_case_row_is_found_by_reconciliation() {
 async fn a_rewritten_or_truncated_log_is_found_by_reconciliation() {
     let (app, _) = two_cases().await;
     sqlx::query("UPDATE log_entries SET entry = 'guidang-aip-v1\nforged\n00\n' WHERE idx = 0")
-        .execute(&app.archive.db.pool)
+        .execute(&app.archive.db().pool)
         .await
         .unwrap();
     let r = reconcile(&app).await;
@@ -218,7 +218,7 @@ async fn a_rewritten_or_truncated_log_is_found_by_reconciliation() {
         "DELETE FROM log_entries WHERE idx = 1",
     ] {
         sqlx::query(sql)
-            .execute(&app.archive.db.pool)
+            .execute(&app.archive.db().pool)
             .await
             .unwrap();
     }

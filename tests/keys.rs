@@ -22,7 +22,7 @@ async fn rotating_the_signing_key_keeps_old_packages_verifiable() {
     let out = Command::new(bin())
         .args(["keys", "rotate"])
         .env("GUIDANG_DATA_DIR", app.dir.path())
-        .env("DATABASE_URL", app.archive.settings.database_url())
+        .env("DATABASE_URL", app.archive.settings().database_url())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout).to_string();

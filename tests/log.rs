@@ -267,7 +267,7 @@ async fn a_restart_never_changes_a_published_root() {
     }
     let before = text(&app, "/api/v1/log/checkpoint").await;
     // A second server process on the same data (a restart, or another server) publishes the same root.
-    let mut settings = app.archive.settings.clone();
+    let mut settings = app.archive.settings().clone();
     settings.listen = "127.0.0.1:0".into();
     let again = guidang::http::Application::build(settings).await.unwrap();
     let port = again.port();
@@ -287,7 +287,7 @@ async fn a_restart_never_changes_a_published_root() {
 async fn stored_hashes_give_the_rfc_root_at_every_size() {
     use guidang::evidence::merkle::{self, MemoryTree};
     let app = TestApp::spawn().await;
-    let db = app.archive.db.clone();
+    let db = app.archive.db().clone();
     let mut mem = MemoryTree::default();
     for i in 0..70u64 {
         let e = format!("guidang-test-v1\n{i}\n");
@@ -299,13 +299,19 @@ async fn stored_hashes_give_the_rfc_root_at_every_size() {
         assert_eq!(idx, i);
         mem.push(merkle::leaf_hash(e.as_bytes()));
         assert_eq!(
-            app.archive.log.root(i + 1).await.unwrap(),
+            app.archive.evidence().log().root(i + 1).await.unwrap(),
             merkle::root(&mut mem, i + 1).unwrap(),
             "size {}",
             i + 1
         );
     }
-    let p = app.archive.log.consistency(13, 70).await.unwrap();
+    let p = app
+        .archive
+        .evidence()
+        .log()
+        .consistency(13, 70)
+        .await
+        .unwrap();
     let (r13, r70) = (
         merkle::root(&mut mem, 13).unwrap(),
         merkle::root(&mut mem, 70).unwrap(),

@@ -47,7 +47,7 @@ async fn actions_are_recorded_chained_and_tamper_evident() {
         .arg("import")
         .arg(fixtures().join("valid/with-docx.zip"))
         .env("GUIDANG_DATA_DIR", app.dir.path())
-        .env("DATABASE_URL", app.archive.settings.database_url())
+        .env("DATABASE_URL", app.archive.settings().database_url())
         .env("USER", "档案员")
         .output()
         .unwrap();
@@ -116,7 +116,7 @@ async fn actions_are_recorded_chained_and_tamper_evident() {
     for _ in 0..50 {
         use sqlx::Row;
         entered = sqlx::query("SELECT COUNT(*) FROM log_entries WHERE kind = 'audit_head'")
-            .fetch_one(&app.archive.db.pool)
+            .fetch_one(&app.archive.db().pool)
             .await
             .unwrap()
             .get(0);
@@ -129,7 +129,7 @@ async fn actions_are_recorded_chained_and_tamper_evident() {
 
     // A row rewritten behind the service's back breaks the chain at that row.
     sqlx::query("UPDATE audit_trail SET outcome = '200 identical' WHERE seq = 0")
-        .execute(&app.archive.db.pool)
+        .execute(&app.archive.db().pool)
         .await
         .unwrap();
     let (_, t) = app.get_json(&app.auditor, "/api/v1/audit").await;

@@ -2,16 +2,12 @@
 
 use std::process::ExitCode;
 
-use crate::archive::Archive;
-use crate::filing::{Actor, FilingError};
+use crate::app::App;
+use crate::auth::Principal;
+use crate::filing::FilingError;
 
-pub async fn run(archive: &Archive, year: i64, actor: String) -> ExitCode {
-    let who = Actor {
-        id: actor.clone(),
-        role: "archivist".into(),
-        name: actor,
-    };
-    match crate::filing::run(archive, year, "manual", &who).await {
+pub async fn run(app: &App, year: i64, who: &Principal) -> ExitCode {
+    match app.filing().run(year, "manual", who).await {
         Ok(b) => {
             println!(
                 "filed     {} batch {} of {}: {} cases, {} files, {} bytes ({} online, {} offline, {} late); {} refused",
@@ -58,8 +54,8 @@ pub async fn run(archive: &Archive, year: i64, actor: String) -> ExitCode {
     }
 }
 
-pub async fn status(archive: &Archive, year: i64, json: bool) -> ExitCode {
-    let s = match crate::filing::status::status(archive, year).await {
+pub async fn status(app: &App, year: i64, json: bool) -> ExitCode {
+    let s = match app.filing().status(year).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("error: {e}");

@@ -8,9 +8,10 @@ use clap::{Parser, Subcommand};
 mod filing;
 mod log;
 
-use crate::archive::{Archive, IngestError, Outcome};
+use crate::app::App;
+use crate::auth::{Principal, Role};
 use crate::config::Settings;
-use crate::pipeline::Agent;
+use crate::ingest::{IngestError, Outcome};
 use crate::pipeline::unpack::Source;
 use crate::verify;
 
@@ -134,11 +135,9 @@ pub enum KeysCmd {
 }
 
 /// Who runs a command, for the audit trail.
-fn cli_actor() -> String {
-    format!(
-        "cli:{}",
-        std::env::var("USER").unwrap_or_else(|_| "unknown".into())
-    )
+/// The operator at this terminal.
+fn cli_user() -> String {
+    std::env::var("USER").unwrap_or_else(|_| "unknown".into())
 }
 
 fn settings(config: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
@@ -148,12 +147,25 @@ fn settings(config: Option<&std::path::Path>) -> Result<Settings, ExitCode> {
     })
 }
 
-async fn open(config: Option<&std::path::Path>) -> Result<std::sync::Arc<Archive>, ExitCode> {
+async fn open(config: Option<&std::path::Path>) -> Result<std::sync::Arc<App>, ExitCode> {
     let s = settings(config)?;
-    Archive::open(s).await.map_err(|e| {
+    App::open(s).await.map_err(|e| {
         eprintln!("error: {e}");
         ExitCode::from(2)
     })
+}
+
+/// Runs `f` on an opened archive, then stops its background work (the recorder drains and a
+/// last checkpoint is published) before the command exits.
+async fn with_app<F, Fut>(config: Option<&std::path::Path>, f: F) -> Result<ExitCode, ExitCode>
+where
+    F: FnOnce(std::sync::Arc<App>) -> Fut,
+    Fut: std::future::Future<Output = ExitCode>,
+{
+    let app = open(config).await?;
+    let code = f(app.clone()).await;
+    app.shutdown(std::time::Duration::from_secs(30)).await;
+    Ok(code)
 }
 
 pub async fn run(cli: Cli) -> ExitCode {
@@ -199,16 +211,21 @@ pub async fn run(cli: Cli) -> ExitCode {
         } => keys_rotate(cfg).await,
         Command::Filing {
             cmd: FilingCmd::Run { year },
-        } => match open(cfg).await {
-            Ok(archive) => Ok(filing::run(&archive, year, cli_actor()).await),
-            Err(code) => Err(code),
-        },
+        } => {
+            with_app(cfg, |app| async move {
+                filing::run(&app, year, &Principal::operator(&cli_user())).await
+            })
+            .await
+        }
         Command::Filing {
             cmd: FilingCmd::Status { year, json },
-        } => match open(cfg).await {
-            Ok(archive) => Ok(filing::status(&archive, year, json).await),
-            Err(code) => Err(code),
-        },
+        } => {
+            with_app(
+                cfg,
+                |app| async move { filing::status(&app, year, json).await },
+            )
+            .await
+        }
     };
     r.unwrap_or_else(|code| code)
 }
@@ -235,67 +252,69 @@ async fn token_create(
     org: Option<String>,
     name: Option<String>,
 ) -> Result<ExitCode, ExitCode> {
-    let archive = open(cfg).await?;
-    match crate::auth::create_token(&archive.db, role, org.as_deref(), name.as_deref()).await {
-        Ok((token, row)) => {
-            archive
-                .audit(
-                    &cli_actor(),
-                    "admin",
-                    "token_create",
-                    &row.token_id,
-                    &format!("role {}", row.role),
-                )
-                .await;
-            println!("{token}");
-            eprintln!(
-                "token {} created for role {}; it is shown only this once",
-                row.token_id, row.role
-            );
-            Ok(ExitCode::SUCCESS)
+    let by = Principal::operator_as(&cli_user(), Role::Admin);
+    with_app(cfg, |app| async move {
+        match app
+            .tokens()
+            .create(role, org.as_deref(), name.as_deref(), &by)
+            .await
+        {
+            Ok((token, row)) => {
+                println!("{token}");
+                eprintln!(
+                    "token {} created for role {}; it is shown only this once",
+                    row.token_id, row.role
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(ExitCode::from(2))
-        }
-    }
+    })
+    .await
 }
 
 async fn keys_export(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {
-    let archive = open(cfg).await?;
-    match archive.keys().await {
-        Ok(keys) => {
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&serde_json::json!({"keys": keys}))
-                    .unwrap_or_default()
-            );
-            Ok(ExitCode::SUCCESS)
+    with_app(cfg, |app| async move {
+        match app.keys().published().await {
+            Ok(keys) => {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&serde_json::json!({"keys": keys}))
+                        .unwrap_or_default()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(ExitCode::from(2))
-        }
-    }
+    })
+    .await
 }
 
 async fn keys_rotate(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {
-    let archive = open(cfg).await?;
-    match archive.rotate_key().await {
-        Ok((old, new)) => {
-            println!(
-                "retired {} at {}",
-                old.key_id,
-                old.retired_at.unwrap_or_default()
-            );
-            println!("active  {}", new.key_id);
-            Ok(ExitCode::SUCCESS)
+    with_app(cfg, |app| async move {
+        match app.keys().rotate().await {
+            Ok((old, new)) => {
+                println!(
+                    "retired {} at {}",
+                    old.key_id,
+                    old.retired_at.unwrap_or_default()
+                );
+                println!("active  {}", new.key_id);
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                ExitCode::from(2)
+            }
         }
-        Err(e) => {
-            eprintln!("error: {e}");
-            Ok(ExitCode::from(2))
-        }
-    }
+    })
+    .await
 }
 
 async fn import(
@@ -307,13 +326,7 @@ async fn import(
     let user = name
         .or_else(|| std::env::var("USER").ok())
         .unwrap_or_else(|| "archivist".into());
-    let agent = Agent {
-        id: format!("cli:{user}"),
-        name: user,
-        role: "archivist".into(),
-        org: None,
-        channel: "offline",
-    };
+    let agent = Principal::operator(&user);
     let bar = indicatif::ProgressBar::new(paths.len() as u64);
     bar.set_style(
         indicatif::ProgressStyle::with_template("{bar:40} {pos}/{len} {wide_msg}")
@@ -332,21 +345,8 @@ async fn import(
                 continue;
             }
         };
-        let result = archive.ingest(source, agent.clone()).await;
-        // A new case's trail row is written with the case itself; the others here.
-        let other = match &result {
-            Ok(Outcome::Created(_)) => None,
-            Ok(Outcome::Existing(s)) => Some((s.archive_id.clone(), "identical")),
-            Err(IngestError::Conflict { archive_id, .. }) => {
-                Some((archive_id.clone(), "case_exists"))
-            }
-            Err(_) => Some(("-".to_string(), "rejected")),
-        };
-        if let Some((target, outcome)) = other {
-            archive
-                .audit(&agent.id, "archivist", "import", &target, outcome)
-                .await;
-        }
+        // The ingest service writes the audit-trail row of each submission, whatever its outcome.
+        let result = archive.ingest().ingest(source, agent.clone()).await;
         let line = match result {
             Ok(Outcome::Created(s)) => {
                 archived += 1;
@@ -400,6 +400,7 @@ async fn import(
     }
     bar.finish_and_clear();
     println!("{archived} archived, {present} already present, {rejected} rejected");
+    archive.shutdown(std::time::Duration::from_secs(30)).await;
     Ok(if rejected > 0 {
         ExitCode::from(1)
     } else {

@@ -32,8 +32,44 @@ pub struct EventRow {
     pub detail: Option<String>,
 }
 
+/// Where a case is in its life: archived, filed in a yearly batch, or disposed (a tombstone).
+/// Stored as the lower-case word; SQL in this module compares with those words.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CaseStatus {
+    Archived,
+    Filed,
+    Disposed,
+}
+
+impl CaseStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CaseStatus::Archived => "archived",
+            CaseStatus::Filed => "filed",
+            CaseStatus::Disposed => "disposed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<CaseStatus> {
+        Some(match s {
+            "archived" => CaseStatus::Archived,
+            "filed" => CaseStatus::Filed,
+            "disposed" => CaseStatus::Disposed,
+            _ => return None,
+        })
+    }
+}
+
+impl TryFrom<String> for CaseStatus {
+    type Error = String;
+    fn try_from(s: String) -> Result<CaseStatus, String> {
+        CaseStatus::parse(&s).ok_or_else(|| format!("unknown case status {s:?}"))
+    }
+}
+
 /// Everything stored about one case.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct CaseRow {
     pub archive_id: String,
     pub social_code: String,
@@ -41,7 +77,8 @@ pub struct CaseRow {
     pub project_id: String,
     pub content_digest: String,
     pub version: i64,
-    pub status: String,
+    #[sqlx(try_from = "String")]
+    pub status: CaseStatus,
     pub year: i64,
     pub task_name: String,
     pub task_type: String,
@@ -87,51 +124,9 @@ pub const CASE_COLUMNS: &str = "archive_id, social_code, task_code, project_id, 
     retention_rule_version, retention_basis, filing_batch, filed_at, filing_late, filing_problem, disposed_at, disposal_list, \
     file_count, file_bytes";
 
-pub fn case_from(r: &AnyRow) -> CaseRow {
-    CaseRow {
-        archive_id: r.get("archive_id"),
-        social_code: r.get("social_code"),
-        task_code: r.get("task_code"),
-        project_id: r.get("project_id"),
-        content_digest: r.get("content_digest"),
-        version: r.get("version"),
-        status: r.get("status"),
-        year: r.get("year"),
-        task_name: r.get("task_name"),
-        task_type: r.get("task_type"),
-        catalog_code: r.get("catalog_code"),
-        project_name: r.get("project_name"),
-        region_code: r.get("region_code"),
-        lead_department: r.get("lead_department"),
-        result: r.get("result"),
-        security_classification: r.get("security_classification"),
-        retention_proposed: r.get("retention_proposed"),
-        retention: r.get("retention"),
-        archival_code: r.get("archival_code"),
-        receive_time: r.get("receive_time"),
-        transact_time: r.get("transact_time"),
-        source: r.get("source"),
-        submitted_by: r.get("submitted_by"),
-        package_key: r.get("package_key"),
-        package_size: r.get("package_size"),
-        tagmanifest_sha256: r.get("tagmanifest_sha256"),
-        signature_json: r.get("signature_json"),
-        key_id: r.get("key_id"),
-        metadata_json: r.get("metadata_json"),
-        warnings_json: r.get("warnings_json"),
-        archived_at: r.get("archived_at"),
-        checks_json: r.get("checks_json"),
-        retention_rule_version: r.get("retention_rule_version"),
-        retention_basis: r.get("retention_basis"),
-        filing_batch: r.get("filing_batch"),
-        filed_at: r.get("filed_at"),
-        filing_late: r.get("filing_late"),
-        filing_problem: r.get("filing_problem"),
-        disposed_at: r.get("disposed_at"),
-        disposal_list: r.get("disposal_list"),
-        file_count: r.get("file_count"),
-        file_bytes: r.get("file_bytes"),
-    }
+/// A case row read with [`CASE_COLUMNS`].
+pub fn case_from(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
+    <CaseRow as sqlx::FromRow<AnyRow>>::from_row(r)
 }
 
 #[derive(Debug, Default, Clone)]
@@ -162,7 +157,7 @@ impl Db {
             .bind(project_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(case_from))
+        row.as_ref().map(case_from).transpose().map_err(Into::into)
     }
 
     /// The archived case verified least recently (never verified first), if it was last verified
@@ -176,7 +171,7 @@ impl Db {
             .bind(before)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(case_from))
+        row.as_ref().map(case_from).transpose().map_err(Into::into)
     }
 
     pub async fn case(&self, archive_id: &str) -> Result<Option<CaseRow>, DbError> {
@@ -185,7 +180,7 @@ impl Db {
             .bind(archive_id)
             .fetch_optional(&self.pool)
             .await?;
-        Ok(row.as_ref().map(case_from))
+        row.as_ref().map(case_from).transpose().map_err(Into::into)
     }
 
     pub async fn case_files(&self, archive_id: &str) -> Result<Vec<FileRow>, DbError> {
@@ -285,7 +280,7 @@ impl Db {
         let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &page_binds)
             .fetch_all(&self.pool)
             .await?;
-        Ok((rows.iter().map(case_from).collect(), total))
+        Ok((rows.iter().map(case_from).collect::<Result<_, _>>()?, total))
     }
 }
 
@@ -369,7 +364,7 @@ pub fn case_binds(c: &CaseRow) -> Vec<Bind> {
         Bind::S(c.project_id.clone()),
         Bind::S(c.content_digest.clone()),
         Bind::I(c.version),
-        Bind::S(c.status.clone()),
+        Bind::S(c.status.as_str().into()),
         Bind::I(c.year),
         Bind::S(c.task_name.clone()),
         Bind::S(c.task_type.clone()),

@@ -26,7 +26,17 @@ impl Lease {
         owner: &str,
         secs: u64,
     ) -> Result<Result<Lease, String>, DbError> {
-        let secs = secs.max(1) as i64 * 1000;
+        Self::acquire_ms(db, name, owner, secs.max(1) * 1000).await
+    }
+
+    /// [`Lease::acquire`] for `ms` milliseconds.
+    pub async fn acquire_ms(
+        db: &Db,
+        name: &str,
+        owner: &str,
+        ms: u64,
+    ) -> Result<Result<Lease, String>, DbError> {
+        let secs = ms.max(1) as i64;
         sqlx::query("INSERT INTO leases (name, owner, until_ms) VALUES ($1, '', 0) ON CONFLICT (name) DO NOTHING")
             .bind(name)
             .execute(&db.pool)

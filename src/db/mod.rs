@@ -7,7 +7,9 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub mod cases;
 pub use cases::value_rows;
+pub mod holds;
 pub mod lease;
+pub mod locks;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -95,12 +97,10 @@ impl Db {
             .await?;
         for (version, name, sql) in MIGRATIONS {
             let mut tx = self.begin_write().await?;
-            if self.postgres {
-                // Several servers may start at once on one database: one migrates, the others wait.
-                sqlx::query("SELECT pg_advisory_xact_lock(72150001)")
-                    .execute(&mut *tx)
-                    .await?;
-            }
+            // Several servers may start at once on one database: one migrates, the others wait.
+            locks::AdvisoryLock::Migrations
+                .hold_on(&mut tx, self.postgres)
+                .await?;
             let done: Option<AnyRow> =
                 sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
                     .bind(*version)

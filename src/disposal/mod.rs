@@ -6,14 +6,17 @@
 //! way to delete a package through the service.
 
 use chrono::Datelike;
-use serde::{Deserialize, Serialize};
+use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::archive::Archive;
+use crate::auth::Principal;
+use crate::clock::Clock;
 use crate::db::{Db, DbError};
 use crate::documents::{DocWriter, Document, csv};
-use crate::filing::Actor;
+use crate::evidence::Evidence;
+use crate::metrics::Metrics;
+use crate::storage::Store;
 use crate::xml::esc;
 
 #[derive(Debug, thiserror::Error)]
@@ -49,97 +52,164 @@ impl From<sqlx::Error> for DisposalError {
     }
 }
 
+/// What the disposal service is built from.
+pub struct Parts {
+    pub db: Db,
+    pub store: Store,
+    pub clock: std::sync::Arc<dyn Clock>,
+    pub evidence: Evidence,
+    pub metrics: std::sync::Arc<Metrics>,
+    pub fonds_code: String,
+    /// The filing time zone, in which "this year" is reckoned.
+    pub tz: chrono_tz::Tz,
+    pub staging: std::path::PathBuf,
+}
+
+/// The disposal service: due cases, holds, proposals, four-eyes decisions, execution with
+/// tombstones and the destruction register.
+pub struct Disposal {
+    db: Db,
+    store: Store,
+    clock: std::sync::Arc<dyn Clock>,
+    evidence: Evidence,
+    metrics: std::sync::Arc<Metrics>,
+    fonds_code: String,
+    tz: chrono_tz::Tz,
+    staging: std::path::PathBuf,
+}
+
+impl Disposal {
+    pub fn new(p: Parts) -> Disposal {
+        Disposal {
+            db: p.db,
+            store: p.store,
+            clock: p.clock,
+            evidence: p.evidence,
+            metrics: p.metrics,
+            fonds_code: p.fonds_code,
+            tz: p.tz,
+            staging: p.staging,
+        }
+    }
+
+    pub async fn holds_of(&self, archive_id: &str) -> Result<Vec<Hold>, DbError> {
+        self.db.holds_of(archive_id).await
+    }
+
+    pub async fn place_hold(
+        &self,
+        archive_id: &str,
+        reason: &str,
+        by: &Principal,
+    ) -> Result<Hold, DisposalError> {
+        place_hold(self, archive_id, reason, by).await
+    }
+
+    pub async fn release_hold(
+        &self,
+        archive_id: &str,
+        hold_id: &str,
+        reason: &str,
+        by: &Principal,
+    ) -> Result<(), DisposalError> {
+        release_hold(self, archive_id, hold_id, reason, by).await
+    }
+
+    /// Cases whose fixed term has run, a page at a time.
+    pub async fn due(&self, page: i64, per_page: i64) -> Result<Value, DbError> {
+        due(self, page, per_page).await
+    }
+
+    pub async fn propose(&self, p: &Proposal, by: &Principal) -> Result<Value, DisposalError> {
+        propose(self, p, by).await
+    }
+
+    pub async fn list(&self, list_id: &str) -> Result<Option<Value>, DbError> {
+        list(self, list_id).await
+    }
+
+    pub async fn lists(&self) -> Result<Value, DbError> {
+        lists(self).await
+    }
+
+    /// Four eyes: an administrator other than the proposer approves or rejects.
+    pub async fn decide(
+        &self,
+        list_id: &str,
+        approve: bool,
+        note: &str,
+        by: &Principal,
+    ) -> Result<Value, DisposalError> {
+        decide(self, list_id, approve, note, by).await
+    }
+
+    pub async fn execute(&self, list_id: &str, by: &Principal) -> Result<Value, DisposalError> {
+        execute(self, list_id, by).await
+    }
+
+    /// A document of a disposal list (the destruction register), entered in the audit trail.
+    pub async fn document(
+        &self,
+        list_id: &str,
+        name: &str,
+        by: &Principal,
+    ) -> Result<Option<crate::documents::Opened>, DisposalError> {
+        let l = list(self, list_id).await?.ok_or(DisposalError::NoList)?;
+        self.evidence
+            .audit(by, "read_destruction_register", list_id, name)
+            .await;
+        let Some(doc) = crate::documents::find(l.get("documents"), name) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            crate::documents::Opened::open(&self.store, doc).await?,
+        ))
+    }
+}
+
 /// The current calendar year in the filing time zone.
-fn this_year(archive: &Archive) -> i64 {
-    archive
-        .clock
-        .now()
-        .with_timezone(&archive.settings.filing.tz())
-        .year() as i64
+fn this_year(disposal: &Disposal) -> i64 {
+    disposal.clock.now().with_timezone(&disposal.tz).year() as i64
 }
 
 /// The condition for "due": a fixed term that has run by 1 January of `this_year`.
 /// (D10 of year Y runs to the end of Y+10; it is due from Y+11.)
 const DUE: &str = "status IN ('archived', 'filed') AND ((retention = 'D10' AND year + 10 < $1) OR (retention = 'D30' AND year + 30 < $1))";
 
-#[derive(Debug, Serialize)]
-pub struct Hold {
-    pub hold_id: String,
-    pub archive_id: String,
-    pub reason: String,
-    pub placed_by: String,
-    pub placed_at: String,
-    pub released_by: Option<String>,
-    pub released_at: Option<String>,
-    pub release_reason: Option<String>,
-}
+pub use crate::db::holds::Hold;
 
-fn hold_from(r: &sqlx::any::AnyRow) -> Hold {
-    Hold {
-        hold_id: r.get(0),
-        archive_id: r.get(1),
-        reason: r.get(2),
-        placed_by: r.get(3),
-        placed_at: r.get(4),
-        released_by: r.get(5),
-        released_at: r.get(6),
-        release_reason: r.get(7),
-    }
-}
-
-const HOLD_COLUMNS: &str =
-    "hold_id, archive_id, reason, placed_by, placed_at, released_by, released_at, release_reason";
-
-pub async fn holds_of(db: &Db, archive_id: &str) -> Result<Vec<Hold>, DbError> {
-    let sql = format!(
-        "SELECT {HOLD_COLUMNS} FROM holds WHERE archive_id = $1 ORDER BY placed_at, hold_id"
-    );
-    Ok(sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(archive_id)
-        .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(hold_from)
-        .collect())
-}
-
-pub async fn place_hold(
-    archive: &Archive,
+async fn place_hold(
+    disposal: &Disposal,
     archive_id: &str,
     reason: &str,
-    actor: &Actor,
+    actor: &Principal,
 ) -> Result<Hold, DisposalError> {
     if reason.trim().is_empty() {
         return Err(DisposalError::Invalid("a hold needs a reason".into()));
     }
-    let c = archive
+    let c = disposal
         .db
         .case(archive_id)
         .await?
         .ok_or(DisposalError::NoCase)?;
-    if c.status == "disposed" {
+    if c.status == crate::db::cases::CaseStatus::Disposed {
         return Err(DisposalError::State(
             "the case was disposed of already".into(),
         ));
     }
     let hold_id = uuid::Uuid::now_v7().to_string();
-    let at = crate::db::rfc3339(&archive.clock.now());
+    let at = crate::db::rfc3339(&disposal.clock.now());
     sqlx::query("INSERT INTO holds (hold_id, archive_id, reason, placed_by, placed_at) VALUES ($1, $2, $3, $4, $5)")
         .bind(&hold_id)
         .bind(archive_id)
         .bind(reason)
         .bind(&actor.id)
         .bind(&at)
-        .execute(&archive.db.pool)
+        .execute(&disposal.db.pool)
         .await?;
-    archive
-        .audit(
-            &actor.id,
-            &actor.role,
-            "hold",
-            archive_id,
-            &format!("placed {hold_id}"),
-        )
+    disposal
+        .evidence
+        .audit(actor, "hold", archive_id, &format!("placed {hold_id}"))
         .await;
     Ok(Hold {
         hold_id,
@@ -153,12 +223,12 @@ pub async fn place_hold(
     })
 }
 
-pub async fn release_hold(
-    archive: &Archive,
+async fn release_hold(
+    disposal: &Disposal,
     archive_id: &str,
     hold_id: &str,
     reason: &str,
-    actor: &Actor,
+    actor: &Principal,
 ) -> Result<(), DisposalError> {
     if reason.trim().is_empty() {
         return Err(DisposalError::Invalid(
@@ -167,36 +237,31 @@ pub async fn release_hold(
     }
     let n = sqlx::query("UPDATE holds SET released_by = $1, released_at = $2, release_reason = $3 WHERE hold_id = $4 AND archive_id = $5 AND released_at IS NULL")
         .bind(&actor.id)
-        .bind(crate::db::rfc3339(&archive.clock.now()))
+        .bind(crate::db::rfc3339(&disposal.clock.now()))
         .bind(reason)
         .bind(hold_id)
         .bind(archive_id)
-        .execute(&archive.db.pool)
+        .execute(&disposal.db.pool)
         .await?
         .rows_affected();
     if n != 1 {
         return Err(DisposalError::NoHold);
     }
-    archive
-        .audit(
-            &actor.id,
-            &actor.role,
-            "hold",
-            archive_id,
-            &format!("released {hold_id}"),
-        )
+    disposal
+        .evidence
+        .audit(actor, "hold", archive_id, &format!("released {hold_id}"))
         .await;
     Ok(())
 }
 
 /// Cases due for disposal now, a page at a time, oldest year first.
-pub async fn due(archive: &Archive, page: i64, per_page: i64) -> Result<Value, DbError> {
-    let y = this_year(archive);
+async fn due(disposal: &Disposal, page: i64, per_page: i64) -> Result<Value, DbError> {
+    let y = this_year(disposal);
     let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM cases WHERE {DUE}"
     )))
     .bind(y)
-    .fetch_one(&archive.db.pool)
+    .fetch_one(&disposal.db.pool)
     .await?
     .get(0);
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -209,7 +274,7 @@ pub async fn due(archive: &Archive, page: i64, per_page: i64) -> Result<Value, D
     .bind(y)
     .bind(per_page)
     .bind((page - 1) * per_page)
-    .fetch_all(&archive.db.pool)
+    .fetch_all(&disposal.db.pool)
     .await?;
     let items: Vec<Value> = rows
         .iter()
@@ -256,7 +321,7 @@ const MAX_LIST: usize = 100_000;
 
 /// Why `archive_id` may not be disposed of now, if anything.
 async fn refusal(
-    archive: &Archive,
+    disposal: &Disposal,
     archive_id: &str,
     list: Option<&str>,
 ) -> Result<Option<String>, DbError> {
@@ -264,9 +329,9 @@ async fn refusal(
     let Some(c) = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT status, retention, year, CASE WHEN {DUE} THEN 1 ELSE 0 END FROM cases WHERE archive_id = $2"
     )))
-    .bind(this_year(archive))
+    .bind(this_year(disposal))
     .bind(archive_id)
-    .fetch_optional(&archive.db.pool)
+    .fetch_optional(&disposal.db.pool)
     .await?
     else {
         return Ok(Some("no such case".into()));
@@ -286,7 +351,7 @@ async fn refusal(
     let held: i64 =
         sqlx::query("SELECT COUNT(*) FROM holds WHERE archive_id = $1 AND released_at IS NULL")
             .bind(archive_id)
-            .fetch_one(&archive.db.pool)
+            .fetch_one(&disposal.db.pool)
             .await?
             .get(0);
     if held > 0 {
@@ -298,15 +363,15 @@ async fn refusal(
     )
     .bind(archive_id)
     .bind(list.unwrap_or(""))
-    .fetch_optional(&archive.db.pool)
+    .fetch_optional(&disposal.db.pool)
     .await?;
     Ok(other.map(|l| format!("on disposal list {l} already")))
 }
 
-pub async fn propose(
-    archive: &Archive,
+async fn propose(
+    disposal: &Disposal,
     p: &Proposal,
-    actor: &Actor,
+    actor: &Principal,
 ) -> Result<Value, DisposalError> {
     if p.opinion.trim().is_empty() {
         return Err(DisposalError::Invalid(
@@ -325,7 +390,7 @@ pub async fn propose(
             refused.push((c.archive_id.clone(), "listed twice".into()));
         } else if c.appraisal.trim().is_empty() {
             refused.push((c.archive_id.clone(), "no appraisal opinion".into()));
-        } else if let Some(why) = refusal(archive, &c.archive_id, None).await? {
+        } else if let Some(why) = refusal(disposal, &c.archive_id, None).await? {
             refused.push((c.archive_id.clone(), why));
         }
     }
@@ -333,8 +398,8 @@ pub async fn propose(
         return Err(DisposalError::Refused(refused));
     }
     let list_id = uuid::Uuid::now_v7().to_string();
-    let at = crate::db::rfc3339(&archive.clock.now());
-    let mut tx = archive.db.begin_write().await?;
+    let at = crate::db::rfc3339(&disposal.clock.now());
+    let mut tx = disposal.db.begin_write().await?;
     sqlx::query("INSERT INTO disposal_lists (list_id, state, opinion, proposed_by, proposed_by_name, proposed_at) VALUES ($1, 'proposed', $2, $3, $4, $5)")
         .bind(&list_id)
         .bind(&p.opinion)
@@ -354,26 +419,26 @@ pub async fn propose(
         .await?;
     }
     tx.commit().await?;
-    archive
+    disposal
+        .evidence
         .audit(
-            &actor.id,
-            &actor.role,
+            actor,
             "dispose_propose",
             &list_id,
             &format!("{} cases", p.cases.len()),
         )
         .await;
-    list(archive, &list_id).await?.ok_or(DisposalError::NoList)
+    list(disposal, &list_id).await?.ok_or(DisposalError::NoList)
 }
 
 /// A list with its items and its approval trail.
-pub async fn list(archive: &Archive, list_id: &str) -> Result<Option<Value>, DbError> {
+async fn list(disposal: &Disposal, list_id: &str) -> Result<Option<Value>, DbError> {
     let Some(l) = sqlx::query(
         "SELECT list_id, state, opinion, proposed_by, proposed_by_name, proposed_at, decided_by, decided_by_name, \
          decided_at, decision_note, executed_by, executed_at, documents_json FROM disposal_lists WHERE list_id = $1",
     )
     .bind(list_id)
-    .fetch_optional(&archive.db.pool)
+    .fetch_optional(&disposal.db.pool)
     .await?
     else {
         return Ok(None);
@@ -383,7 +448,7 @@ pub async fn list(archive: &Archive, list_id: &str) -> Result<Option<Value>, DbE
          FROM disposal_items i LEFT JOIN cases c ON c.archive_id = i.archive_id WHERE i.list_id = $1 ORDER BY i.archive_id",
     )
     .bind(list_id)
-    .fetch_all(&archive.db.pool)
+    .fetch_all(&disposal.db.pool)
     .await?
     .iter()
     .map(|r| {
@@ -411,12 +476,12 @@ pub async fn list(archive: &Archive, list_id: &str) -> Result<Option<Value>, DbE
     })))
 }
 
-pub async fn lists(archive: &Archive) -> Result<Value, DbError> {
+async fn lists(disposal: &Disposal) -> Result<Value, DbError> {
     let rows = sqlx::query(
         "SELECT l.list_id, l.state, l.proposed_by_name, l.proposed_at, l.decided_at, l.executed_at, \
          (SELECT COUNT(*) FROM disposal_items i WHERE i.list_id = l.list_id) FROM disposal_lists l ORDER BY l.proposed_at DESC LIMIT 1000",
     )
-    .fetch_all(&archive.db.pool)
+    .fetch_all(&disposal.db.pool)
     .await?;
     Ok(json!({"items": rows.iter().map(|r| json!({
         "list_id": r.get::<String, _>(0), "state": r.get::<String, _>(1), "proposed_by_name": r.get::<String, _>(2),
@@ -431,18 +496,18 @@ fn same_person(a: &str, b: &str) -> bool {
 
 /// An administrator's decision. Four eyes: not the proposer's token, nor a token under the
 /// proposer's name.
-pub async fn decide(
-    archive: &Archive,
+async fn decide(
+    disposal: &Disposal,
     list_id: &str,
     approve: bool,
     note: &str,
-    actor: &Actor,
+    actor: &Principal,
 ) -> Result<Value, DisposalError> {
     let r = sqlx::query(
         "SELECT state, proposed_by, proposed_by_name FROM disposal_lists WHERE list_id = $1",
     )
     .bind(list_id)
-    .fetch_optional(&archive.db.pool)
+    .fetch_optional(&disposal.db.pool)
     .await?
     .ok_or(DisposalError::NoList)?;
     let (state, by, by_name): (String, String, String) = (r.get(0), r.get(1), r.get(2));
@@ -452,14 +517,9 @@ pub async fn decide(
         )));
     }
     if by == actor.id || same_person(&by_name, &actor.name) {
-        archive
-            .audit(
-                &actor.id,
-                &actor.role,
-                "dispose_decide",
-                list_id,
-                "403 four_eyes",
-            )
+        disposal
+            .evidence
+            .audit(actor, "dispose_decide", list_id, "403 four_eyes")
             .await;
         return Err(DisposalError::FourEyes(
             "the proposer of a disposal list may not decide it: another administrator must".into(),
@@ -470,10 +530,10 @@ pub async fn decide(
         .bind(decision)
         .bind(&actor.id)
         .bind(&actor.name)
-        .bind(crate::db::rfc3339(&archive.clock.now()))
+        .bind(crate::db::rfc3339(&disposal.clock.now()))
         .bind(note)
         .bind(list_id)
-        .execute(&archive.db.pool)
+        .execute(&disposal.db.pool)
         .await?
         .rows_affected();
     if n != 1 {
@@ -481,23 +541,24 @@ pub async fn decide(
             "the list was decided meanwhile".into(),
         ));
     }
-    archive
-        .audit(&actor.id, &actor.role, "dispose_decide", list_id, decision)
+    disposal
+        .evidence
+        .audit(actor, "dispose_decide", list_id, decision)
         .await;
-    list(archive, list_id).await?.ok_or(DisposalError::NoList)
+    list(disposal, list_id).await?.ok_or(DisposalError::NoList)
 }
 
 /// Destroys the content of an approved list's cases, except those held (or no longer due) now.
 /// Each case is marked disposed (with its log entry) before its package is deleted, and the list
 /// is `executed` only once every delete is done: run again, an interrupted execution finishes.
-pub async fn execute(
-    archive: &Archive,
+async fn execute(
+    disposal: &Disposal,
     list_id: &str,
-    actor: &Actor,
+    actor: &Principal,
 ) -> Result<Value, DisposalError> {
     let state: String = sqlx::query_scalar("SELECT state FROM disposal_lists WHERE list_id = $1")
         .bind(list_id)
-        .fetch_optional(&archive.db.pool)
+        .fetch_optional(&disposal.db.pool)
         .await?
         .ok_or(DisposalError::NoList)?;
     if !matches!(state.as_str(), "approved" | "executing") {
@@ -507,35 +568,35 @@ pub async fn execute(
     }
     sqlx::query("UPDATE disposal_lists SET state = 'executing' WHERE list_id = $1")
         .bind(list_id)
-        .execute(&archive.db.pool)
+        .execute(&disposal.db.pool)
         .await?;
     let items: Vec<(String, Option<String>)> = sqlx::query(
         "SELECT archive_id, outcome FROM disposal_items WHERE list_id = $1 ORDER BY archive_id",
     )
     .bind(list_id)
-    .fetch_all(&archive.db.pool)
+    .fetch_all(&disposal.db.pool)
     .await?
     .iter()
     .map(|r| (r.get(0), r.get(1)))
     .collect();
-    let at = crate::db::rfc3339(&archive.clock.now());
+    let at = crate::db::rfc3339(&disposal.clock.now());
     for (archive_id, outcome) in items {
-        let Some(c) = archive.db.case(&archive_id).await? else {
+        let Some(c) = disposal.db.case(&archive_id).await? else {
             continue;
         };
         if outcome.as_deref() != Some("destroyed") {
-            if let Some(why) = refusal(archive, &archive_id, Some(list_id)).await? {
+            if let Some(why) = refusal(disposal, &archive_id, Some(list_id)).await? {
                 sqlx::query(
                     "UPDATE disposal_items SET outcome = $1 WHERE list_id = $2 AND archive_id = $3",
                 )
                 .bind(format!("kept: {why}"))
                 .bind(list_id)
                 .bind(&archive_id)
-                .execute(&archive.db.pool)
+                .execute(&disposal.db.pool)
                 .await?;
                 continue;
             }
-            let mut tx = archive.db.begin_write().await?;
+            let mut tx = disposal.db.begin_write().await?;
             sqlx::query("UPDATE cases SET status = 'disposed', disposed_at = $1, disposal_list = $2 WHERE archive_id = $3 AND status IN ('archived', 'filed')")
                 .bind(&at)
                 .bind(list_id)
@@ -559,24 +620,27 @@ pub async fn execute(
                 "guidang-disposed-v1\n{archive_id}\n{}\n{list_id}\n",
                 c.tagmanifest_sha256
             );
-            crate::evidence::log::append_on(&mut tx, archive.db.postgres, "disposed", None, &entry)
+            disposal
+                .evidence
+                .log_on(&mut tx, "disposed", None, &entry)
                 .await?;
             tx.commit().await?;
-            archive
+            disposal.evidence.committed();
+            disposal
                 .metrics
                 .cases_disposed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
-        archive.store.delete(&c.package_key).await?;
+        disposal.store.delete(&c.package_key).await?;
     }
-    let docs = write_register(archive, list_id).await?;
+    let docs = write_register(disposal, list_id).await?;
     let docs_json = serde_json::to_string(&docs).unwrap_or_default();
     let reg_sha = docs
         .iter()
         .find(|d| d.name == "register.csv")
         .map(|d| d.sha256.clone())
         .unwrap_or_default();
-    let mut tx = archive.db.begin_write().await?;
+    let mut tx = disposal.db.begin_write().await?;
     sqlx::query("UPDATE disposal_lists SET state = 'executed', executed_by = $1, executed_at = $2, documents_json = $3 WHERE list_id = $4")
         .bind(&actor.id)
         .bind(&at)
@@ -585,46 +649,38 @@ pub async fn execute(
         .execute(&mut *tx)
         .await?;
     let entry = format!("guidang-destruction-register-v1\n{list_id}\n{reg_sha}\n");
-    crate::evidence::log::append_on(
-        &mut tx,
-        archive.db.postgres,
-        "destruction_register",
-        None,
-        &entry,
-    )
-    .await?;
+    disposal
+        .evidence
+        .log_on(&mut tx, "destruction_register", None, &entry)
+        .await?;
     tx.commit().await?;
-    if let Err(e) = archive.log.publish().await {
-        tracing::error!(error = %e, "cannot publish a log checkpoint");
-    }
-    archive
-        .audit(
-            &actor.id,
-            &actor.role,
-            "dispose_execute",
-            list_id,
-            "executed",
-        )
+    disposal.evidence.committed();
+    disposal
+        .evidence
+        .audit(actor, "dispose_execute", list_id, "executed")
         .await;
-    list(archive, list_id).await?.ok_or(DisposalError::NoList)
+    list(disposal, list_id).await?.ok_or(DisposalError::NoList)
 }
 
 /// The destruction register (销毁清册), XML and CSV.
-async fn write_register(archive: &Archive, list_id: &str) -> Result<Vec<Document>, DisposalError> {
+async fn write_register(
+    disposal: &Disposal,
+    list_id: &str,
+) -> Result<Vec<Document>, DisposalError> {
     let l = sqlx::query(
         "SELECT opinion, proposed_by_name, proposed_at, decided_by_name, decided_at, decision_note FROM disposal_lists WHERE list_id = $1",
     )
     .bind(list_id)
-    .fetch_one(&archive.db.pool)
+    .fetch_one(&disposal.db.pool)
     .await
     .map_err(DbError::from)?;
     let s = |i: usize| l.get::<Option<String>, _>(i).unwrap_or_default();
     let prefix = format!("disposals/{list_id}");
-    let mut xml = DocWriter::new(&archive.staging_dir(), "register.xml")?;
-    let mut cw = DocWriter::new(&archive.staging_dir(), "register.csv")?;
+    let mut xml = DocWriter::new(&disposal.staging.clone(), "register.xml")?;
+    let mut cw = DocWriter::new(&disposal.staging.clone(), "register.csv")?;
     xml.put(&format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<destruction_register xmlns=\"urn:guidang:disposal:1\" fonds_code=\"{}\" list_id=\"{}\">\n  <title>销毁清册</title>\n  <opinion>{}</opinion>\n  <proposed_by>{}</proposed_by>\n  <proposed_at>{}</proposed_at>\n  <approved_by>{}</approved_by>\n  <approved_at>{}</approved_at>\n  <decision_note>{}</decision_note>\n",
-        esc(&archive.settings.fonds_code), esc(list_id), esc(&s(0)), esc(&s(1)), esc(&s(2)), esc(&s(3)), esc(&s(4)), esc(&s(5))
+        esc(&disposal.fonds_code), esc(list_id), esc(&s(0)), esc(&s(1)), esc(&s(2)), esc(&s(3)), esc(&s(4)), esc(&s(5))
     ))?;
     cw.put("\u{feff}档号,归档标识,办件名称,事项名称,年度,保管期限,文件数,字节数,包摘要算法,包摘要,鉴定意见,处置结果,销毁时间\r\n")?;
     let mut after = String::new();
@@ -639,7 +695,7 @@ async fn write_register(archive: &Archive, list_id: &str) -> Result<Vec<Document
         )
         .bind(list_id)
         .bind(&after)
-        .fetch_all(&archive.db.pool)
+        .fetch_all(&disposal.db.pool)
         .await
         .map_err(DbError::from)?;
         let Some(last) = rows.last() else { break };
@@ -674,7 +730,7 @@ async fn write_register(archive: &Archive, list_id: &str) -> Result<Vec<Document
     }
     xml.put("</destruction_register>\n")?;
     Ok(vec![
-        xml.store(&archive.store, &prefix).await?,
-        cw.store(&archive.store, &prefix).await?,
+        xml.store(&disposal.store, &prefix).await?,
+        cw.store(&disposal.store, &prefix).await?,
     ])
 }

@@ -23,12 +23,9 @@ pub async fn append_on(
     archive_id: Option<&str>,
     entry: &str,
 ) -> Result<u64, DbError> {
-    if postgres {
-        // Several servers may append at once: one at a time decides the next index.
-        sqlx::query("SELECT pg_advisory_xact_lock(72150002)")
-            .execute(&mut *conn)
-            .await?;
-    }
+    crate::db::locks::AdvisoryLock::Log
+        .hold_on(&mut *conn, postgres)
+        .await?;
     let n: i64 = sqlx::query(
         "INSERT INTO log_entries (idx, kind, archive_id, entry, created_at) \
          SELECT COALESCE(MAX(idx) + 1, 0), $1, $2, $3, $4 FROM log_entries RETURNING idx",

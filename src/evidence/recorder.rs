@@ -8,6 +8,7 @@ use sqlx::Acquire;
 use tokio::sync::{mpsc, oneshot};
 
 use super::log::{Log, append_on};
+
 use super::note::aip_entry;
 use crate::db::cases::{CaseRow, EventRow, FileRow, insert_case_on};
 use crate::db::{Db, DbError};
@@ -43,11 +44,14 @@ const MAX_BATCH: usize = 64;
 
 impl Recorder {
     /// `log`: where archived packages are entered, in the same transaction as their case.
-    pub fn start(db: Db, log: Log) -> Recorder {
+    /// `grown` is notified after each commit that appended to the log.
+    pub fn start(
+        db: Db,
+        grown: std::sync::Arc<tokio::sync::Notify>,
+        tasks: &crate::tasks::Tasks,
+    ) -> Recorder {
         let (tx, rx) = mpsc::channel(1024);
-        let grown = std::sync::Arc::new(tokio::sync::Notify::new());
-        tokio::spawn(run(db, grown.clone(), rx));
-        tokio::spawn(checkpoints(log, grown));
+        tasks.spawn_until_stopped("recorder", move |stop| run(db, grown, rx, stop));
         Recorder { tx }
     }
 
@@ -65,20 +69,48 @@ impl Recorder {
 
 /// Signs a checkpoint after the log grows, at most every [`CHECKPOINT_EVERY`]: under load many
 /// appends share one checkpoint; a proof requested in between publishes its own.
-async fn checkpoints(log: Log, grown: std::sync::Arc<tokio::sync::Notify>) {
+pub(super) async fn checkpoints(
+    log: Log,
+    grown: std::sync::Arc<tokio::sync::Notify>,
+    mut stop: crate::tasks::Stop,
+) {
     loop {
-        grown.notified().await;
+        let stopping = tokio::select! {
+            _ = grown.notified() => false,
+            _ = stop.stopped() => true,
+        };
+        // On the way out too: the last appends get a checkpoint before the server goes.
         if let Err(e) = log.publish().await {
             tracing::error!(error = %e, "cannot publish a log checkpoint");
         }
-        tokio::time::sleep(CHECKPOINT_EVERY).await;
+        if stopping {
+            return;
+        }
+        if !stop.sleep(CHECKPOINT_EVERY).await {
+            let _ = log.publish().await;
+            return;
+        }
     }
 }
 
 const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(200);
 
-async fn run(db: Db, grown: std::sync::Arc<tokio::sync::Notify>, mut rx: mpsc::Receiver<Job>) {
-    while let Some(first) = rx.recv().await {
+async fn run(
+    db: Db,
+    grown: std::sync::Arc<tokio::sync::Notify>,
+    mut rx: mpsc::Receiver<Job>,
+    mut stop: crate::tasks::Stop,
+) {
+    loop {
+        let first = tokio::select! {
+            j = rx.recv() => j,
+            _ = stop.stopped() => {
+                // Drain: what was queued is written; later writes are refused.
+                rx.close();
+                rx.recv().await
+            }
+        };
+        let Some(first) = first else { return };
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
             match rx.try_recv() {

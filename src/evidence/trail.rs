@@ -36,11 +36,9 @@ pub async fn append_on(
     postgres: bool,
     e: &Event,
 ) -> Result<(), DbError> {
-    if postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(72150003)")
-            .execute(&mut *conn)
-            .await?;
-    }
+    crate::db::locks::AdvisoryLock::Trail
+        .hold_on(&mut *conn, postgres)
+        .await?;
     let head = sqlx::query("SELECT seq, hash FROM audit_trail ORDER BY seq DESC LIMIT 1")
         .fetch_optional(&mut *conn)
         .await?;

@@ -1,5 +1,5 @@
 //! The yearly filing (归档, article 40): every case completed in year Y is checked, given its
-//! archival code and handed to the archive office by 30 June of Y+1, with a filing register
+//! archival code and handed to the filing office by 30 June of Y+1, with a filing register
 //! (归档文件目录) and a registration form (归档登记表).
 //!
 //! A filing batch codes its cases a chunk at a time; each chunk (codes, counters, statuses, batch
@@ -20,27 +20,140 @@ use futures_util::StreamExt;
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::archive::Archive;
+use crate::auth::Principal;
+use crate::clock::Clock;
+use crate::config::{FilingSettings, Retention};
 use crate::db::lease::Lease;
-use crate::db::{Bind, DbError, bind_all};
+use crate::db::{Bind, Db, DbError, bind_all};
+use crate::evidence::Evidence;
 use crate::evidence::checks::Outcome;
+use crate::keys::Keys;
+use crate::metrics::Metrics;
+use crate::storage::Store;
 use crate::verify::Status;
 
-/// Who asked for the filing (the scheduler is `guidang`).
-#[derive(Debug, Clone)]
-pub struct Actor {
-    pub id: String,
-    pub role: String,
-    pub name: String,
+/// What the filing service is built from.
+pub struct Parts {
+    pub db: Db,
+    pub store: Store,
+    pub clock: Arc<dyn Clock>,
+    pub evidence: Evidence,
+    pub keys: Arc<Keys>,
+    pub metrics: Arc<Metrics>,
+    pub settings: FilingSettings,
+    pub fonds_code: String,
+    /// The retention of a case recorded without one (the configured default).
+    pub default_retention: Retention,
+    pub staging: std::path::PathBuf,
+    /// This server, as the owner of the filing lease.
+    pub instance: String,
 }
 
-impl Actor {
-    pub fn scheduler() -> Actor {
-        Actor {
-            id: "guidang".into(),
-            role: "system".into(),
-            name: "scheduler".into(),
+/// The yearly filing service.
+pub struct Filing {
+    db: Db,
+    store: Store,
+    clock: Arc<dyn Clock>,
+    evidence: Evidence,
+    keys: Arc<Keys>,
+    metrics: Arc<Metrics>,
+    settings: FilingSettings,
+    fonds_code: String,
+    default_retention: Retention,
+    staging: std::path::PathBuf,
+    instance: String,
+}
+
+impl Filing {
+    pub fn new(p: Parts) -> Filing {
+        Filing {
+            db: p.db,
+            store: p.store,
+            clock: p.clock,
+            evidence: p.evidence,
+            keys: p.keys,
+            metrics: p.metrics,
+            settings: p.settings,
+            fonds_code: p.fonds_code,
+            default_retention: p.default_retention,
+            staging: p.staging,
+            instance: p.instance,
         }
+    }
+
+    pub fn settings(&self) -> &FilingSettings {
+        &self.settings
+    }
+
+    /// Files year `year`: a new batch, or the one a crash or a lost lease left running.
+    pub async fn run(&self, year: i64, origin: &str, by: &Principal) -> Result<Batch, FilingError> {
+        run(self, year, origin, by).await
+    }
+
+    pub async fn batches(&self, year: i64) -> Result<Vec<Batch>, DbError> {
+        batches(self, year).await
+    }
+
+    pub async fn batch(&self, batch_id: &str) -> Result<Option<Batch>, DbError> {
+        batch(self, batch_id).await
+    }
+
+    /// The state of year `year`: counts, deadline, batches, completeness.
+    pub async fn status(&self, year: i64) -> Result<serde_json::Value, DbError> {
+        status::status(self, year).await
+    }
+
+    pub async fn counts(&self, year: i64) -> Result<status::Counts, DbError> {
+        status::counts(self, year).await
+    }
+
+    /// Declares the cases an organisation expects to have archived in `year`.
+    pub async fn put_expected(
+        &self,
+        year: i64,
+        org: &str,
+        expected: &status::Expected,
+        by: &Principal,
+    ) -> Result<(usize, usize), DbError> {
+        let (keys, counts) = status::put_expected(self, year, org, expected).await?;
+        self.evidence
+            .audit(
+                by,
+                "declare_expected",
+                &format!("{year} {org}"),
+                &format!("{keys} cases, {counts} counts"),
+            )
+            .await;
+        Ok((keys, counts))
+    }
+
+    /// A document of a filing batch (register, form), entered in the audit trail. `None` when
+    /// the batch exists but has no such document (yet).
+    pub async fn document(
+        &self,
+        year: i64,
+        batch_id: &str,
+        name: &str,
+        by: &Principal,
+    ) -> Result<Option<crate::documents::Opened>, FilingError> {
+        let b = batch(self, batch_id)
+            .await?
+            .filter(|b| b.year == year)
+            .ok_or(FilingError::NoBatch)?;
+        self.evidence
+            .audit(by, "read_filing_document", batch_id, name)
+            .await;
+        let Some(doc) = crate::documents::find(b.documents.as_ref(), name) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            crate::documents::Opened::open(&self.store, doc).await?,
+        ))
+    }
+
+    /// One look at the calendar: the notices due now, and the scheduled filing if its day came.
+    pub async fn tick(&self) -> Result<Vec<schedule::Notice>, FilingError> {
+        schedule::tick(self).await
     }
 }
 
@@ -57,6 +170,8 @@ pub enum FilingError {
     /// A state the filing's own bookkeeping should never reach (a batch row gone mid-run).
     #[error("filing: {0}")]
     Inconsistent(String),
+    #[error("no such filing batch")]
+    NoBatch,
     #[error("a filing is already running (held by {0}); try again when it has finished")]
     Busy(String),
     #[error("year {0} has no archived case waiting to be filed")]
@@ -125,20 +240,20 @@ fn batch_from(r: &sqlx::any::AnyRow) -> Batch {
     }
 }
 
-pub async fn batches(archive: &Archive, year: i64) -> Result<Vec<Batch>, DbError> {
+async fn batches(filing: &Filing, year: i64) -> Result<Vec<Batch>, DbError> {
     let sql = format!("SELECT {BATCH_COLUMNS} FROM filing_batches WHERE year = $1 ORDER BY seq");
     let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(year)
-        .fetch_all(&archive.db.pool)
+        .fetch_all(&filing.db.pool)
         .await?;
     Ok(rows.iter().map(batch_from).collect())
 }
 
-pub async fn batch(archive: &Archive, batch_id: &str) -> Result<Option<Batch>, DbError> {
+async fn batch(filing: &Filing, batch_id: &str) -> Result<Option<Batch>, DbError> {
     let sql = format!("SELECT {BATCH_COLUMNS} FROM filing_batches WHERE batch_id = $1");
     let r = sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(batch_id)
-        .fetch_optional(&archive.db.pool)
+        .fetch_optional(&filing.db.pool)
         .await?;
     Ok(r.as_ref().map(batch_from))
 }
@@ -162,28 +277,28 @@ struct Queued {
 
 /// Files year `year`: resumes its unfinished batch, or starts the next one. `Err(Nothing)` when
 /// every archived case of the year is filed already.
-pub async fn run(
-    archive: &Archive,
+async fn run(
+    filing: &Filing,
     year: i64,
     origin: &str,
-    actor: &Actor,
+    actor: &Principal,
 ) -> Result<Batch, FilingError> {
-    let tz = archive.settings.filing.tz();
-    if archive.clock.now().with_timezone(&tz).year() as i64 <= year {
+    let tz = filing.settings.tz();
+    if filing.clock.now().with_timezone(&tz).year() as i64 <= year {
         return Err(FilingError::NotYet(year));
     }
     let lease = match Lease::acquire(
-        &archive.db,
+        &filing.db,
         "filing",
-        &archive.instance,
-        archive.settings.filing.lease_secs,
+        &filing.instance,
+        filing.settings.lease_secs,
     )
     .await?
     {
         Ok(l) => l,
         Err(holder) => return Err(FilingError::Busy(holder)),
     };
-    let r = run_leased(archive, year, origin, actor, &lease).await;
+    let r = run_leased(filing, year, origin, actor, &lease).await;
     if let Err(e) = lease.release().await {
         tracing::warn!(error = %e, "cannot release the filing lease; it expires by itself");
     }
@@ -191,14 +306,14 @@ pub async fn run(
 }
 
 async fn run_leased(
-    archive: &Archive,
+    filing: &Filing,
     year: i64,
     origin: &str,
-    actor: &Actor,
+    actor: &Principal,
     lease: &Lease,
 ) -> Result<Batch, FilingError> {
-    let db = &archive.db;
-    let running = batches(archive, year)
+    let db = &filing.db;
+    let running = batches(filing, year)
         .await?
         .into_iter()
         .find(|b| b.state == "running");
@@ -207,13 +322,13 @@ async fn run_leased(
             tracing::warn!(batch_id = %b.batch_id, year, cases = b.cases, "resuming an interrupted filing batch");
             b
         }
-        None => start_batch(archive, year, origin, actor).await?,
+        None => start_batch(filing, year, origin, actor).await?,
     };
-    let settings = &archive.settings.filing;
+    let settings = &filing.settings;
     let pattern = &settings.code_pattern;
-    let keys = Arc::new(archive.keys().await?);
+    let keys = Arc::new(filing.keys.published().await?);
     let deadline = schedule::deadline(year, settings.tz());
-    let late = batch.kind == "supplementary" || archive.clock.now() >= deadline;
+    let late = batch.kind == "supplementary" || filing.clock.now() >= deadline;
     let full = settings.check == crate::config::CheckDepth::Full;
     tracing::info!(batch_id = %batch.batch_id, year, kind = %batch.kind, "filing");
     // The next chunk is checked while the previous one is recorded; chunks are read in
@@ -265,7 +380,7 @@ async fn run_leased(
             .map(|c| {
                 let keys = &keys;
                 async move {
-                    let r = check_case(archive, &c, keys, full).await;
+                    let r = check_case(filing, &c, keys, full).await;
                     (c, r)
                 }
             })
@@ -273,7 +388,7 @@ async fn run_leased(
             .collect::<Vec<_>>();
         let record = async {
             match previous.take() {
-                Some(p) => record_chunk(archive, &batch, pattern, p, late)
+                Some(p) => record_chunk(filing, &batch, pattern, p, late)
                     .await
                     .map(|_| true),
                 None => Ok(false),
@@ -293,16 +408,16 @@ async fn run_leased(
         }
         previous = Some(checked);
     }
-    finish(archive, &batch.batch_id, actor).await
+    finish(filing, &batch.batch_id, actor).await
 }
 
 async fn start_batch(
-    archive: &Archive,
+    filing: &Filing,
     year: i64,
     origin: &str,
-    actor: &Actor,
+    actor: &Principal,
 ) -> Result<Batch, FilingError> {
-    let db = &archive.db;
+    let db = &filing.db;
     let waiting: i64 =
         sqlx::query("SELECT COUNT(*) FROM (SELECT 1 FROM cases WHERE year = $1 AND status = 'archived' LIMIT 1) t")
             .bind(year)
@@ -324,7 +439,7 @@ async fn start_batch(
         &uuid::Uuid::now_v7().simple().to_string()[24..]
     );
     let kind = if seq == 1 { "regular" } else { "supplementary" };
-    let started_at = crate::db::rfc3339(&archive.clock.now());
+    let started_at = crate::db::rfc3339(&filing.clock.now());
     sqlx::query("INSERT INTO filing_batches (batch_id, year, seq, kind, state, origin, started_by, started_at) VALUES ($1, $2, $3, $4, 'running', $5, $6, $7)")
         .bind(&batch_id)
         .bind(year)
@@ -336,7 +451,7 @@ async fn start_batch(
         .execute(&mut *tx)
         .await?;
     tx.commit().await?;
-    batch(archive, &batch_id)
+    batch(filing, &batch_id)
         .await?
         .ok_or_else(|| FilingError::Inconsistent("the new batch vanished".into()))
 }
@@ -346,7 +461,7 @@ async fn start_batch(
 /// with its recorded size, its tag manifest is the one recorded, and its signature verifies under
 /// a published key; with `check = "full"` every payload byte is re-hashed as well.
 async fn check_case(
-    archive: &Archive,
+    filing: &Filing,
     c: &Queued,
     keys: &Arc<Vec<crate::signing::PublicKeyInfo>>,
     full: bool,
@@ -364,7 +479,7 @@ async fn check_case(
     let recorded = c.package_size as u64;
     let size_mismatch =
         move |size: u64| format!("the stored package is {size} bytes, {recorded} were recorded");
-    let report = if let Some(path) = archive.store.local_path(&c.package_key) {
+    let report = if let Some(path) = filing.store.local_path(&c.package_key) {
         let keys = keys.clone();
         tokio::task::spawn_blocking(move || {
             let f = std::fs::File::open(&path)
@@ -385,7 +500,7 @@ async fn check_case(
         .await
         .map_err(|e| format!("the check stopped: {e}"))??
     } else {
-        let size = archive
+        let size = filing
             .store
             .size(&c.package_key)
             .await
@@ -393,7 +508,7 @@ async fn check_case(
         if size != recorded {
             return Err(size_mismatch(size));
         }
-        let reader = archive
+        let reader = filing
             .store
             .reader(&c.package_key, size, tokio::runtime::Handle::current());
         let keys = keys.clone();
@@ -424,14 +539,14 @@ const ROWS_PER_STATEMENT: usize = 100;
 
 /// Codes, files and counts one chunk in one transaction.
 async fn record_chunk(
-    archive: &Archive,
+    filing: &Filing,
     batch: &Batch,
     pattern: &crate::config::CodePattern,
     checked: Vec<(Queued, Result<(), String>)>,
     late: bool,
 ) -> Result<(), FilingError> {
-    let db = &archive.db;
-    let settings = &archive.settings;
+    let db = &filing.db;
+    let settings = &filing.settings;
     // Counted at ingest; a row without the counts (none should remain after migration 0006)
     // is counted here, by its own index lookup.
     let mut counts: HashMap<String, (i64, i64)> = HashMap::new();
@@ -448,10 +563,10 @@ async fn record_chunk(
         };
         counts.insert(c.archive_id.clone(), n);
     }
-    let filed_at = crate::db::rfc3339(&archive.clock.now());
+    let filed_at = crate::db::rfc3339(&filing.clock.now());
     let mut tx = db.begin_write().await?;
     let mut counters: HashMap<String, i64> = HashMap::new();
-    // (archive id, archival code, files, bytes)
+    // (filing id, archival code, files, bytes)
     let mut coded: Vec<(&str, String, i64, i64)> = vec![];
     let (mut online, mut offline, mut refused) = (0i64, 0i64, 0i64);
     for (c, verdict) in &checked {
@@ -467,19 +582,18 @@ async fn record_chunk(
             continue;
         }
         let org = settings
-            .filing
             .org_codes
             .get(&c.social_code)
             .map(String::as_str)
             .unwrap_or(&c.social_code);
         let v = crate::config::CodeValues {
-            fonds: &settings.fonds_code,
-            category: &settings.filing.category,
+            fonds: &filing.fonds_code,
+            category: &settings.category,
             year: batch.year,
             retention: c
                 .retention
                 .as_deref()
-                .unwrap_or(settings.retention.default.as_str()),
+                .unwrap_or(filing.default_retention.as_str()),
             org,
             task_type: &c.task_type,
         };
@@ -574,7 +688,7 @@ async fn record_chunk(
     .execute(&mut *tx)
     .await?;
     tx.commit().await?;
-    archive
+    filing
         .metrics
         .cases_filed
         .fetch_add(cases as u64, std::sync::atomic::Ordering::Relaxed);
@@ -583,20 +697,20 @@ async fn record_chunk(
 
 /// Writes the register and the registration form, then closes the batch and enters it in the
 /// transparency log, in one transaction.
-async fn finish(archive: &Archive, batch_id: &str, actor: &Actor) -> Result<Batch, FilingError> {
-    let b = batch(archive, batch_id)
+async fn finish(filing: &Filing, batch_id: &str, actor: &Principal) -> Result<Batch, FilingError> {
+    let b = batch(filing, batch_id)
         .await?
         .ok_or_else(|| FilingError::Inconsistent("the batch vanished".into()))?;
-    let docs = register::write_filing(archive, &b).await?;
+    let docs = register::write_filing(filing, &b).await?;
     let form_sha = docs
         .iter()
         .find(|d| d.name == "form.xml")
         .map(|d| d.sha256.clone())
         .unwrap_or_default();
-    let finished_at = crate::db::rfc3339(&archive.clock.now());
+    let finished_at = crate::db::rfc3339(&filing.clock.now());
     let docs_json =
         serde_json::to_string(&docs).map_err(|e| FilingError::Inconsistent(e.to_string()))?;
-    let mut tx = archive.db.begin_write().await?;
+    let mut tx = filing.db.begin_write().await?;
     sqlx::query("UPDATE filing_batches SET state = 'complete', finished_at = $1, documents_json = $2 WHERE batch_id = $3 AND state = 'running'")
         .bind(&finished_at)
         .bind(&docs_json)
@@ -607,23 +721,20 @@ async fn finish(archive: &Archive, batch_id: &str, actor: &Actor) -> Result<Batc
         "guidang-filed-v1\n{}\n{batch_id}\n{}\n{form_sha}\n",
         b.year, b.cases
     );
-    crate::evidence::log::append_on(&mut tx, archive.db.postgres, "filed", None, &entry).await?;
-    crate::evidence::trail::append_on(
-        &mut tx,
-        archive.db.postgres,
-        &crate::evidence::trail::Event {
-            actor: actor.id.clone(),
-            role: actor.role.clone(),
-            action: "file".into(),
-            target: batch_id.into(),
-            outcome: format!("{} filed, {} refused", b.cases, b.refused),
-        },
-    )
-    .await?;
+    filing
+        .evidence
+        .log_on(&mut tx, "filed", None, &entry)
+        .await?;
+    let outcome = format!("{} filed, {} refused", b.cases, b.refused);
+    filing
+        .evidence
+        .trail_on(
+            &mut tx,
+            &crate::evidence::trail_event(actor, "file", batch_id, &outcome),
+        )
+        .await?;
     tx.commit().await?;
-    if let Err(e) = archive.log.publish().await {
-        tracing::error!(error = %e, "cannot publish a log checkpoint");
-    }
+    filing.evidence.committed();
     tracing::info!(
         batch_id,
         year = b.year,
@@ -631,7 +742,7 @@ async fn finish(archive: &Archive, batch_id: &str, actor: &Actor) -> Result<Batc
         refused = b.refused,
         "filing batch complete"
     );
-    batch(archive, batch_id)
+    batch(filing, batch_id)
         .await?
         .ok_or_else(|| FilingError::Inconsistent("the batch vanished".into()))
 }

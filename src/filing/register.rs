@@ -5,19 +5,19 @@
 
 use sqlx::Row;
 
+use super::Filing;
 use super::{Batch, FilingError};
-use crate::archive::Archive;
 use crate::documents::{DocWriter, Document, csv};
 use crate::xml::esc;
 
 const PAGE: i64 = 2000;
 
 /// Writes the register (XML and CSV) and the registration form of a finished batch.
-pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>, FilingError> {
+pub async fn write_filing(filing: &Filing, b: &Batch) -> Result<Vec<Document>, FilingError> {
     let prefix = format!("filings/{}/{}", b.year, b.batch_id);
-    let fonds = &archive.settings.fonds_code;
-    let mut xml = DocWriter::new(&archive.staging_dir(), "register.xml")?;
-    let mut csvw = DocWriter::new(&archive.staging_dir(), "register.csv")?;
+    let fonds = &filing.fonds_code;
+    let mut xml = DocWriter::new(&filing.staging.clone(), "register.xml")?;
+    let mut csvw = DocWriter::new(&filing.staging.clone(), "register.csv")?;
     xml.put(&format!(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filing_register xmlns=\"urn:guidang:filing:1\" fonds_code=\"{}\" year=\"{}\" batch_id=\"{}\" kind=\"{}\">\n",
         esc(fonds), b.year, esc(&b.batch_id), b.kind
@@ -35,7 +35,7 @@ pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>,
         .bind(&b.batch_id)
         .bind(&after)
         .bind(PAGE)
-        .fetch_all(&archive.db.pool)
+        .fetch_all(&filing.db.pool)
         .await?;
         let Some(last) = rows.last() else { break };
         after = last.get(0);
@@ -79,13 +79,13 @@ pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>,
         }
     }
     xml.put(&format!("  <count>{n}</count>\n</filing_register>\n"))?;
-    let reg_xml = xml.store(&archive.store, &prefix).await?;
-    let reg_csv = csvw.store(&archive.store, &prefix).await?;
+    let reg_xml = xml.store(&filing.store, &prefix).await?;
+    let reg_csv = csvw.store(&filing.store, &prefix).await?;
 
-    let tz = archive.settings.filing.tz();
+    let tz = filing.settings.tz();
     let deadline = super::schedule::deadline(b.year, tz);
-    let finished = archive.clock.now();
-    let mut form = DocWriter::new(&archive.staging_dir(), "form.xml")?;
+    let finished = filing.clock.now();
+    let mut form = DocWriter::new(&filing.staging.clone(), "form.xml")?;
     let el = |name: &str, v: &str| format!("  <{name}>{}</{name}>\n", esc(v));
     let mut x = String::from(
         "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<filing_registration xmlns=\"urn:guidang:filing:1\">\n  <title>归档登记表</title>\n",
@@ -100,11 +100,7 @@ pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>,
     x += &el("finished_at", &crate::db::rfc3339(&finished));
     x += &el(
         "deadline",
-        &format!(
-            "{}-06-30 ({})",
-            b.year + 1,
-            archive.settings.filing.time_zone
-        ),
+        &format!("{}-06-30 ({})", b.year + 1, filing.settings.time_zone),
     );
     x += &el(
         "on_time",
@@ -120,7 +116,7 @@ pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>,
     x += &el("carrier", "online");
     x += &format!(
         "  <checks standard=\"DA/T 70-2018\" stage=\"GD\" method=\"{}\">\n    <passed>{}</passed>\n    <refused>{}</refused>\n  </checks>\n",
-        esc(archive.settings.filing.check.as_str()),
+        esc(filing.settings.check.as_str()),
         b.cases,
         b.refused
     );
@@ -133,7 +129,7 @@ pub async fn write_filing(archive: &Archive, b: &Batch) -> Result<Vec<Document>,
     }
     x += "</filing_registration>\n";
     form.put(&x)?;
-    let form = form.store(&archive.store, &prefix).await?;
+    let form = form.store(&filing.store, &prefix).await?;
     Ok(vec![reg_xml, reg_csv, form])
 }
 

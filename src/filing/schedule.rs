@@ -7,10 +7,10 @@
 
 use chrono::{DateTime, Datelike, NaiveDate, TimeZone, Utc};
 use serde::Serialize;
-use std::sync::Arc;
 
-use super::{Actor, FilingError};
-use crate::archive::Archive;
+use super::Filing;
+use super::FilingError;
+use crate::auth::Principal;
 
 /// The instant year `year`'s filing is late: the start of 1 July of `year + 1` in `tz`.
 pub fn deadline(year: i64, tz: chrono_tz::Tz) -> DateTime<Utc> {
@@ -34,19 +34,19 @@ pub struct Notice {
 }
 
 /// One look at the calendar; returns the notices given now.
-pub async fn tick(archive: &Archive) -> Result<Vec<Notice>, FilingError> {
-    let f = &archive.settings.filing;
+pub(super) async fn tick(filing: &Filing) -> Result<Vec<Notice>, FilingError> {
+    let f = &filing.settings;
     let tz = f.tz();
-    let today = archive.clock.now().with_timezone(&tz).date_naive();
+    let today = filing.clock.now().with_timezone(&tz).date_naive();
     let year = today.year() as i64 - 1;
     let deadline_day = NaiveDate::from_ymd_opt(year as i32 + 1, 6, 30).unwrap_or_default();
     let days_left = (deadline_day - today).num_days();
-    let mut counts = super::status::counts(archive, year).await?;
-    archive
+    let mut counts = super::status::counts(filing, year).await?;
+    filing
         .metrics
         .filing_pending
         .store(counts.pending as u64, std::sync::atomic::Ordering::Relaxed);
-    archive
+    filing
         .metrics
         .filing_days_left
         .store(days_left, std::sync::atomic::Ordering::Relaxed);
@@ -63,11 +63,11 @@ pub async fn tick(archive: &Archive) -> Result<Vec<Notice>, FilingError> {
     // Run the filing on the configured day (and, after it, file late arrivals) if nobody has.
     if let Some(md) = f.auto_run_on.0
         && md.in_year(year + 1).is_some_and(|d| today >= d)
-        && waiting_unrefused(archive, year).await? > 0
+        && waiting_unrefused(filing, year).await? > 0
     {
-        match super::run(archive, year, "scheduled", &Actor::scheduler()).await {
+        match super::run(filing, year, "scheduled", &Principal::scheduler()).await {
             Ok(b) => {
-                counts = super::status::counts(archive, year).await?;
+                counts = super::status::counts(filing, year).await?;
                 let n = notice(
                     "filed",
                     &counts,
@@ -76,7 +76,7 @@ pub async fn tick(archive: &Archive) -> Result<Vec<Notice>, FilingError> {
                         b.kind, b.batch_id, b.cases, b.refused
                     ),
                 );
-                if give(archive, year, &format!("filed-{}", b.batch_id), &n).await? {
+                if give(filing, year, &format!("filed-{}", b.batch_id), &n).await? {
                     out.push(n);
                 }
             }
@@ -96,7 +96,7 @@ pub async fn tick(archive: &Archive) -> Result<Vec<Notice>, FilingError> {
                 counts.filed, counts.pending, counts.refused, counts.rejected
             ),
         );
-        if give(archive, year, &format!("report-{today}"), &n).await? {
+        if give(filing, year, &format!("report-{today}"), &n).await? {
             out.push(n);
         }
     }
@@ -118,11 +118,11 @@ pub async fn tick(archive: &Archive) -> Result<Vec<Notice>, FilingError> {
                     counts.pending
                 ),
             );
-            if give(archive, year, &format!("warn-{most}"), &n).await? {
+            if give(filing, year, &format!("warn-{most}"), &n).await? {
                 out.push(n);
             }
             for d in &passed[1..] {
-                mark(archive, year, &format!("warn-{d}")).await?;
+                mark(filing, year, &format!("warn-{d}")).await?;
             }
         }
     }
@@ -135,40 +135,40 @@ pub async fn tick(archive: &Archive) -> Result<Vec<Notice>, FilingError> {
                 counts.pending
             ),
         );
-        if give(archive, year, "overdue", &n).await? {
+        if give(filing, year, "overdue", &n).await? {
             out.push(n);
         }
     }
     Ok(out)
 }
 
-async fn waiting_unrefused(archive: &Archive, year: i64) -> Result<i64, FilingError> {
+async fn waiting_unrefused(filing: &Filing, year: i64) -> Result<i64, FilingError> {
     use sqlx::Row;
     let running: i64 =
         sqlx::query("SELECT COUNT(*) FROM filing_batches WHERE year = $1 AND state = 'running'")
             .bind(year)
-            .fetch_one(&archive.db.pool)
+            .fetch_one(&filing.db.pool)
             .await?
             .get(0);
     let waiting: i64 = sqlx::query(
         "SELECT COUNT(*) FROM cases WHERE year = $1 AND status = 'archived' AND filing_problem IS NULL",
     )
     .bind(year)
-    .fetch_one(&archive.db.pool)
+    .fetch_one(&filing.db.pool)
     .await?
     .get(0);
     Ok(running + waiting)
 }
 
 /// Records a notice as given; `false` if it had been given already (by any server).
-async fn mark(archive: &Archive, year: i64, key: &str) -> Result<bool, FilingError> {
+async fn mark(filing: &Filing, year: i64, key: &str) -> Result<bool, FilingError> {
     let n = sqlx::query(
         "INSERT INTO filing_notices (year, notice, at) VALUES ($1, $2, $3) ON CONFLICT (year, notice) DO NOTHING",
     )
     .bind(year)
     .bind(key)
-    .bind(crate::db::rfc3339(&archive.clock.now()))
-    .execute(&archive.db.pool)
+    .bind(crate::db::rfc3339(&filing.clock.now()))
+    .execute(&filing.db.pool)
     .await
     .map_err(crate::db::DbError::from)?
     .rows_affected();
@@ -176,11 +176,11 @@ async fn mark(archive: &Archive, year: i64, key: &str) -> Result<bool, FilingErr
 }
 
 /// Gives a notice once: log, metric, webhook.
-async fn give(archive: &Archive, year: i64, key: &str, n: &Notice) -> Result<bool, FilingError> {
-    if !mark(archive, year, key).await? {
+async fn give(filing: &Filing, year: i64, key: &str, n: &Notice) -> Result<bool, FilingError> {
+    if !mark(filing, year, key).await? {
         return Ok(false);
     }
-    archive
+    filing
         .metrics
         .filing_notices
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -192,7 +192,7 @@ async fn give(archive: &Archive, year: i64, key: &str, n: &Notice) -> Result<boo
             tracing::info!(kind = %n.kind, year, days_left = n.days_left, pending = n.counts.pending, "{}", n.message)
         }
     }
-    if let Some(url) = &archive.settings.filing.webhook {
+    if let Some(url) = &filing.settings.webhook {
         let body = serde_json::to_vec(n).unwrap_or_default();
         let r = reqwest::Client::new()
             .post(url)
@@ -211,16 +211,4 @@ async fn give(archive: &Archive, year: i64, key: &str, n: &Notice) -> Result<boo
         }
     }
     Ok(true)
-}
-
-/// The scheduler task of `guidang serve`.
-pub async fn run_background(archive: Arc<Archive>) {
-    let every =
-        std::time::Duration::from_millis(archive.settings.filing.scheduler_every_ms.max(10));
-    loop {
-        if let Err(e) = tick(&archive).await {
-            tracing::error!(error = %e, "the filing scheduler failed; it tries again");
-        }
-        tokio::time::sleep(every).await;
-    }
 }

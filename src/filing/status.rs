@@ -7,7 +7,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use sqlx::Row;
 
-use crate::archive::Archive;
+use super::Filing;
 use crate::db::{Bind, DbError, bind_all, value_rows};
 
 /// Counts only; what the scheduler looks at every day.
@@ -31,8 +31,8 @@ pub struct Counts {
 const NEVER_ARCHIVED: &str = "FROM rejections r WHERE r.year = $1 AND NOT EXISTS (SELECT 1 FROM cases c \
     WHERE c.social_code = r.social_code AND c.task_code = r.task_code AND c.project_id = r.project_id)";
 
-pub async fn counts(archive: &Archive, year: i64) -> Result<Counts, DbError> {
-    let db = &archive.db;
+pub(super) async fn counts(filing: &Filing, year: i64) -> Result<Counts, DbError> {
+    let db = &filing.db;
     let rows = sqlx::query(
         "SELECT status, COUNT(*), CAST(COALESCE(SUM(filing_late), 0) AS BIGINT), \
          CAST(COALESCE(SUM(CASE WHEN filing_problem IS NOT NULL THEN 1 ELSE 0 END), 0) AS BIGINT) \
@@ -57,7 +57,7 @@ pub async fn counts(archive: &Archive, year: i64) -> Result<Counts, DbError> {
             _ => {}
         }
     }
-    if archive.clock.now() >= super::schedule::deadline(year, archive.settings.filing.tz()) {
+    if filing.clock.now() >= super::schedule::deadline(year, filing.settings.tz()) {
         c.late += c.pending;
     }
     c.rejected = sqlx::query(
@@ -75,14 +75,14 @@ pub async fn counts(archive: &Archive, year: i64) -> Result<Counts, DbError> {
 const LIST_MAX: i64 = 1000;
 
 /// The full status of year `year` (`GET /api/v1/filings/{year}`).
-pub async fn status(archive: &Archive, year: i64) -> Result<Value, DbError> {
-    let db = &archive.db;
-    let tz = archive.settings.filing.tz();
-    let c = counts(archive, year).await?;
-    let now = archive.clock.now();
+pub(super) async fn status(filing: &Filing, year: i64) -> Result<Value, DbError> {
+    let db = &filing.db;
+    let tz = filing.settings.tz();
+    let c = counts(filing, year).await?;
+    let now = filing.clock.now();
     let today = now.with_timezone(&tz).date_naive();
     let deadline_day = chrono::NaiveDate::from_ymd_opt(year as i32 + 1, 6, 30).unwrap_or_default();
-    let batches = super::batches(archive, year).await?;
+    let batches = super::batches(filing, year).await?;
     let refused: Vec<Value> = sqlx::query(
         "SELECT archive_id, project_id, task_code, filing_problem FROM cases WHERE year = $1 AND status = 'archived' \
          AND filing_problem IS NOT NULL ORDER BY archive_id LIMIT $2",
@@ -115,7 +115,7 @@ pub async fn status(archive: &Archive, year: i64) -> Result<Value, DbError> {
     .collect();
     Ok(json!({
         "year": year,
-        "time_zone": archive.settings.filing.time_zone.to_string(),
+        "time_zone": filing.settings.time_zone.to_string(),
         "deadline": deadline_day.to_string(),
         "days_left": (deadline_day - today).num_days(),
         "deadline_passed": now >= super::schedule::deadline(year, tz),
@@ -123,7 +123,7 @@ pub async fn status(archive: &Archive, year: i64) -> Result<Value, DbError> {
         "batches": batches,
         "refused": refused,
         "rejected": rejected,
-        "completeness": completeness(archive, year).await?,
+        "completeness": completeness(filing, year).await?,
     }))
 }
 
@@ -148,13 +148,13 @@ pub struct ExpectedCase {
 }
 
 /// Replaces `social_code`'s declaration for `year`.
-pub async fn put_expected(
-    archive: &Archive,
+pub(super) async fn put_expected(
+    filing: &Filing,
     year: i64,
     social_code: &str,
     e: &Expected,
 ) -> Result<(usize, usize), DbError> {
-    let mut tx = archive.db.begin_write().await?;
+    let mut tx = filing.db.begin_write().await?;
     for t in ["filing_expected", "filing_expected_counts"] {
         sqlx::query(sqlx::AssertSqlSafe(format!(
             "DELETE FROM {t} WHERE year = $1 AND social_code = $2"
@@ -203,8 +203,8 @@ pub async fn put_expected(
     Ok((keys.len(), e.counts.len()))
 }
 
-async fn completeness(archive: &Archive, year: i64) -> Result<Value, DbError> {
-    let db = &archive.db;
+async fn completeness(filing: &Filing, year: i64) -> Result<Value, DbError> {
+    let db = &filing.db;
     let declared: i64 = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM filing_expected WHERE year = $1) + (SELECT COUNT(*) FROM filing_expected_counts WHERE year = $1)",
     )

@@ -7,9 +7,15 @@ use serde::Serialize;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::archive::Archive;
+use std::sync::Arc;
+
 use crate::db::cases::CaseRow;
 use crate::db::{Db, DbError};
+use crate::evidence::Evidence;
+use crate::keys::Keys;
+use crate::metrics::Metrics;
+use crate::storage::Store;
+use crate::tasks::{Leased, Stop};
 use crate::verify::{Check, Status, verify_reader};
 
 #[derive(Debug, Clone, Serialize)]
@@ -35,19 +41,103 @@ pub enum AuditError {
 /// How long the background audit waits when nothing is due.
 const IDLE: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// Re-verifies one case's stored package now and records the result.
-pub async fn audit_case(archive: &Archive, case: &CaseRow) -> Result<Audit, AuditError> {
-    let keys = archive.keys().await?;
-    let proof = archive
-        .log
+/// The fixity service: audits of stored packages, and reconciliation of the database with the
+/// transparency log.
+pub struct Fixity {
+    db: Db,
+    store: Store,
+    evidence: Evidence,
+    keys: Arc<Keys>,
+    metrics: Arc<Metrics>,
+}
+
+impl Fixity {
+    pub fn new(
+        db: Db,
+        store: Store,
+        evidence: Evidence,
+        keys: Arc<Keys>,
+        metrics: Arc<Metrics>,
+    ) -> Fixity {
+        Fixity {
+            db,
+            store,
+            evidence,
+            keys,
+            metrics,
+        }
+    }
+
+    /// Re-verifies one case's stored package now and records the result.
+    pub async fn audit_case(&self, case: &CaseRow) -> Result<Audit, AuditError> {
+        audit_case(self, case).await
+    }
+
+    /// Recent audits, newest first; `failed_only` for the ones that found something.
+    pub async fn list(
+        &self,
+        failed_only: bool,
+        limit: i64,
+    ) -> Result<Vec<serde_json::Value>, DbError> {
+        list(&self.db, failed_only, limit).await
+    }
+
+    /// Re-verifies a case's package now at `who`'s request, entered in the audit trail.
+    pub async fn verify(
+        &self,
+        who: &crate::auth::Principal,
+        case: &CaseRow,
+    ) -> Result<Audit, AuditError> {
+        let a = audit_case(self, case).await?;
+        let outcome = if a.ok { "ok" } else { "findings" };
+        self.evidence
+            .audit(who, "verify", &case.archive_id, outcome)
+            .await;
+        Ok(a)
+    }
+
+    /// [`Fixity::reconcile`] at `who`'s request, entered in the audit trail.
+    pub async fn reconcile_for(
+        &self,
+        who: &crate::auth::Principal,
+    ) -> Result<Vec<String>, DbError> {
+        let findings = self.reconcile().await?;
+        let outcome = if findings.is_empty() {
+            "consistent"
+        } else {
+            "findings"
+        };
+        self.evidence.audit(who, "reconcile", "log", outcome).await;
+        Ok(findings)
+    }
+
+    /// Checks the database against the log and the log against its published checkpoint; a
+    /// finding counts as a failed audit and is logged.
+    pub async fn reconcile(&self) -> Result<Vec<String>, DbError> {
+        let findings = crate::evidence::log::reconcile(&self.db, self.evidence.log()).await?;
+        if !findings.is_empty() {
+            self.metrics
+                .fixity_failed
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(findings = ?findings, "the database and the transparency log disagree");
+        }
+        Ok(findings)
+    }
+}
+
+async fn audit_case(fixity: &Fixity, case: &CaseRow) -> Result<Audit, AuditError> {
+    let keys = fixity.keys.published().await?;
+    let proof = fixity
+        .evidence
+        .log()
         .proof_for_case(&case.archive_id)
         .await?
         .map(|p| p.format());
     let mut findings = Vec::new();
-    let (report, bytes) = match archive.store.size(&case.package_key).await {
+    let (report, bytes) = match fixity.store.size(&case.package_key).await {
         Ok(size) => {
             let reader =
-                archive
+                fixity
                     .store
                     .reader(&case.package_key, size, tokio::runtime::Handle::current());
             let name = case.package_key.clone();
@@ -75,7 +165,7 @@ pub async fn audit_case(archive: &Archive, case: &CaseRow) -> Result<Audit, Audi
                     .into(),
             );
         }
-        for f in archive.db.case_files(&case.archive_id).await? {
+        for f in fixity.db.case_files(&case.archive_id).await? {
             let key = format!("data/submission/{}", f.path);
             if r.manifest_sha256.get(&key) != Some(&f.sha256) {
                 findings.push(format!(
@@ -99,20 +189,20 @@ pub async fn audit_case(archive: &Archive, case: &CaseRow) -> Result<Audit, Audi
         findings,
         checks,
     };
-    record(&archive.db, &audit).await?;
+    record(&fixity.db, &audit).await?;
     if audit.ok {
-        archive
+        fixity
             .metrics
             .fixity_ok
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
     } else {
-        archive
+        fixity
             .metrics
             .fixity_failed
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         tracing::error!(archive_id = %case.archive_id, findings = ?audit.findings, "fixity audit FAILED");
         let entry = format!("guidang-fixity-failed-v1\n{}\n{}\n", case.archive_id, at);
-        archive.log_event("fixity_failed", entry).await?;
+        fixity.evidence.log_event("fixity_failed", entry).await?;
     }
     Ok(audit)
 }
@@ -136,12 +226,7 @@ async fn record(db: &Db, a: &Audit) -> Result<(), DbError> {
     Ok(())
 }
 
-/// Recent audits, newest first; `failed_only` for the ones that found something.
-pub async fn list(
-    db: &Db,
-    failed_only: bool,
-    limit: i64,
-) -> Result<Vec<serde_json::Value>, DbError> {
+async fn list(db: &Db, failed_only: bool, limit: i64) -> Result<Vec<serde_json::Value>, DbError> {
     let sql = if failed_only {
         "SELECT audit_id, archive_id, at, ok, bytes, detail FROM fixity_audits WHERE ok = 0 ORDER BY at DESC LIMIT $1"
     } else {
@@ -166,39 +251,54 @@ pub async fn list(
 }
 
 /// The background audit: least recently verified first, each package at most once per
-/// `min_interval`, at most `bytes_per_hour`.
+/// `min_interval`, at most `bytes_per_hour`; and hourly, reconciliation. One server of the
+/// deployment does it at a time: the holder of the `fixity-audit` lease, renewed as it goes.
 pub async fn run_background(
-    archive: std::sync::Arc<Archive>,
+    fixity: Arc<Fixity>,
+    lease: Leased,
     bytes_per_hour: u64,
     min_interval: std::time::Duration,
+    mut stop: Stop,
 ) {
-    if bytes_per_hour == 0 {
-        return;
-    }
+    const LEASE_MS: u64 = 120_000;
     let hour = std::time::Duration::from_secs(3600);
-    let mut window = std::time::Instant::now();
+    let mut window: Option<std::time::Instant> = None;
     let mut spent = 0u64;
-    // Hourly, the database is also reconciled with the log (deleted rows, rewritten entries).
-    let reconcile = |archive: std::sync::Arc<Archive>| async move {
-        if let Err(e) = archive.reconcile().await {
-            tracing::error!(error = %e, "reconciliation could not run");
+    while !stop.is_stopped() {
+        match crate::db::lease::Lease::acquire_ms(&lease.db, lease.lease, &lease.owner, LEASE_MS)
+            .await
+        {
+            Ok(Ok(_held)) => {}
+            Ok(Err(_other)) => {
+                // Another server audits; look again when its lease could have lapsed.
+                window = None;
+                stop.sleep(std::time::Duration::from_millis(LEASE_MS / 2))
+                    .await;
+                continue;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "fixity audit: cannot take the lease");
+                stop.sleep(IDLE).await;
+                continue;
+            }
         }
-    };
-    reconcile(archive.clone()).await;
-    loop {
-        if window.elapsed() >= hour {
-            window = std::time::Instant::now();
+        if window.is_none_or(|w| w.elapsed() >= hour) {
+            window = Some(std::time::Instant::now());
             spent = 0;
-            reconcile(archive.clone()).await;
+            if let Err(e) = fixity.reconcile().await {
+                tracing::error!(error = %e, "reconciliation could not run");
+            }
         }
         if spent >= bytes_per_hour {
-            tokio::time::sleep(hour.saturating_sub(window.elapsed())).await;
+            let rest = window.map_or(hour, |w| hour.saturating_sub(w.elapsed()));
+            stop.sleep(rest.min(std::time::Duration::from_millis(LEASE_MS / 2)))
+                .await;
             continue;
         }
         let before = (chrono::Utc::now()
             - chrono::Duration::from_std(min_interval).unwrap_or_default())
         .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
-        let next = match archive.db.next_to_verify(&before).await {
+        let next = match fixity.db.next_to_verify(&before).await {
             Ok(n) => n,
             Err(e) => {
                 tracing::error!(error = %e, "fixity audit: cannot pick a case");
@@ -206,14 +306,14 @@ pub async fn run_background(
             }
         };
         let Some(case) = next else {
-            tokio::time::sleep(IDLE).await;
+            stop.sleep(IDLE).await;
             continue;
         };
-        match audit_case(&archive, &case).await {
+        match fixity.audit_case(&case).await {
             Ok(a) => spent += a.bytes.max(1),
             Err(e) => {
                 tracing::error!(error = %e, archive_id = %case.archive_id, "fixity audit could not run");
-                tokio::time::sleep(std::time::Duration::from_secs(60)).await;
+                stop.sleep(std::time::Duration::from_secs(60)).await;
             }
         }
     }

@@ -1,54 +1,208 @@
-//! The `Authorization: Bearer` extractor.
+//! Extractors for what every handler needs first: who calls (`Authorization: Bearer`), whether
+//! their role may do this ([`Authorized`]), and for case routes the case itself, visible to them,
+//! found or 404 ([`CaseOf`]), and not destroyed or 410 ([`ContentOf`]). A handler then states only
+//! what is particular to it.
 
 use std::future::Future;
+use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::Arc;
 
 use actix_web::{FromRequest, HttpRequest, dev::Payload, web};
 
 use super::error::ApiError;
-use crate::archive::Archive;
-use crate::auth::{Caller, Role, authenticate};
+use crate::app::App;
+use crate::auth::{Principal, Role};
+use crate::db::cases::{CaseRow, CaseStatus};
 
-pub struct Auth(pub Caller);
+/// A set of roles allowed on a route.
+pub trait RoleSet: 'static {
+    const ROLES: &'static [Role];
+}
 
-impl Auth {
-    /// 403 unless the caller has one of `roles`.
-    pub fn require(&self, roles: &[Role]) -> Result<&Caller, ApiError> {
-        if roles.contains(&self.0.role) {
-            Ok(&self.0)
-        } else {
-            Err(ApiError::Forbidden(format!(
-                "the {} role may not do this",
-                self.0.role.as_str()
-            )))
+macro_rules! role_set {
+    ($(#[$m:meta])* $name:ident = [$($r:ident),+]) => {
+        $(#[$m])*
+        pub struct $name;
+        impl RoleSet for $name {
+            const ROLES: &'static [Role] = &[$(Role::$r),+];
         }
+    };
+}
+
+role_set!(
+    /// Anyone with a token.
+    AnyRole = [Submitter, Archivist, Auditor, Admin]
+);
+role_set!(
+    /// Those who read cases: a submitter its own organisation's, archivists and auditors all.
+    CaseReaders = [Submitter, Archivist, Auditor]
+);
+role_set!(
+    /// Those who read whole packages and files.
+    PackageReaders = [Archivist, Auditor]
+);
+role_set!(
+    /// Those who push cases.
+    Submitters = [Submitter, Archivist]
+);
+role_set!(
+    /// Those who read filing, disposal and retention state.
+    RecordsReaders = [Archivist, Auditor, Admin]
+);
+role_set!(
+    /// Those who keep the records: file, hold, execute disposal.
+    Keepers = [Archivist, Admin]
+);
+role_set!(Archivists = [Archivist]);
+role_set!(Admins = [Admin]);
+role_set!(
+    /// Those who check the evidence: the audit trail, reconciliation.
+    Overseers = [Auditor, Admin]
+);
+role_set!(
+    /// Those who declare which cases to expect in a year.
+    Declarers = [Submitter, Archivist, Admin]
+);
+
+/// The caller, authenticated, with a role in `R` (401 without a valid token, 403 otherwise).
+pub struct Authorized<R: RoleSet>(pub Principal, PhantomData<R>);
+
+impl<R: RoleSet> std::ops::Deref for Authorized<R> {
+    type Target = Principal;
+    fn deref(&self) -> &Principal {
+        &self.0
     }
 }
 
-impl FromRequest for Auth {
+fn app_of(req: &HttpRequest) -> Option<Arc<App>> {
+    req.app_data::<web::Data<Arc<App>>>()
+        .map(|d| d.get_ref().clone())
+}
+
+async fn authorize(
+    app: Option<Arc<App>>,
+    token: Option<String>,
+    roles: &[Role],
+) -> Result<Principal, ApiError> {
+    let (Some(app), Some(token)) = (app, token) else {
+        return Err(ApiError::Unauthorized);
+    };
+    let p = app
+        .tokens()
+        .authenticate(&token)
+        .await?
+        .ok_or(ApiError::Unauthorized)?;
+    if !roles.contains(&p.role) {
+        return Err(ApiError::Forbidden(format!(
+            "the {} role may not do this",
+            p.role.as_str()
+        )));
+    }
+    Ok(p)
+}
+
+fn bearer(req: &HttpRequest) -> Option<String> {
+    req.headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(|t| t.trim().to_string())
+}
+
+impl<R: RoleSet> FromRequest for Authorized<R> {
     type Error = ApiError;
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let archive = req.app_data::<web::Data<Arc<Archive>>>().cloned();
-        let token = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(|t| t.trim().to_string());
+        let (app, token) = (app_of(req), bearer(req));
         Box::pin(async move {
-            let (Some(archive), Some(token)) = (archive, token) else {
-                return Err(ApiError::Unauthorized);
-            };
-            match authenticate(&archive.db, &token).await? {
-                Some(c) => Ok(Auth(c)),
-                None => Err(ApiError::Unauthorized),
+            Ok(Authorized(
+                authorize(app, token, R::ROLES).await?,
+                PhantomData,
+            ))
+        })
+    }
+}
+
+/// The case named by the route's `{archive_id}`, as the caller (a role in `R`) may see it: 404
+/// if it does not exist or is another organisation's. A destroyed case is still a tombstone here.
+pub struct CaseOf<R: RoleSet> {
+    pub who: Principal,
+    pub case: CaseRow,
+    _r: PhantomData<R>,
+}
+
+/// [`CaseOf`] whose content still exists: 410 once it was destroyed by disposal.
+pub struct ContentOf<R: RoleSet> {
+    pub who: Principal,
+    pub case: CaseRow,
+    _r: PhantomData<R>,
+}
+
+async fn find_case(
+    app: Option<Arc<App>>,
+    token: Option<String>,
+    roles: &[Role],
+    id: Option<String>,
+) -> Result<(Principal, CaseRow), ApiError> {
+    let who = authorize(app.clone(), token, roles).await?;
+    let (Some(app), Some(id)) = (app, id) else {
+        return Err(ApiError::NotFound("no such case".into()));
+    };
+    let case = app
+        .cases()
+        .case_for(&who, &id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("no case {id}")))?;
+    Ok((who, case))
+}
+
+fn archive_id(req: &HttpRequest) -> Option<String> {
+    req.match_info().get("archive_id").map(str::to_string)
+}
+
+impl<R: RoleSet> FromRequest for CaseOf<R> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let (app, token, id) = (app_of(req), bearer(req), archive_id(req));
+        Box::pin(async move {
+            let (who, case) = find_case(app, token, R::ROLES, id).await?;
+            Ok(CaseOf {
+                who,
+                case,
+                _r: PhantomData,
+            })
+        })
+    }
+}
+
+impl<R: RoleSet> FromRequest for ContentOf<R> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
+        let (app, token, id) = (app_of(req), bearer(req), archive_id(req));
+        Box::pin(async move {
+            let (who, case) = find_case(app, token, R::ROLES, id).await?;
+            if case.status == CaseStatus::Disposed {
+                return Err(ApiError::Gone(format!(
+                    "the content of case {} was destroyed under disposal list {} at {}",
+                    case.archive_id,
+                    case.disposal_list.as_deref().unwrap_or("-"),
+                    case.disposed_at.as_deref().unwrap_or("-")
+                )));
             }
+            Ok(ContentOf {
+                who,
+                case,
+                _r: PhantomData,
+            })
         })
     }
 }

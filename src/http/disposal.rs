@@ -7,15 +7,11 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::Auth;
+use super::auth::{Admins, Archivists, Authorized, CaseOf, Keepers, RecordsReaders};
 use super::error::ApiError;
-use super::filing::{actor, stream_document};
-use crate::archive::Archive;
-use crate::auth::Role;
-use crate::disposal;
-
-const READERS: &[Role] = &[Role::Archivist, Role::Auditor, Role::Admin];
-const KEEPERS: &[Role] = &[Role::Archivist, Role::Admin];
+use super::filing::stream_document;
+use crate::app::App;
+use crate::disposal::Proposal;
 
 #[derive(Deserialize)]
 pub struct Page {
@@ -24,28 +20,28 @@ pub struct Page {
 }
 
 pub async fn due(
-    auth: Auth,
+    _who: Authorized<RecordsReaders>,
     q: web::Query<Page>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(READERS)?;
     let page = q.page.unwrap_or(1).max(1);
     let per_page = q.per_page.unwrap_or(100).clamp(1, 1000);
-    Ok(HttpResponse::Ok().json(disposal::due(&archive, page, per_page).await?))
+    Ok(HttpResponse::Ok().json(app.disposal().due(page, per_page).await?))
 }
 
-pub async fn lists(auth: Auth, archive: web::Data<Arc<Archive>>) -> Result<HttpResponse, ApiError> {
-    auth.require(READERS)?;
-    Ok(HttpResponse::Ok().json(disposal::lists(&archive).await?))
+pub async fn lists(
+    _who: Authorized<RecordsReaders>,
+    app: web::Data<Arc<App>>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(app.disposal().lists().await?))
 }
 
 pub async fn propose(
-    auth: Auth,
-    body: web::Json<disposal::Proposal>,
-    archive: web::Data<Arc<Archive>>,
+    who: Authorized<Archivists>,
+    body: web::Json<Proposal>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(&[Role::Archivist])?;
-    let l = disposal::propose(&archive, &body, &actor(caller)).await?;
+    let l = app.disposal().propose(&body, &who).await?;
     Ok(HttpResponse::Created()
         .insert_header((
             "location",
@@ -58,13 +54,13 @@ pub async fn propose(
 }
 
 pub async fn show(
-    auth: Auth,
+    _who: Authorized<RecordsReaders>,
     path: web::Path<String>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(READERS)?;
     let id = path.into_inner();
-    disposal::list(&archive, &id)
+    app.disposal()
+        .list(&id)
         .await?
         .map(|l| HttpResponse::Ok().json(l))
         .ok_or_else(|| ApiError::NotFound(format!("no disposal list {id}")))
@@ -79,60 +75,42 @@ pub struct Decision {
 }
 
 pub async fn decide(
-    auth: Auth,
+    who: Authorized<Admins>,
     path: web::Path<String>,
     body: web::Json<Decision>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(&[Role::Admin])?;
-    let l = disposal::decide(&archive, &path, body.approve, &body.note, &actor(caller)).await?;
+    let l = app
+        .disposal()
+        .decide(&path, body.approve, &body.note, &who)
+        .await?;
     Ok(HttpResponse::Ok().json(l))
 }
 
 pub async fn execute(
-    auth: Auth,
+    who: Authorized<Keepers>,
     path: web::Path<String>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(KEEPERS)?;
-    Ok(HttpResponse::Ok().json(disposal::execute(&archive, &path, &actor(caller)).await?))
+    Ok(HttpResponse::Ok().json(app.disposal().execute(&path, &who).await?))
 }
 
 pub async fn document(
-    auth: Auth,
+    who: Authorized<RecordsReaders>,
     path: web::Path<(String, String)>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(READERS)?;
     let (id, name) = path.into_inner();
-    let l = disposal::list(&archive, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no disposal list {id}")))?;
-    archive
-        .audit(
-            &caller.token_id,
-            caller.role.as_str(),
-            "read_destruction_register",
-            &id,
-            &name,
-        )
-        .await;
-    stream_document(&archive, l.get("documents"), &name).await
+    let opened = app.disposal().document(&id, &name, &who).await?;
+    stream_document(opened, &name)
 }
 
 pub async fn holds(
-    auth: Auth,
-    path: web::Path<String>,
-    archive: web::Data<Arc<Archive>>,
+    c: CaseOf<RecordsReaders>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(READERS)?;
-    let id = path.into_inner();
-    archive
-        .db
-        .case(&id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no case {id}")))?;
-    Ok(HttpResponse::Ok().json(json!({"items": disposal::holds_of(&archive.db, &id).await?})))
+    let items = app.disposal().holds_of(&c.case.archive_id).await?;
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
 }
 
 #[derive(Deserialize)]
@@ -142,24 +120,25 @@ pub struct Reason {
 }
 
 pub async fn place_hold(
-    auth: Auth,
+    who: Authorized<Keepers>,
     path: web::Path<String>,
     body: web::Json<Reason>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(KEEPERS)?;
-    let h = disposal::place_hold(&archive, &path, &body.reason, &actor(caller)).await?;
+    let h = app.disposal().place_hold(&path, &body.reason, &who).await?;
     Ok(HttpResponse::Created().json(h))
 }
 
 pub async fn release_hold(
-    auth: Auth,
+    who: Authorized<Keepers>,
     path: web::Path<(String, String)>,
     body: web::Json<Reason>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(KEEPERS)?;
     let (id, hold) = path.into_inner();
-    disposal::release_hold(&archive, &id, &hold, &body.reason, &actor(caller)).await?;
-    Ok(HttpResponse::Ok().json(json!({"items": disposal::holds_of(&archive.db, &id).await?})))
+    let disposal = app.disposal();
+    disposal
+        .release_hold(&id, &hold, &body.reason, &who)
+        .await?;
+    Ok(HttpResponse::Ok().json(json!({"items": disposal.holds_of(&id).await?})))
 }

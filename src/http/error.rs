@@ -4,7 +4,7 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use serde_json::json;
 
-use crate::archive::IngestError;
+use crate::ingest::IngestError;
 use crate::problem::{Code, Problem};
 
 #[derive(Debug, thiserror::Error)]
@@ -199,6 +199,7 @@ impl From<crate::filing::FilingError> for ApiError {
             F::LeaseLost => ApiError::Conflict("filing_running", e.to_string()),
             F::Nothing(_) => ApiError::Conflict("nothing_to_file", e.to_string()),
             F::NotYet(_) => ApiError::Conflict("year_not_over", e.to_string()),
+            F::NoBatch => ApiError::NotFound(e.to_string()),
             e @ (F::Db(_) | F::Io(_) | F::Store(_) | F::Document(_) | F::Inconsistent(_)) => {
                 ApiError::internal(e)
             }

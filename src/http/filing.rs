@@ -9,21 +9,11 @@ use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::Auth;
+use super::auth::{Admins, Authorized, Declarers, Keepers, RecordsReaders};
 use super::error::ApiError;
-use crate::archive::Archive;
-use crate::auth::{Caller, Role};
-use crate::filing::Actor;
-
-const READERS: &[Role] = &[Role::Archivist, Role::Auditor, Role::Admin];
-
-pub fn actor(c: &Caller) -> Actor {
-    Actor {
-        id: c.token_id.clone(),
-        role: c.role.as_str().into(),
-        name: c.name.clone(),
-    }
-}
+use crate::app::App;
+use crate::auth::Role;
+use crate::documents::Opened;
 
 #[derive(Deserialize)]
 pub struct RulesQuery {
@@ -31,18 +21,19 @@ pub struct RulesQuery {
 }
 
 pub async fn get_rules(
-    auth: Auth,
+    _who: Authorized<RecordsReaders>,
     q: web::Query<RulesQuery>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(READERS)?;
+    let rules = app.rules();
     let set = match q.version {
-        Some(v) => crate::retention::version(&archive.db, v)
+        Some(v) => rules
+            .version(v)
             .await?
             .ok_or_else(|| ApiError::NotFound(format!("no rule version {v}")))?,
-        None => crate::retention::current(&archive.db).await?,
+        None => (*rules.current().await?).clone(),
     };
-    let s = &archive.settings.retention;
+    let s = rules.settings();
     Ok(HttpResponse::Ok().json(json!({
         "version": set.version,
         "rules": set.rules,
@@ -60,22 +51,12 @@ pub struct RulesBody {
 }
 
 pub async fn put_rules(
-    auth: Auth,
+    who: Authorized<Admins>,
     body: web::Json<RulesBody>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(&[Role::Admin])?;
     crate::retention::validate(&body.rules).map_err(|e| ApiError::BadRequest(e.to_string()))?;
-    let set = archive.put_rules(&body.rules, &caller.token_id).await?;
-    archive
-        .audit(
-            &caller.token_id,
-            caller.role.as_str(),
-            "retention_rules",
-            &format!("version {}", set.version),
-            "200",
-        )
-        .await;
+    let set = app.rules().put(&body.rules, &who).await?;
     Ok(HttpResponse::Ok().json(&*set))
 }
 
@@ -87,35 +68,12 @@ pub struct ReevaluateBody {
 }
 
 pub async fn reevaluate(
-    auth: Auth,
+    who: Authorized<Admins>,
     body: Option<web::Json<ReevaluateBody>>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(&[Role::Admin])?;
     let dry_run = body.map(|b| b.dry_run).unwrap_or(false);
-    let rules = crate::retention::current(&archive.db).await?;
-    let r = crate::retention::reevaluate(
-        &archive.db,
-        &rules,
-        &archive.settings.retention,
-        &caller.token_id,
-        dry_run,
-    )
-    .await?;
-    archive
-        .audit(
-            &caller.token_id,
-            caller.role.as_str(),
-            "retention_reevaluate",
-            &format!("version {}", rules.version),
-            &format!(
-                "{} changed{}",
-                r.changed,
-                if dry_run { " (dry run)" } else { "" }
-            ),
-        )
-        .await;
-    Ok(HttpResponse::Ok().json(r))
+    Ok(HttpResponse::Ok().json(app.rules().reevaluate(&who, dry_run).await?))
 }
 
 #[derive(Deserialize)]
@@ -129,14 +87,13 @@ pub struct FilingBody {
 /// server (`GET /api/v1/filings/{year}` shows its progress; a run interrupted by a restart is
 /// resumed by the next request or by the scheduler).
 pub async fn run(
-    auth: Auth,
+    who: Authorized<Keepers>,
     body: web::Json<FilingBody>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(&[Role::Archivist, Role::Admin])?;
-    let (a, who, year) = (archive.get_ref().clone(), actor(caller), body.year);
-    let mut task = tokio::spawn(async move { crate::filing::run(&a, year, "manual", &who).await });
-    let wait = std::time::Duration::from_millis(archive.settings.filing.respond_within_ms);
+    let (filing, who, year) = (app.filing().clone(), who.0, body.year);
+    let mut task = tokio::spawn(async move { filing.run(year, "manual", &who).await });
+    let wait = std::time::Duration::from_millis(app.filing().settings().respond_within_ms);
     let location = (header::LOCATION, format!("/api/v1/filings/{year}"));
     match tokio::time::timeout(wait, &mut task).await {
         Ok(joined) => {
@@ -154,30 +111,28 @@ pub async fn run(
 }
 
 pub async fn status(
-    auth: Auth,
+    _who: Authorized<RecordsReaders>,
     path: web::Path<i64>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(READERS)?;
-    Ok(HttpResponse::Ok().json(crate::filing::status::status(&archive, path.into_inner()).await?))
+    Ok(HttpResponse::Ok().json(app.filing().status(path.into_inner()).await?))
 }
 
 pub async fn put_expected(
-    auth: Auth,
+    who: Authorized<Declarers>,
     path: web::Path<i64>,
     body: web::Json<crate::filing::status::Expected>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(&[Role::Submitter, Role::Archivist, Role::Admin])?;
     let year = path.into_inner();
-    let org = match (caller.role, &body.social_code) {
-        (Role::Submitter, Some(o)) if Some(o) != caller.org.as_ref() => {
+    let org = match (who.role, &body.social_code) {
+        (Role::Submitter, Some(o)) if Some(o) != who.org.as_ref() => {
             return Err(ApiError::Forbidden(format!(
                 "this token may declare for organisation {} only",
-                caller.org.as_deref().unwrap_or("-")
+                who.org.as_deref().unwrap_or("-")
             )));
         }
-        (Role::Submitter, _) => caller.org.clone().unwrap_or_default(),
+        (Role::Submitter, _) => who.org.clone().unwrap_or_default(),
         (_, Some(o)) => o.clone(),
         (_, None) => {
             return Err(ApiError::BadRequest(
@@ -188,32 +143,15 @@ pub async fn put_expected(
     if let Some((t, n)) = body.counts.iter().find(|(_, n)| **n < 0) {
         return Err(ApiError::BadRequest(format!("counts.{t}: {n} is negative")));
     }
-    let (keys, counts) = crate::filing::status::put_expected(&archive, year, &org, &body).await?;
-    archive
-        .audit(
-            &caller.token_id,
-            caller.role.as_str(),
-            "declare_expected",
-            &format!("{year} {org}"),
-            &format!("{keys} cases, {counts} counts"),
-        )
-        .await;
+    let (keys, counts) = app.filing().put_expected(year, &org, &body, &who).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"year": year, "social_code": org, "cases": keys, "task_codes": counts})))
 }
 
 /// A stored document (register, form, destruction register), streamed.
-pub async fn stream_document(
-    archive: &Archive,
-    docs: Option<&serde_json::Value>,
-    name: &str,
-) -> Result<HttpResponse, ApiError> {
-    let doc: crate::documents::Document = docs
-        .and_then(|d| d.as_array())
-        .and_then(|a| a.iter().find(|d| d["name"] == name))
-        .and_then(|d| serde_json::from_value(d.clone()).ok())
-        .ok_or_else(|| ApiError::NotFound(format!("no document {name} (yet)")))?;
-    let (size, stream) = archive.store.get(&doc.key).await?;
+pub fn stream_document(opened: Option<Opened>, name: &str) -> Result<HttpResponse, ApiError> {
+    let Opened { doc, size, stream } =
+        opened.ok_or_else(|| ApiError::NotFound(format!("no document {name} (yet)")))?;
     let ct = if name.ends_with(".csv") {
         "text/csv; charset=utf-8"
     } else {
@@ -228,24 +166,20 @@ pub async fn stream_document(
 }
 
 pub async fn document(
-    auth: Auth,
+    who: Authorized<RecordsReaders>,
     path: web::Path<(i64, String, String)>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(READERS)?;
     let (year, batch_id, name) = path.into_inner();
-    let b = crate::filing::batch(&archive, &batch_id)
-        .await?
-        .filter(|b| b.year == year)
-        .ok_or_else(|| ApiError::NotFound(format!("no filing batch {batch_id} of {year}")))?;
-    archive
-        .audit(
-            &caller.token_id,
-            caller.role.as_str(),
-            "read_filing_document",
-            &batch_id,
-            &name,
-        )
-        .await;
-    stream_document(&archive, b.documents.as_ref(), &name).await
+    let opened = app
+        .filing()
+        .document(year, &batch_id, &name, &who)
+        .await
+        .map_err(|e| match e {
+            crate::filing::FilingError::NoBatch => {
+                ApiError::NotFound(format!("no filing batch {batch_id} of {year}"))
+            }
+            e => e.into(),
+        })?;
+    stream_document(opened, &name)
 }

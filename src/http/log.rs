@@ -7,38 +7,29 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 
-use super::auth::Auth;
+use super::auth::{AnyRole, Authorized, CaseOf, CaseReaders, Overseers};
 use super::error::ApiError;
-use crate::archive::Archive;
-use crate::auth::Role;
-
-const ANY_ROLE: &[Role] = &[Role::Submitter, Role::Archivist, Role::Auditor, Role::Admin];
+use crate::app::App;
 
 pub async fn checkpoint(
-    auth: Auth,
-    archive: web::Data<Arc<Archive>>,
+    _who: Authorized<AnyRole>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(ANY_ROLE)?;
-    let cp = archive.log.publish().await?;
+    let cp = app.evidence().log().publish().await?;
     Ok(HttpResponse::Ok()
         .content_type("text/plain; charset=utf-8")
         .body(cp.note))
 }
 
 pub async fn proof(
-    auth: Auth,
-    path: web::Path<String>,
-    archive: web::Data<Arc<Archive>>,
+    c: CaseOf<CaseReaders>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(&[Role::Submitter, Role::Archivist, Role::Auditor])?;
-    let id = path.into_inner();
-    archive
-        .case_for(caller, &id)
-        .await?
-        .ok_or_else(|| ApiError::NotFound(format!("no case {id}")))?;
-    let p = archive
-        .log
-        .proof_for_case(&id)
+    let id = &c.case.archive_id;
+    let p = app
+        .evidence()
+        .log()
+        .proof_for_case(id)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("case {id} has no log entry")))?;
     Ok(HttpResponse::Ok()
@@ -53,19 +44,19 @@ pub struct Range {
 }
 
 pub async fn consistency(
-    auth: Auth,
+    _who: Authorized<AnyRole>,
     q: web::Query<Range>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(ANY_ROLE)?;
-    let latest = archive.log.publish().await?;
+    let log = app.evidence().log();
+    let latest = log.publish().await?;
     if q.from == 0 || q.from > q.to || q.to > latest.size {
         return Err(ApiError::BadRequest(format!(
             "need 0 < from <= to <= {} (the latest checkpoint's size)",
             latest.size
         )));
     }
-    let hashes = archive.log.consistency(q.from, q.to).await?;
+    let hashes = log.consistency(q.from, q.to).await?;
     let body: String = hashes
         .iter()
         .map(|h| format!("{}\n", B64.encode(h)))
@@ -87,11 +78,10 @@ pub struct TrailQuery {
 
 /// The audit trail, newest first, with the result of recomputing its hash chain.
 pub async fn trail(
-    auth: Auth,
+    _who: Authorized<Overseers>,
     q: web::Query<TrailQuery>,
-    archive: web::Data<Arc<Archive>>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    auth.require(&[Role::Auditor, Role::Admin])?;
     let q = q.into_inner();
     let f = crate::evidence::trail::Filter {
         actor: q.actor,
@@ -101,8 +91,8 @@ pub async fn trail(
         until: q.until,
         limit: q.limit.unwrap_or(100).clamp(1, 10_000),
     };
-    let items = crate::evidence::trail::list(&archive.db, &f).await?;
-    let chain = match crate::evidence::trail::verify_chain(&archive.db).await? {
+    let items = crate::evidence::trail::list(app.db(), &f).await?;
+    let chain = match crate::evidence::trail::verify_chain(app.db()).await? {
         Ok(rows) => serde_json::json!({"intact": true, "rows": rows}),
         Err((seq, why)) => serde_json::json!({"intact": false, "broken_at": seq, "why": why}),
     };
@@ -111,25 +101,10 @@ pub async fn trail(
 
 /// Runs the database-against-log reconciliation now.
 pub async fn reconcile(
-    auth: Auth,
-    archive: web::Data<Arc<Archive>>,
+    who: Authorized<Overseers>,
+    app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let caller = auth.require(&[Role::Auditor, Role::Admin])?;
-    let findings = archive.reconcile().await?;
-    let outcome = if findings.is_empty() {
-        "consistent"
-    } else {
-        "findings"
-    };
-    archive
-        .audit(
-            &caller.token_id,
-            caller.role.as_str(),
-            "reconcile",
-            "log",
-            outcome,
-        )
-        .await;
+    let findings = app.fixity().reconcile_for(&who).await?;
     Ok(HttpResponse::Ok()
         .json(serde_json::json!({"consistent": findings.is_empty(), "findings": findings})))
 }

@@ -1,5 +1,5 @@
 //! HTTP layer: routes, request logging and the [`Application`] a test can start on a random port.
-//! Handlers only translate between HTTP and [`crate::archive::Archive`].
+//! Handlers only translate between HTTP and the services of [`crate::app::App`].
 
 mod auth;
 mod cases;
@@ -15,10 +15,10 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{App, HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, HttpServer, web};
 use serde_json::json;
 
-use crate::archive::{Archive, OpenError};
+use crate::app::{App, OpenError};
 use crate::config::Settings;
 
 #[derive(Debug, thiserror::Error)]
@@ -32,8 +32,11 @@ pub enum StartError {
 pub struct Application {
     port: u16,
     server: Server,
-    pub archive: Arc<Archive>,
+    app: Arc<App>,
 }
+
+/// How long running writes get to finish after SIGTERM before the process ends.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Application {
     /// Opens the archive and binds the listener (`127.0.0.1:0` picks a free port).
@@ -47,44 +50,38 @@ impl Application {
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Application, StartError> {
         let listen = settings.listen.clone();
-        let archive = Archive::open_with_clock(settings, clock).await?;
+        let app = App::open_with_clock(settings, clock).await?;
         let listener =
             TcpListener::bind(&listen).map_err(|e| StartError::Listen(listen.clone(), e))?;
         let port = listener
             .local_addr()
             .map_err(|e| StartError::Listen(listen.clone(), e))?
             .port();
-        let server = run(listener, archive.clone()).map_err(|e| StartError::Listen(listen, e))?;
-        let a = archive.clone();
-        let every = std::time::Duration::from_secs(archive.settings.audit_head_every_secs.max(1));
-        tokio::spawn(async move {
-            let mut last = None;
-            loop {
-                tokio::time::sleep(every).await;
-                if let Err(e) = a.log_audit_head(&mut last).await {
-                    tracing::error!(error = %e, "cannot enter the audit trail's head in the log");
-                }
-            }
-        });
-        tokio::spawn(crate::filing::schedule::run_background(archive.clone()));
-        tokio::spawn(crate::fixity::run_background(
-            archive.clone(),
-            archive.settings.fixity_bytes_per_hour,
-            std::time::Duration::from_secs(archive.settings.fixity_min_interval_secs),
-        ));
-        Ok(Application {
-            port,
-            server,
-            archive,
-        })
+        let server = run(listener, app.clone()).map_err(|e| StartError::Listen(listen, e))?;
+        app.start_background();
+        Ok(Application { port, server, app })
     }
 
     pub fn port(&self) -> u16 {
         self.port
     }
 
+    pub fn app(&self) -> Arc<App> {
+        self.app.clone()
+    }
+
+    /// A handle that stops the server as SIGTERM does (tests use it).
+    pub fn handle(&self) -> actix_web::dev::ServerHandle {
+        self.server.handle()
+    }
+
+    /// Serves until SIGTERM or SIGINT (or [`Application::handle`]'s stop): the listener closes,
+    /// requests in flight finish, then the background work stops and the recorder drains.
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let r = self.server.await;
+        self.app.shutdown(SHUTDOWN_GRACE).await;
+        tracing::info!("stopped");
+        r
     }
 }
 
@@ -117,10 +114,10 @@ async fn log_requests(
     res
 }
 
-pub fn run(listener: TcpListener, archive: Arc<Archive>) -> std::io::Result<Server> {
-    let data = web::Data::new(archive);
+pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
+    let data = web::Data::new(app);
     let server = HttpServer::new(move || {
-        App::new()
+        actix_web::App::new()
             .wrap(from_fn(log_requests))
             .app_data(data.clone())
             // Completeness declarations and disposal lists can hold many thousands of keys.
@@ -206,9 +203,9 @@ async fn healthz() -> HttpResponse {
     HttpResponse::Ok().json(json!({"status": "ok"}))
 }
 
-async fn readyz(archive: web::Data<Arc<Archive>>) -> HttpResponse {
-    let db = archive.db.ping().await;
-    let store = archive.store.ping().await;
+async fn readyz(app: web::Data<Arc<App>>) -> HttpResponse {
+    let db = app.db().ping().await;
+    let store = app.store().ping().await;
     let body = json!({
         "database": if db.is_ok() { "ok" } else { "unreachable" },
         "object_store": if store.is_ok() { "ok" } else { "unreachable" },
@@ -220,13 +217,13 @@ async fn readyz(archive: web::Data<Arc<Archive>>) -> HttpResponse {
     }
 }
 
-async fn metrics(archive: web::Data<Arc<Archive>>) -> HttpResponse {
+async fn metrics(app: web::Data<Arc<App>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
-        .body(archive.metrics.render())
+        .body(app.metrics().render())
 }
 
-async fn keys(archive: web::Data<Arc<Archive>>) -> Result<HttpResponse, error::ApiError> {
-    let keys = archive.keys().await?;
+async fn keys(app: web::Data<Arc<App>>) -> Result<HttpResponse, error::ApiError> {
+    let keys = app.keys().published().await?;
     Ok(HttpResponse::Ok().json(json!({"keys": keys})))
 }

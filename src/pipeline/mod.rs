@@ -24,6 +24,7 @@ use std::path::Path;
 use chrono::{DateTime, FixedOffset};
 use sha2::{Digest as _, Sha256};
 
+use crate::auth::Principal;
 use crate::config::Settings;
 use crate::db::cases::FileRow;
 use crate::evidence::antivirus::Verdict;
@@ -35,24 +36,6 @@ use describe::{CaseMetadata, METADATA_PATH};
 use identify::{Action, Identification, Sniffer};
 use package::{BagInfo, Finished, PackageWriter};
 use unpack::Source;
-
-/// Who is archiving, and through which channel.
-#[derive(Debug, Clone)]
-pub struct Agent {
-    /// Token id, or `cli:{user}` for offline import.
-    pub id: String,
-    pub name: String,
-    pub role: String,
-    pub org: Option<String>,
-    /// `online` (HTTP) or `offline` (import).
-    pub channel: &'static str,
-}
-
-impl Agent {
-    pub fn label(&self) -> String {
-        format!("{} ({}, {})", self.name, self.role, self.channel)
-    }
-}
 
 /// A package built, signed and synced in the staging area, with everything to record it.
 #[derive(Debug)]
@@ -90,7 +73,7 @@ pub struct PrepareInput<'a> {
     pub policy: &'a BTreeMap<String, Action>,
     pub signer: &'a Signer,
     pub archive_id: &'a str,
-    pub agent: &'a Agent,
+    pub agent: &'a Principal,
     pub received_at: DateTime<FixedOffset>,
     /// The retention rules in force: the assigned retention is sealed into `archive.xml`.
     pub rules: &'a crate::retention::RuleSet,
@@ -453,7 +436,7 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         process_steps: metadata.process.len(),
         warnings: problems.warnings.len(),
         formats,
-        channel: inp.agent.channel,
+        channel: inp.agent.channel.as_str(),
         virus_scan: av.configured().then(|| av.engine()),
         signed_by: &inp.signer.info.key_id,
     });
@@ -555,7 +538,7 @@ fn archive_xml(
             .map(|y| y.to_string())
             .unwrap_or_default(),
     );
-    el(&mut x, "  ", "channel", inp.agent.channel);
+    el(&mut x, "  ", "channel", inp.agent.channel.as_str());
     el(
         &mut x,
         "  ",

@@ -188,7 +188,7 @@ impl RuleSet {
 }
 
 /// The newest rule set (version 0 and no rules if none was ever set).
-pub async fn current(db: &Db) -> Result<RuleSet, DbError> {
+async fn current(db: &Db) -> Result<RuleSet, DbError> {
     let r = sqlx::query("SELECT version, rules_json, created_at, created_by FROM retention_rulesets ORDER BY version DESC LIMIT 1")
         .fetch_optional(&db.pool)
         .await?;
@@ -200,7 +200,7 @@ pub async fn current(db: &Db) -> Result<RuleSet, DbError> {
     }))
 }
 
-pub async fn version(db: &Db, version: i64) -> Result<Option<RuleSet>, DbError> {
+async fn version(db: &Db, version: i64) -> Result<Option<RuleSet>, DbError> {
     let r = sqlx::query(
         "SELECT version, rules_json, created_at, created_by FROM retention_rulesets WHERE version = $1",
     )
@@ -220,13 +220,11 @@ fn ruleset_from(r: &sqlx::any::AnyRow) -> RuleSet {
 }
 
 /// Stores `rules` as the next version. Existing cases keep what they have.
-pub async fn put(db: &Db, rules: &[Rule], by: &str) -> Result<RuleSet, DbError> {
+async fn put(db: &Db, rules: &[Rule], by: &str) -> Result<RuleSet, DbError> {
     let mut tx = db.begin_write().await?;
-    if db.postgres {
-        sqlx::query("SELECT pg_advisory_xact_lock(72150004)")
-            .execute(&mut *tx)
-            .await?;
-    }
+    crate::db::locks::AdvisoryLock::Rules
+        .hold_on(&mut tx, db.postgres)
+        .await?;
     let v: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM retention_rulesets")
         .fetch_one(&mut *tx)
         .await?
@@ -269,7 +267,7 @@ pub struct Reevaluation {
 
 /// Applies the current rules to every case not yet disposed. Archival codes already given are
 /// kept: a code is a permanent identifier, and the case's events record the change.
-pub async fn reevaluate(
+async fn reevaluate(
     db: &Db,
     rules: &RuleSet,
     settings: &RetentionSettings,
@@ -354,6 +352,100 @@ pub async fn reevaluate(
         }
     }
     Ok(out)
+}
+
+/// The retention-rule service: the rules in force (cached; another server's change is seen
+/// within [`RULES_TTL`]), their versions, and re-evaluation of existing cases.
+pub struct Rules {
+    db: Db,
+    evidence: crate::evidence::Evidence,
+    settings: RetentionSettings,
+    cache: std::sync::RwLock<(std::sync::Arc<RuleSet>, std::time::Instant)>,
+}
+
+/// How stale the cached rules may be on a server that did not change them itself.
+const RULES_TTL: std::time::Duration = std::time::Duration::from_secs(2);
+
+impl Rules {
+    pub async fn open(
+        db: Db,
+        evidence: crate::evidence::Evidence,
+        settings: RetentionSettings,
+    ) -> Result<Rules, DbError> {
+        let set = current(&db).await?;
+        Ok(Rules {
+            db,
+            evidence,
+            settings,
+            cache: std::sync::RwLock::new((std::sync::Arc::new(set), std::time::Instant::now())),
+        })
+    }
+
+    pub fn settings(&self) -> &RetentionSettings {
+        &self.settings
+    }
+
+    /// The rules in force.
+    pub async fn current(&self) -> Result<std::sync::Arc<RuleSet>, DbError> {
+        if let Ok(g) = self.cache.read()
+            && g.1.elapsed() < RULES_TTL
+        {
+            return Ok(g.0.clone());
+        }
+        let fresh = std::sync::Arc::new(current(&self.db).await?);
+        if let Ok(mut g) = self.cache.write() {
+            *g = (fresh.clone(), std::time::Instant::now());
+        }
+        Ok(fresh)
+    }
+
+    pub async fn version(&self, v: i64) -> Result<Option<RuleSet>, DbError> {
+        version(&self.db, v).await
+    }
+
+    /// Stores a new version of the rules; it applies to cases archived from now on.
+    pub async fn put(
+        &self,
+        rules: &[Rule],
+        by: &crate::auth::Principal,
+    ) -> Result<std::sync::Arc<RuleSet>, DbError> {
+        let set = std::sync::Arc::new(put(&self.db, rules, &by.id).await?);
+        if let Ok(mut g) = self.cache.write() {
+            *g = (set.clone(), std::time::Instant::now());
+        }
+        self.evidence
+            .audit(
+                by,
+                "retention_rules",
+                &format!("version {}", set.version),
+                "200",
+            )
+            .await;
+        Ok(set)
+    }
+
+    /// Applies the rules in force to every case not yet disposed.
+    pub async fn reevaluate(
+        &self,
+        by: &crate::auth::Principal,
+        dry_run: bool,
+    ) -> Result<Reevaluation, DbError> {
+        let rules = self.current().await?;
+        let r = reevaluate(&self.db, &rules, &self.settings, &by.id, dry_run).await?;
+        self.evidence
+            .audit(
+                by,
+                "retention_reevaluate",
+                &format!("version {}", rules.version),
+                &format!(
+                    "{} changed{}",
+                    r.changed,
+                    if dry_run { " (dry run)" } else { "" }
+                ),
+            )
+            .await;
+        Ok(r)
+    }
 }
 
 #[cfg(test)]

@@ -5,7 +5,7 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use guidang::archive::Archive;
+use guidang::app::App;
 use guidang::config::Settings;
 use guidang::http::Application;
 
@@ -54,7 +54,7 @@ pub async fn settings(dir: &Path) -> Settings {
 
 pub struct TestApp {
     pub addr: String,
-    pub archive: Arc<Archive>,
+    pub archive: Arc<App>,
     pub dir: tempfile::TempDir,
     pub client: reqwest::Client,
     pub archivist: String,
@@ -102,12 +102,12 @@ impl TestApp {
             .await
             .expect("application starts");
         let addr = format!("http://127.0.0.1:{}", app.port());
-        let archive = app.archive.clone();
+        let archive = app.app();
         tokio::spawn(app.run_until_stopped());
         let tok = |role: &'static str, org: Option<&'static str>| {
             let a = archive.clone();
             async move {
-                guidang::auth::create_token(&a.db, role, org, Some(role))
+                guidang::auth::create_token(a.db(), role, org, Some(role))
                     .await
                     .expect("token")
                     .0

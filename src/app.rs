@@ -1,0 +1,263 @@
+//! Wiring: opens the shared parts (data directory, database, object store, keys, evidence, the
+//! task supervisor) and builds each capability service from the parts it needs. [`App`] holds
+//! them and hands each out; it has no behaviour of its own beyond start-up and shutdown.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cases::Cases;
+use crate::clock::{Clock, SystemClock};
+use crate::config::Settings;
+use crate::db::{Db, DbError};
+use crate::disposal::Disposal;
+use crate::evidence::Evidence;
+use crate::evidence::log::Log;
+use crate::filing::Filing;
+use crate::fixity::Fixity;
+use crate::ingest::{Ingest, RecoverError};
+use crate::keys::{Keys, KeysError};
+use crate::metrics::Metrics;
+use crate::retention::Rules;
+use crate::signing::Signer;
+use crate::storage::{Store, StoreError};
+use crate::tasks::{Leased, Tasks};
+use crate::tokens::Tokens;
+
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error("cannot create the data directory {0}: {1}")]
+    DataDir(String, #[source] std::io::Error),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Key(#[from] crate::signing::KeyError),
+    #[error(transparent)]
+    Keys(#[from] KeysError),
+    #[error(transparent)]
+    Recover(#[from] RecoverError),
+}
+
+pub struct App {
+    settings: Arc<Settings>,
+    db: Db,
+    store: Store,
+    tasks: Tasks,
+    evidence: Evidence,
+    metrics: Arc<Metrics>,
+    instance: String,
+    tokens: Tokens,
+    keys: Arc<Keys>,
+    rules: Arc<Rules>,
+    ingest: Ingest,
+    cases: Cases,
+    filing: Arc<Filing>,
+    disposal: Disposal,
+    fixity: Arc<Fixity>,
+}
+
+impl App {
+    /// Opens everything on the system clock and cleans up after any ingest a crash interrupted.
+    pub async fn open(settings: Settings) -> Result<Arc<App>, OpenError> {
+        Self::open_with_clock(settings, Arc::new(SystemClock)).await
+    }
+
+    /// [`App::open`] with the calendar taken from `clock` (tests walk through a year).
+    pub async fn open_with_clock(
+        settings: Settings,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Arc<App>, OpenError> {
+        for d in [settings.data_dir.clone(), settings.tmp_dir()] {
+            std::fs::create_dir_all(&d)
+                .map_err(|e| OpenError::DataDir(d.display().to_string(), e))?;
+        }
+        let settings = Arc::new(settings);
+        let db = Db::connect(&settings.database_url(), settings.db_max_connections).await?;
+        let store = Store::open(&settings.object_store_url())?;
+        let tasks = Tasks::default();
+        let metrics = Arc::new(Metrics::default());
+        let instance = uuid::Uuid::now_v7().to_string();
+
+        let mut log_signer = Signer::load_or_create(&settings.log_key_path())?;
+        log_signer.info.purpose = "log".into();
+        db.publish_key(&log_signer.info).await?;
+        let log = Log::new(db.clone(), Arc::new(log_signer), settings.log_name.clone());
+        log.publish().await?;
+        let evidence = Evidence::start(db.clone(), log, &tasks);
+
+        let keys = Arc::new(
+            Keys::open(
+                db.clone(),
+                evidence.clone(),
+                settings.signing_key_path(),
+                settings.log_name.clone(),
+            )
+            .await?,
+        );
+        let rules =
+            Arc::new(Rules::open(db.clone(), evidence.clone(), settings.retention.clone()).await?);
+        let ingest = Ingest::new(
+            settings.clone(),
+            db.clone(),
+            store.clone(),
+            evidence.clone(),
+            keys.clone(),
+            rules.clone(),
+            metrics.clone(),
+        );
+        let fixity = Arc::new(Fixity::new(
+            db.clone(),
+            store.clone(),
+            evidence.clone(),
+            keys.clone(),
+            metrics.clone(),
+        ));
+        let filing = Arc::new(Filing::new(crate::filing::Parts {
+            db: db.clone(),
+            store: store.clone(),
+            clock: clock.clone(),
+            evidence: evidence.clone(),
+            keys: keys.clone(),
+            metrics: metrics.clone(),
+            settings: settings.filing.clone(),
+            fonds_code: settings.fonds_code.clone(),
+            default_retention: settings.retention.default,
+            staging: settings.tmp_dir(),
+            instance: instance.clone(),
+        }));
+        let disposal = Disposal::new(crate::disposal::Parts {
+            db: db.clone(),
+            store: store.clone(),
+            clock,
+            evidence: evidence.clone(),
+            metrics: metrics.clone(),
+            fonds_code: settings.fonds_code.clone(),
+            tz: settings.filing.tz(),
+            staging: settings.tmp_dir(),
+        });
+        let app = App {
+            tokens: Tokens::new(db.clone(), evidence.clone()),
+            cases: Cases::new(db.clone(), store.clone(), evidence.clone()),
+            settings,
+            db,
+            store,
+            tasks,
+            evidence,
+            metrics,
+            instance,
+            keys,
+            rules,
+            ingest,
+            filing,
+            disposal,
+            fixity,
+        };
+        app.ingest.recover().await?;
+        Ok(Arc::new(app))
+    }
+
+    /// Starts the periodic work of a server (`guidang serve`): the audit trail's head entered in
+    /// the log, the filing scheduler, the fixity audit and reconciliation. Each runs on one server
+    /// of the deployment at a time (a lease in the database).
+    pub fn start_background(&self) {
+        let s = &self.settings;
+        let leased = |lease| {
+            Some(Leased {
+                db: self.db.clone(),
+                lease,
+                owner: self.instance.clone(),
+            })
+        };
+        let evidence = self.evidence.clone();
+        self.tasks.every(
+            "audit head",
+            Duration::from_secs(s.audit_head_every_secs.max(1)),
+            leased("audit-head"),
+            move || {
+                let evidence = evidence.clone();
+                async move {
+                    if let Err(e) = evidence.enter_audit_head().await {
+                        tracing::error!(error = %e, "cannot enter the audit trail's head in the log");
+                    }
+                }
+            },
+        );
+        let filing = self.filing.clone();
+        self.tasks.every(
+            "filing scheduler",
+            Duration::from_millis(s.filing.scheduler_every_ms.max(10)),
+            leased("filing-scheduler"),
+            move || {
+                let filing = filing.clone();
+                async move {
+                    if let Err(e) = filing.tick().await {
+                        tracing::error!(error = %e, "the filing scheduler failed; it tries again");
+                    }
+                }
+            },
+        );
+        if s.fixity_bytes_per_hour > 0 {
+            let fixity = self.fixity.clone();
+            let (budget, min_interval) = (
+                s.fixity_bytes_per_hour,
+                Duration::from_secs(s.fixity_min_interval_secs),
+            );
+            let lease = Leased {
+                db: self.db.clone(),
+                lease: "fixity-audit",
+                owner: self.instance.clone(),
+            };
+            self.tasks.spawn_until_stopped("fixity audit", move |stop| {
+                crate::fixity::run_background(fixity, lease, budget, min_interval, stop)
+            });
+        }
+    }
+
+    /// Stops the background work, lets running writes finish (up to `grace`) and drains the
+    /// recorder, so that no write is cut off half-way.
+    pub async fn shutdown(&self, grace: Duration) {
+        self.tasks.shutdown(grace).await;
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+    /// The database, for maintenance and tests; services own their queries.
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+    pub fn evidence(&self) -> &Evidence {
+        &self.evidence
+    }
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
+    }
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+    pub fn rules(&self) -> &Rules {
+        &self.rules
+    }
+    pub fn ingest(&self) -> &Ingest {
+        &self.ingest
+    }
+    pub fn cases(&self) -> &Cases {
+        &self.cases
+    }
+    pub fn filing(&self) -> &Arc<Filing> {
+        &self.filing
+    }
+    pub fn disposal(&self) -> &Disposal {
+        &self.disposal
+    }
+    pub fn fixity(&self) -> &Fixity {
+        &self.fixity
+    }
+}
