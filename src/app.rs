@@ -169,16 +169,24 @@ impl App {
                 owner: self.instance.clone(),
             })
         };
-        let evidence = self.evidence.clone();
+        let (evidence, metrics) = (self.evidence.clone(), self.metrics.clone());
         self.tasks.every(
             "audit head",
             Duration::from_secs(s.audit_head_every_secs.max(1)),
             leased("audit-head"),
             move || {
-                let evidence = evidence.clone();
+                let (evidence, metrics) = (evidence.clone(), metrics.clone());
                 async move {
-                    if let Err(e) = evidence.enter_audit_head().await {
-                        tracing::error!(error = %e, "cannot enter the audit trail's head in the log");
+                    match evidence.enter_audit_head().await {
+                        Ok(true) => {
+                            metrics
+                                .audit_heads
+                                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        }
+                        Ok(false) => {}
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot enter the audit trail's head in the log")
+                        }
                     }
                 }
             },

@@ -16,6 +16,8 @@ pub struct Metrics {
     pub ingests_streamed: AtomicU64,
     pub fixity_ok: AtomicU64,
     pub fixity_failed: AtomicU64,
+    /// Heads of the audit trail this server entered in the log.
+    pub audit_heads: AtomicU64,
     pub cases_filed: AtomicU64,
     pub cases_disposed: AtomicU64,
     pub filing_notices: AtomicU64,
@@ -75,6 +77,11 @@ impl Metrics {
             "guidang_fixity_audits_passed_total",
             "Stored packages re-verified without findings.",
             g(&self.fixity_ok).to_string(),
+        );
+        counter(
+            "guidang_audit_heads_entered_total",
+            "Heads of the audit trail this server entered in the transparency log.",
+            g(&self.audit_heads).to_string(),
         );
         counter(
             "guidang_fixity_audits_failed_total",

@@ -79,8 +79,9 @@ impl Tasks {
 
     /// Runs `job` every `period` (first after one period) until the server stops. With `leased`,
     /// only the holder of the lease runs it: once per period across the deployment. The lease
-    /// lasts a period and a half, so the holder keeps it from tick to tick and another server
-    /// takes over once the holder has been gone that long.
+    /// lasts three periods, so the holder keeps it from tick to tick even when a run or a busy
+    /// machine delays its next tick, and another server takes over once the holder has been gone
+    /// that long.
     pub fn every<F, Fut>(
         &self,
         name: &'static str,
@@ -92,7 +93,7 @@ impl Tasks {
         Fut: Future<Output = ()> + Send + 'static,
     {
         self.spawn_until_stopped(name, move |mut stop| async move {
-            let lease_ms = (period.as_millis() as u64).saturating_mul(3) / 2;
+            let lease_ms = (period.as_millis() as u64).saturating_mul(3);
             while stop.sleep(period).await {
                 if let Some(l) = &leased {
                     match Lease::acquire_ms(&l.db, l.lease, &l.owner, lease_ms.max(1)).await {

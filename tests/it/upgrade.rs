@@ -3,9 +3,7 @@
 //! filing and log, and its packages still verify against the keys published back then. SQLite only:
 //! that is what the earlier release wrote; the test runs the same on both suites.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 fn copy_dir(from: &std::path::Path, to: &std::path::Path) {

@@ -1,9 +1,7 @@
 //! The DA/T 70 four-property check report (archiving stage), and virus scanning by the real
 //! ClamAV engine loaded with a one-signature database for the EICAR test string.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::Read;
 
 const EICAR: &[u8] = b"X5O!P%@AP[4\\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*";

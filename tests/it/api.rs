@@ -1,9 +1,7 @@
 //! The online archiving API (CONTRACT.md §3) end to end over real HTTP, on the backend chosen by
 //! GUIDANG_TEST_DB (SQLite by default, PostgreSQL in CI's second run).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::Read;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

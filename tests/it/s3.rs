@@ -2,9 +2,7 @@
 //! as a multipart upload, downloaded whole, read by range, verified offline.
 //! Needs `moto_server` (scripts/test.sh installs it and sets GUIDANG_MOTO_SERVER).
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::{Child, Command, Stdio};
 
 struct Moto(Child);

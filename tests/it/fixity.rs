@@ -1,9 +1,7 @@
 //! Fixity audits and tampering: a stored byte changed behind the service's back, or a database
 //! row edited, is found by re-verifying the package where it is stored.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 async fn verify_now(app: &TestApp, id: &str) -> serde_json::Value {
     let r = app
@@ -227,5 +225,92 @@ async fn a_rewritten_or_truncated_log_is_found_by_reconciliation() {
     assert!(
         f.contains("truncated") && f.contains("cannot be recomputed"),
         "{r}"
+    );
+}
+
+/// The value of a counter in a Prometheus text page.
+fn counter(page: &str, name: &str) -> u64 {
+    page.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {page}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_servers_on_one_database_audit_each_package_once_and_enter_each_head_once() {
+    // Two servers share the database and the store; each periodic job runs on one of them.
+    let a = TestApp::spawn_with(|s| {
+        s.fixity_bytes_per_hour = 1 << 40;
+        s.fixity_min_interval_secs = 3600;
+        s.audit_head_every_secs = 1;
+    })
+    .await;
+    let mut s2 = a.archive.settings().clone();
+    s2.listen = "127.0.0.1:0".into();
+    let b = TestApp::start(tempfile::tempdir().unwrap(), s2).await;
+    let mut ids = vec![];
+    for i in 0..4 {
+        ids.push(
+            a.archive_case(&format!("TWO-{i}"), "2025-04-04T10:00:00+08:00", "D30")
+                .await,
+        );
+    }
+    // Wait until every package was audited, then two more audit-head periods.
+    let mut audited = 0;
+    for _ in 0..200 {
+        let (_, l) = a.get_json(&a.auditor, "/api/v1/audits?limit=1000").await;
+        audited = l["items"].as_array().map_or(0, |v| v.len());
+        if audited >= ids.len() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(2500)).await;
+    let (_, l) = a.get_json(&a.auditor, "/api/v1/audits?limit=1000").await;
+    let audits = l["items"].as_array().unwrap();
+    let mut audited_ids: Vec<&str> = audits
+        .iter()
+        .map(|x| x["archive_id"].as_str().unwrap())
+        .collect();
+    audited_ids.sort();
+    let mut want: Vec<&str> = ids.iter().map(String::as_str).collect();
+    want.sort();
+    assert_eq!(
+        audited_ids, want,
+        "each package audited exactly once ({audited})"
+    );
+
+    let (ma, mb) = (a.metrics().await, b.metrics().await);
+    let per_server = [
+        counter(&ma, "guidang_fixity_audits_passed_total"),
+        counter(&mb, "guidang_fixity_audits_passed_total"),
+    ];
+    assert!(
+        per_server.contains(&0) && per_server.iter().sum::<u64>() == ids.len() as u64,
+        "one server audits, the other does not: {per_server:?}"
+    );
+
+    // Each head of the trail is entered once: no two audit-head log entries name the same head.
+    use sqlx::Row;
+    let heads: Vec<String> = sqlx::query("SELECT entry FROM log_entries WHERE kind = 'audit_head'")
+        .fetch_all(&a.archive.db().pool)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert!(!heads.is_empty(), "the trail's head was entered");
+    let mut distinct = heads.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), heads.len(), "{heads:?}");
+    let entered = [
+        counter(&ma, "guidang_audit_heads_entered_total"),
+        counter(&mb, "guidang_audit_heads_entered_total"),
+    ];
+    assert!(
+        entered.contains(&0) && entered.iter().sum::<u64>() == heads.len() as u64,
+        "one server enters the heads: {entered:?}, {} entries",
+        heads.len()
     );
 }

@@ -1,9 +1,7 @@
 //! The transparency log (CONTRACT.md §5), checked by an independent verifier written in Python
 //! from RFC 9162 and the C2SP texts (tests/interop/tlog_verify.py), and by `guidang` itself.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 async fn text(app: &TestApp, path: &str) -> String {

@@ -46,7 +46,7 @@ pub async fn settings(dir: &Path) -> Settings {
         listen: "127.0.0.1:0".into(),
         data_dir: dir.to_path_buf(),
         database_url: Some(database_url(dir).await),
-        // Background audits would race with what tests count; tests/fixity.rs turns them on.
+        // Background audits would race with what tests count; tests/it/fixity.rs turns them on.
         fixity_bytes_per_hour: 0,
         ..Default::default()
     }

@@ -1,8 +1,6 @@
 //! The command line (CONTRACT.md §1) as an archivist and an auditor use it: the real binary.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
@@ -409,6 +407,101 @@ async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
     for secret in ["370102199001011234", "王小明"] {
         assert!(!log.contains(secret), "personal data in the log");
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_running_submissions_finish_and_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path()).await;
+    let out = guidang(dir.path(), &db)
+        .args(["token", "create", "--role", "archivist"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut child = guidang(dir.path(), &db)
+        .arg("serve")
+        .env("GUIDANG_LISTEN", "127.0.0.1:0")
+        .env("GUIDANG_AUDIT_HEAD_EVERY_SECS", "1")
+        .env("GUIDANG_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = wait_for_port(&mut child);
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    // Eight submissions in flight, and SIGTERM while they are.
+    let mut sent = vec![];
+    for i in 0..8 {
+        let (client, base, token) = (client.clone(), base.clone(), token.clone());
+        sent.push(tokio::spawn(async move {
+            client
+                .post(format!("{base}/api/v1/cases"))
+                .bearer_auth(&token)
+                .header("content-type", "application/zip")
+                .body(case_zip(
+                    &format!("TERM-{i}"),
+                    "2025-04-04T10:00:00+08:00",
+                    "D30",
+                ))
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        }));
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let mut answered = 0;
+    for h in sent {
+        // Every submission the server accepted before it stopped listening is answered in full.
+        if let Ok(Ok(code)) = h.await {
+            assert_eq!(code, 201);
+            answered += 1;
+        }
+    }
+    let status = child.wait().unwrap();
+    let mut log = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "a clean stop: {log}");
+    assert!(!log.contains("panicked"), "{log}");
+    assert!(
+        log.contains("stopped"),
+        "the background work was drained: {log}"
+    );
+
+    // Restarted: every answered case is there with its package, and the log is consistent.
+    let mut child = guidang(dir.path(), &db)
+        .arg("serve")
+        .env("GUIDANG_LISTEN", "127.0.0.1:0")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = wait_for_port(&mut child);
+    let base = format!("http://127.0.0.1:{port}");
+    let list: serde_json::Value = client
+        .get(format!("{base}/api/v1/cases?per_page=100"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(list["total"].as_i64().unwrap() >= answered, "{list}");
+    assert_eq!(
+        walk(&dir.path().join("objects/packages")).len() as i64,
+        list["total"].as_i64().unwrap(),
+        "one package per recorded case, none half-archived"
+    );
+    let _ = child.kill();
+    let _ = child.wait();
 }
 
 fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {

@@ -1,11 +1,9 @@
 //! Retention rules, the yearly filing, its deadline and completeness, through the HTTP API, the
 //! command line and the injectable clock.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use guidang::clock::ManualClock;
 use serde_json::{Value, json};
 

@@ -1,9 +1,7 @@
 //! The audit trail: every read of a package and every change, hash-chained, its head entered in
 //! the transparency log; a rewritten row is found.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn actions_are_recorded_chained_and_tamper_evident() {
@@ -13,6 +11,12 @@ async fn actions_are_recorded_chained_and_tamper_evident() {
         .await;
     assert_eq!(s, 201);
     let id = b["archive_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        app.submit(&app.submitter, fixture("valid/food-licence.zip"))
+            .await
+            .0,
+        200
+    );
     assert_eq!(
         app.submit(
             &app.submitter,
@@ -73,29 +77,25 @@ async fn actions_are_recorded_chained_and_tamper_evident() {
             )
         })
         .collect();
-    for want in [
+    // Exactly one row per action, oldest first (the API lists newest first); the imported
+    // case's id is the import row's own target.
+    let imported = actions.first().map(|a| a.1.clone()).unwrap_or_default();
+    let mut oldest_first = actions.clone();
+    oldest_first.reverse();
+    let want: Vec<(String, String, String)> = [
         ("submit", id.as_str(), "201 archived"),
+        ("submit", id.as_str(), "200 identical"),
+        ("submit", "-", "422 rejected"),
         ("read_package", id.as_str(), "200"),
         ("read_file", id.as_str(), "200"),
         ("read_case", id.as_str(), "200"),
-    ] {
-        assert!(
-            actions
-                .iter()
-                .any(|a| (a.0.as_str(), a.1.as_str(), a.2.as_str()) == want),
-            "{want:?} in {actions:?}"
-        );
-    }
-    assert!(
-        actions
-            .iter()
-            .any(|a| a.0 == "submit" && a.2 == "422 rejected"),
-        "{actions:?}"
-    );
-    assert!(
-        actions.iter().any(|a| a.0 == "import" && a.2 == "archived"),
-        "{actions:?}"
-    );
+        ("import", imported.as_str(), "archived"),
+    ]
+    .into_iter()
+    .map(|(a, t, o)| (a.to_string(), t.to_string(), o.to_string()))
+    .collect();
+    assert_eq!(oldest_first, want);
+    assert_ne!(imported, id);
     let text = t.to_string();
     for private in ["王小明", "370102199001011234", "申请书"] {
         assert!(

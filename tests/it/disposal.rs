@@ -1,11 +1,9 @@
 //! Lawful disposal: due cases, holds, the four-eyes rule, execution, tombstones and the
 //! destruction register; and no other way to delete.
 
-mod common;
-
 use std::sync::Arc;
 
-use common::*;
+use crate::common::*;
 use guidang::clock::ManualClock;
 use serde_json::json;
 

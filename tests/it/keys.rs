@@ -1,9 +1,7 @@
 //! Key rotation: a new signing key for new packages; the old key retired but still published,
 //! so packages it signed keep verifying; the rotation entered in the transparency log.
 
-mod common;
-
-use common::*;
+use crate::common::*;
 use std::process::Command;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -1,0 +1,17 @@
+//! The integration tests, one binary (it links once): each module is a user's view of one
+//! capability, over real HTTP, the real binary, real PostgreSQL or SQLite and real files.
+
+mod architecture;
+mod common;
+
+mod api;
+mod checks;
+mod cli;
+mod disposal;
+mod filing;
+mod fixity;
+mod keys;
+mod log;
+mod s3;
+mod trail;
+mod upgrade;
