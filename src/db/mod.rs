@@ -2,7 +2,7 @@
 //! and PostgreSQL (`DATABASE_URL=postgres://…`), through sqlx's `Any` driver; `$n` placeholders
 //! work on both. Migrations are embedded and run at start.
 
-use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::any::AnyPoolOptions;
 use sqlx::{AnyPool, Executor, Row};
 
 pub mod cases;
@@ -18,7 +18,7 @@ pub enum DbError {
     #[error("database: {0}")]
     Failed(String),
     #[error("migration {0} failed: {1}")]
-    Migration(String, sqlx::Error),
+    Migration(String, #[source] sqlx::Error),
 }
 
 impl DbError {
@@ -91,39 +91,92 @@ impl Db {
         Ok(db)
     }
 
+    /// The embedded migrations, as sqlx's migrator runs them (it records each with its checksum
+    /// in `_sqlx_migrations` and, on PostgreSQL, takes an advisory lock so one of several servers
+    /// starting at once migrates while the others wait).
+    fn migrator() -> sqlx::migrate::Migrator {
+        use sqlx::migrate::{Migration, MigrationType, Migrator};
+        Migrator::with_migrations(
+            MIGRATIONS
+                .iter()
+                .map(|(v, name, sql)| {
+                    Migration::new(
+                        *v,
+                        std::borrow::Cow::Borrowed(*name),
+                        MigrationType::Simple,
+                        sqlx::SqlSafeStr::into_sql_str(*sql),
+                        false,
+                    )
+                })
+                .collect(),
+        )
+    }
+
     async fn migrate(&self) -> Result<(), DbError> {
-        self.pool
-            .execute("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+        self.adopt_schema_migrations().await?;
+        Self::migrator()
+            .run(&self.pool)
+            .await
+            .map_err(|e| DbError::Migration("embedded migrations".into(), e.into()))
+    }
+
+    /// A data directory made before migrations ran through sqlx kept its own table,
+    /// `schema_migrations (version, name, applied_at)`. Once, its rows move into sqlx's table
+    /// (with the checksums of the same embedded files) and the old table goes, so that an
+    /// existing database starts without re-running anything.
+    async fn adopt_schema_migrations(&self) -> Result<(), DbError> {
+        use sqlx::migrate::Migrate;
+        let exists_sql = if self.postgres {
+            "SELECT COUNT(*) FROM information_schema.tables WHERE table_name = 'schema_migrations'"
+        } else {
+            "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'"
+        };
+        let old: i64 = sqlx::query_scalar(exists_sql).fetch_one(&self.pool).await?;
+        if old == 0 {
+            return Ok(());
+        }
+        let mut tx = self.begin_write().await?;
+        locks::AdvisoryLock::Migrations
+            .hold_on(&mut tx, self.postgres)
             .await?;
-        for (version, name, sql) in MIGRATIONS {
-            let mut tx = self.begin_write().await?;
-            // Several servers may start at once on one database: one migrates, the others wait.
-            locks::AdvisoryLock::Migrations
-                .hold_on(&mut tx, self.postgres)
+        // Another server may have moved it while this one waited for the lock.
+        let still: i64 = sqlx::query_scalar(exists_sql).fetch_one(&mut *tx).await?;
+        if still == 0 {
+            return Ok(());
+        }
+        tx.ensure_migrations_table("_sqlx_migrations")
+            .await
+            .map_err(|e| DbError::Migration("adopting schema_migrations".into(), e.into()))?;
+        let applied: Vec<(i64, String)> =
+            sqlx::query_as("SELECT version, applied_at FROM schema_migrations ORDER BY version")
+                .fetch_all(&mut *tx)
                 .await?;
-            let done: Option<AnyRow> =
-                sqlx::query("SELECT version FROM schema_migrations WHERE version = $1")
-                    .bind(*version)
-                    .fetch_optional(&mut *tx)
-                    .await?;
-            if done.is_some() {
-                tx.commit().await?;
-                continue;
-            }
-            sqlx::raw_sql(sqlx::AssertSqlSafe(*sql))
-                .execute(&mut *tx)
-                .await
-                .map_err(|e| DbError::Migration(name.to_string(), e))?;
+        let known = Self::migrator();
+        for (version, _) in &applied {
+            let Some(m) = known.iter().find(|m| m.version == *version) else {
+                return Err(DbError::Failed(format!(
+                    "the database has migration {version}, which this build does not know: it was \
+                     written by a newer guidang"
+                )));
+            };
             sqlx::query(
-                "INSERT INTO schema_migrations (version, name, applied_at) VALUES ($1, $2, $3)",
+                "INSERT INTO _sqlx_migrations (version, description, success, checksum, execution_time) \
+                 VALUES ($1, $2, TRUE, $3, 0) ON CONFLICT (version) DO NOTHING",
             )
             .bind(*version)
-            .bind(*name)
-            .bind(now_rfc3339())
+            .bind(m.description.as_ref())
+            .bind(m.checksum.to_vec())
             .execute(&mut *tx)
             .await?;
-            tx.commit().await?;
         }
+        sqlx::query("DROP TABLE schema_migrations")
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        tracing::info!(
+            migrations = applied.len(),
+            "moved the migration history into sqlx's table"
+        );
         Ok(())
     }
 

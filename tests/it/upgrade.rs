@@ -107,3 +107,70 @@ async fn a_data_directory_of_the_previous_release_starts_and_verifies() {
         .await;
     assert_eq!(s, 201, "{new}");
 }
+
+/// The migration history of the previous release (its own `schema_migrations` table) moves into
+/// sqlx's table once, on this suite's backend, without re-running a migration.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_previous_migration_history_is_adopted_without_rerunning_anything() {
+    use sqlx::{Connection, Executor, Row};
+    let dir = tempfile::tempdir().unwrap();
+    let url = database_url(dir.path()).await;
+    sqlx::any::install_default_drivers();
+    {
+        // The schema as the previous release left it: every migration applied, recorded its way.
+        let mut conn = sqlx::AnyConnection::connect(&url).await.unwrap();
+        conn.execute("CREATE TABLE schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)")
+            .await
+            .unwrap();
+        let mut files: Vec<_> =
+            std::fs::read_dir(std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations"))
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+        files.sort();
+        for (i, f) in files.iter().enumerate() {
+            let sql = std::fs::read_to_string(f).unwrap();
+            sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+                .execute(&mut conn)
+                .await
+                .unwrap();
+            sqlx::query("INSERT INTO schema_migrations VALUES ($1, $2, '2026-01-01T00:00:00Z')")
+                .bind(i as i64 + 1)
+                .bind(f.file_stem().unwrap().to_string_lossy().to_string())
+                .execute(&mut conn)
+                .await
+                .unwrap();
+        }
+        // A row only the old schema had: a re-run of migration 1 would fail on it or lose it.
+        conn.execute("INSERT INTO leases (name, owner, until_ms) VALUES ('kept', 'x', 0)")
+            .await
+            .unwrap();
+    }
+    let app = TestApp::spawn_with(|s| s.database_url = Some(url.clone())).await;
+    let db = &app.archive.db().pool;
+    let versions: Vec<i64> = sqlx::query("SELECT version FROM _sqlx_migrations ORDER BY version")
+        .fetch_all(db)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    assert_eq!(versions, (1..=versions.len() as i64).collect::<Vec<_>>());
+    assert!(versions.len() >= 6);
+    let kept: i64 = sqlx::query_scalar("SELECT COUNT(*) FROM leases WHERE name = 'kept'")
+        .fetch_one(db)
+        .await
+        .unwrap();
+    assert_eq!(kept, 1);
+    assert!(
+        sqlx::query("SELECT COUNT(*) FROM schema_migrations")
+            .fetch_one(db)
+            .await
+            .is_err(),
+        "the old table is gone"
+    );
+    let (s, b) = app
+        .submit(&app.submitter, fixture("valid/food-licence.zip"))
+        .await;
+    assert_eq!(s, 201, "{b}");
+}
