@@ -10,7 +10,7 @@ Prints MB/s, cases/s, the ratios and the server's peak memory (VmHWM). Options: 
 import argparse, http.client, io, json, os, shutil, socket, subprocess, sys, tempfile, threading, time, zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "guidang")
+BIN = os.environ.get("GUIDANG_BIN") or os.path.join(ROOT, "target", "release", "guidang")
 META = open(os.path.join(ROOT, "fixtures", "valid", "food-licence", "metadata.xml"), encoding="utf-8").read()
 
 def metadata(project_id, files):
