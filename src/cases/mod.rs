@@ -1,14 +1,106 @@
 //! Reading cases: who may see which case, the typed views of a case, a list and a check report,
 //! and personal data masked for the roles that do not need it.
 
-use serde_json::json;
+use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::auth::{Principal, Role};
 use crate::db::cases::FileRow;
-use crate::db::cases::{CaseFilter, CaseRow, EventRow};
+use crate::db::cases::{CaseFilter, CaseRow, CaseStatus, EventRow};
+use crate::db::holds::Hold;
 use crate::db::{Db, DbError};
 use crate::evidence::Evidence;
+use crate::ingest::PackageInfo;
 use crate::storage::{ByteStream, Store, StoreError};
+
+/// The full description of a case (`GET /api/v1/cases/{id}`).
+#[derive(Debug, Serialize)]
+pub struct CaseView {
+    pub archive_id: String,
+    pub status: CaseStatus,
+    pub version: i64,
+    pub social_code: String,
+    pub task_code: String,
+    pub project_id: String,
+    pub project_name: String,
+    pub task_name: String,
+    pub task_type: String,
+    pub year: i64,
+    pub result: String,
+    pub security_classification: String,
+    pub retention: Option<String>,
+    pub retention_proposed: Option<String>,
+    pub retention_rule_version: Option<i64>,
+    pub retention_basis: Option<String>,
+    pub archival_code: Option<String>,
+    pub filing: FilingState,
+    pub disposal: DisposalState,
+    pub holds: Vec<Hold>,
+    pub channel: String,
+    pub archived_at: String,
+    /// metadata.xml as recorded, personal fields masked for roles that do not need them.
+    pub metadata: Value,
+    pub files: Vec<FileRow>,
+    pub licenses: Value,
+    pub package: PackageInfo,
+    pub warnings: Value,
+    pub events: Vec<EventRow>,
+    pub checks: Value,
+}
+
+#[derive(Debug, Serialize)]
+pub struct FilingState {
+    pub batch_id: Option<String>,
+    pub filed_at: Option<String>,
+    pub late: bool,
+    pub problem: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DisposalState {
+    pub list_id: Option<String>,
+    pub disposed_at: Option<String>,
+}
+
+/// One line of the case list.
+#[derive(Debug, Serialize)]
+pub struct CaseLine {
+    pub archive_id: String,
+    pub social_code: String,
+    pub task_code: String,
+    pub project_id: String,
+    pub project_name: String,
+    pub task_name: String,
+    pub year: i64,
+    pub status: CaseStatus,
+    pub result: String,
+    pub archival_code: Option<String>,
+    pub retention: Option<String>,
+    pub archived_at: String,
+}
+
+/// A page of the case list (`GET /api/v1/cases`).
+#[derive(Debug, Serialize)]
+pub struct CaseList {
+    pub items: Vec<CaseLine>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+}
+
+/// The four-property check report of a case (`GET /api/v1/cases/{id}/checks`).
+#[derive(Debug, Serialize)]
+pub struct CheckReport {
+    pub archive_id: String,
+    pub standard: &'static str,
+    pub stages: Vec<CheckStage>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct CheckStage {
+    pub stage: &'static str,
+    pub items: Value,
+}
 
 pub struct Cases {
     db: Db,
@@ -59,7 +151,7 @@ impl Cases {
         &self,
         who: &Principal,
         archive_id: &str,
-    ) -> Result<Option<serde_json::Value>, DbError> {
+    ) -> Result<Option<CaseView>, DbError> {
         let v = self.case_view(who, archive_id).await?;
         if v.is_some() {
             self.evidence
@@ -131,7 +223,7 @@ impl Cases {
         &self,
         caller: &Principal,
         archive_id: &str,
-    ) -> Result<Option<serde_json::Value>, DbError> {
+    ) -> Result<Option<CaseView>, DbError> {
         let Some(c) = self.case_for(caller, archive_id).await? else {
             return Ok(None);
         };
@@ -150,8 +242,7 @@ impl Cases {
             });
             events.sort_by(|a, b| a.at.cmp(&b.at));
         }
-        let mut metadata: serde_json::Value =
-            serde_json::from_str(&c.metadata_json).unwrap_or_default();
+        let mut metadata: Value = serde_json::from_str(&c.metadata_json).unwrap_or_default();
         if !caller.role.sees_personal_data() {
             if let Some(v) = metadata.get_mut("apply_card_no")
                 && let Some(s) = v.as_str()
@@ -166,96 +257,94 @@ impl Cases {
             }
         }
         let licenses = metadata.get("licenses").cloned().unwrap_or(json!([]));
-        let warnings: serde_json::Value =
-            serde_json::from_str(&c.warnings_json).unwrap_or(json!([]));
         let sum = crate::ingest::summary(&c, files, vec![]);
-        Ok(Some(json!({
-            "archive_id": c.archive_id,
-            "status": c.status,
-            "version": c.version,
-            "social_code": c.social_code,
-            "task_code": c.task_code,
-            "project_id": c.project_id,
-            "project_name": c.project_name,
-            "task_name": c.task_name,
-            "task_type": c.task_type,
-            "year": c.year,
-            "result": c.result,
-            "security_classification": c.security_classification,
-            "retention": c.retention,
-            "retention_proposed": c.retention_proposed,
-            "retention_rule_version": c.retention_rule_version,
-            "retention_basis": c.retention_basis,
-            "archival_code": c.archival_code,
-            "filing": {
-                "batch_id": c.filing_batch,
-                "filed_at": c.filed_at,
-                "late": c.filing_late != 0,
-                "problem": c.filing_problem,
+        Ok(Some(CaseView {
+            holds: self.db.holds_of(&c.archive_id).await?,
+            warnings: serde_json::from_str(&c.warnings_json).unwrap_or(json!([])),
+            checks: serde_json::from_str(&c.checks_json).unwrap_or(json!([])),
+            filing: FilingState {
+                batch_id: c.filing_batch,
+                filed_at: c.filed_at,
+                late: c.filing_late != 0,
+                problem: c.filing_problem,
             },
-            "disposal": {
-                "list_id": c.disposal_list,
-                "disposed_at": c.disposed_at,
+            disposal: DisposalState {
+                list_id: c.disposal_list,
+                disposed_at: c.disposed_at,
             },
-            "holds": self.db.holds_of(&c.archive_id).await?,
-            "channel": c.source,
-            "archived_at": c.archived_at,
-            "metadata": metadata,
-            "files": sum.files,
-            "licenses": licenses,
-            "package": sum.package,
-            "warnings": warnings,
-            "events": events,
-            "checks": serde_json::from_str::<serde_json::Value>(&c.checks_json).unwrap_or(json!([])),
-        })))
+            archive_id: c.archive_id,
+            status: c.status,
+            version: c.version,
+            social_code: c.social_code,
+            task_code: c.task_code,
+            project_id: c.project_id,
+            project_name: c.project_name,
+            task_name: c.task_name,
+            task_type: c.task_type,
+            year: c.year,
+            result: c.result,
+            security_classification: c.security_classification,
+            retention: c.retention,
+            retention_proposed: c.retention_proposed,
+            retention_rule_version: c.retention_rule_version,
+            retention_basis: c.retention_basis,
+            archival_code: c.archival_code,
+            channel: c.source,
+            archived_at: c.archived_at,
+            metadata,
+            files: sum.files,
+            licenses,
+            package: sum.package,
+            events,
+        }))
     }
 
-    pub async fn list(
-        &self,
-        caller: &Principal,
-        mut f: CaseFilter,
-    ) -> Result<serde_json::Value, DbError> {
+    pub async fn list(&self, caller: &Principal, mut f: CaseFilter) -> Result<CaseList, DbError> {
         if caller.role == Role::Submitter {
             f.org = Some(caller.org.clone().unwrap_or_default());
         }
         let (rows, total) = self.db.list_cases(&f).await?;
-        let items: Vec<serde_json::Value> = rows
-            .iter()
-            .map(|c| {
-                json!({
-                    "archive_id": c.archive_id,
-                    "social_code": c.social_code,
-                    "task_code": c.task_code,
-                    "project_id": c.project_id,
-                    "project_name": c.project_name,
-                    "task_name": c.task_name,
-                    "year": c.year,
-                    "status": c.status,
-                    "result": c.result,
-                    "archival_code": c.archival_code,
-                    "retention": c.retention,
-                    "archived_at": c.archived_at,
-                })
+        let items = rows
+            .into_iter()
+            .map(|c| CaseLine {
+                archive_id: c.archive_id,
+                social_code: c.social_code,
+                task_code: c.task_code,
+                project_id: c.project_id,
+                project_name: c.project_name,
+                task_name: c.task_name,
+                year: c.year,
+                status: c.status,
+                result: c.result,
+                archival_code: c.archival_code,
+                retention: c.retention,
+                archived_at: c.archived_at,
             })
             .collect();
-        Ok(json!({"items": items, "total": total, "page": f.page, "per_page": f.per_page}))
+        Ok(CaseList {
+            items,
+            total,
+            page: f.page,
+            per_page: f.per_page,
+        })
     }
 
-    /// Published keys; the log key carries its signed-note verifier key.
     /// The four-property check report of a case as `caller` may see it.
     pub async fn checks(
         &self,
         caller: &Principal,
         archive_id: &str,
-    ) -> Result<Option<serde_json::Value>, DbError> {
+    ) -> Result<Option<CheckReport>, DbError> {
         let Some(c) = self.case_for(caller, archive_id).await? else {
             return Ok(None);
         };
-        let items: serde_json::Value = serde_json::from_str(&c.checks_json).unwrap_or(json!([]));
-        Ok(Some(json!({
-            "archive_id": c.archive_id,
-            "standard": "DA/T 70-2018",
-            "stages": [{"stage": "GD", "items": items}],
-        })))
+        Ok(Some(CheckReport {
+            archive_id: c.archive_id,
+            standard: "DA/T 70-2018",
+            stages: vec![CheckStage {
+                stage: "GD",
+                items: serde_json::from_str(&c.checks_json).unwrap_or(json!([])),
+            }],
+        }))
     }
 }

@@ -66,42 +66,25 @@ pub async fn status(app: &App, year: i64, json: bool) -> ExitCode {
         println!("{}", serde_json::to_string_pretty(&s).unwrap_or_default());
         return ExitCode::SUCCESS;
     }
-    let c = &s["counts"];
+    let c = &s.counts;
     println!(
         "year {year}: deadline {} ({}, {} days left)",
-        s["deadline"].as_str().unwrap_or(""),
-        s["time_zone"].as_str().unwrap_or(""),
-        s["days_left"]
+        s.deadline, s.time_zone, s.days_left
     );
     println!(
         "archived {}  filed {}  pending {}  refused {}  late {}  rejected {}  disposed {}",
-        c["archived"],
-        c["filed"],
-        c["pending"],
-        c["refused"],
-        c["late"],
-        c["rejected"],
-        c["disposed"]
+        c.archived, c.filed, c.pending, c.refused, c.late, c.rejected, c.disposed
     );
-    for b in s["batches"].as_array().into_iter().flatten() {
+    for b in &s.batches {
         println!(
             "batch {} {} {}: {} cases, {} refused, {} late",
-            b["batch_id"].as_str().unwrap_or(""),
-            b["kind"].as_str().unwrap_or(""),
-            b["state"].as_str().unwrap_or(""),
-            b["cases"],
-            b["refused"],
-            b["late"]
+            b.batch_id, b.kind, b.state, b.cases, b.refused, b.late
         );
     }
-    for r in s["refused"].as_array().into_iter().flatten() {
-        println!(
-            "refused {}: {}",
-            r["archive_id"].as_str().unwrap_or(""),
-            r["problem"].as_str().unwrap_or("")
-        );
+    for r in &s.refused {
+        println!("refused {}: {}", r.archive_id, r.problem);
     }
-    let comp = &s["completeness"];
+    let comp = &s.completeness;
     if comp["declared"] == true {
         println!(
             "declared by the case systems: {} missing, {} unexpected",

@@ -7,6 +7,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub mod cases;
 pub use cases::value_rows;
+pub mod disposal;
 pub mod holds;
 pub mod lease;
 pub mod locks;

@@ -120,15 +120,19 @@ impl Disposal {
         due(self, page, per_page).await
     }
 
-    pub async fn propose(&self, p: &Proposal, by: &Principal) -> Result<Value, DisposalError> {
+    pub async fn propose(
+        &self,
+        p: &Proposal,
+        by: &Principal,
+    ) -> Result<DisposalList, DisposalError> {
         propose(self, p, by).await
     }
 
-    pub async fn list(&self, list_id: &str) -> Result<Option<Value>, DbError> {
+    pub async fn list(&self, list_id: &str) -> Result<Option<DisposalList>, DbError> {
         list(self, list_id).await
     }
 
-    pub async fn lists(&self) -> Result<Value, DbError> {
+    pub async fn lists(&self) -> Result<DisposalLists, DbError> {
         lists(self).await
     }
 
@@ -139,11 +143,15 @@ impl Disposal {
         approve: bool,
         note: &str,
         by: &Principal,
-    ) -> Result<Value, DisposalError> {
+    ) -> Result<DisposalList, DisposalError> {
         decide(self, list_id, approve, note, by).await
     }
 
-    pub async fn execute(&self, list_id: &str, by: &Principal) -> Result<Value, DisposalError> {
+    pub async fn execute(
+        &self,
+        list_id: &str,
+        by: &Principal,
+    ) -> Result<DisposalList, DisposalError> {
         execute(self, list_id, by).await
     }
 
@@ -158,7 +166,7 @@ impl Disposal {
         self.evidence
             .audit(by, "read_destruction_register", list_id, name)
             .await;
-        let Some(doc) = crate::documents::find(l.get("documents"), name) else {
+        let Some(doc) = crate::documents::find(l.documents.as_ref(), name) else {
             return Ok(None);
         };
         Ok(Some(
@@ -372,7 +380,7 @@ async fn propose(
     disposal: &Disposal,
     p: &Proposal,
     actor: &Principal,
-) -> Result<Value, DisposalError> {
+) -> Result<DisposalList, DisposalError> {
     if p.opinion.trim().is_empty() {
         return Err(DisposalError::Invalid(
             "the list needs an appraisal opinion (opinion)".into(),
@@ -432,61 +440,40 @@ async fn propose(
 }
 
 /// A list with its items and its approval trail.
-async fn list(disposal: &Disposal, list_id: &str) -> Result<Option<Value>, DbError> {
-    let Some(l) = sqlx::query(
-        "SELECT list_id, state, opinion, proposed_by, proposed_by_name, proposed_at, decided_by, decided_by_name, \
-         decided_at, decision_note, executed_by, executed_at, documents_json FROM disposal_lists WHERE list_id = $1",
-    )
-    .bind(list_id)
-    .fetch_optional(&disposal.db.pool)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let items: Vec<Value> = sqlx::query(
-        "SELECT i.archive_id, i.appraisal, i.outcome, c.archival_code, c.project_name, c.year, c.retention \
-         FROM disposal_items i LEFT JOIN cases c ON c.archive_id = i.archive_id WHERE i.list_id = $1 ORDER BY i.archive_id",
-    )
-    .bind(list_id)
-    .fetch_all(&disposal.db.pool)
-    .await?
-    .iter()
-    .map(|r| {
-        json!({"archive_id": r.get::<String, _>(0), "appraisal": r.get::<String, _>(1), "outcome": r.get::<Option<String>, _>(2),
-               "archival_code": r.get::<Option<String>, _>(3), "project_name": r.get::<Option<String>, _>(4),
-               "year": r.get::<Option<i64>, _>(5), "retention": r.get::<Option<String>, _>(6)})
-    })
-    .collect();
-    let s = |i: usize| l.get::<Option<String>, _>(i);
-    Ok(Some(json!({
-        "list_id": s(0),
-        "state": s(1),
-        "opinion": s(2),
-        "proposed_by": s(3),
-        "proposed_by_name": s(4),
-        "proposed_at": s(5),
-        "decided_by": s(6),
-        "decided_by_name": s(7),
-        "decided_at": s(8),
-        "decision_note": s(9),
-        "executed_by": s(10),
-        "executed_at": s(11),
-        "documents": s(12).and_then(|d| serde_json::from_str::<Value>(&d).ok()),
-        "items": items,
-    })))
+/// A disposal list with its cases and documents (`GET /api/v1/disposal/lists/{id}`).
+#[derive(Debug, serde::Serialize)]
+pub struct DisposalList {
+    #[serde(flatten)]
+    pub list: crate::db::disposal::ListRow,
+    pub documents: Option<Value>,
+    pub items: Vec<crate::db::disposal::ItemRow>,
 }
 
-async fn lists(disposal: &Disposal) -> Result<Value, DbError> {
-    let rows = sqlx::query(
-        "SELECT l.list_id, l.state, l.proposed_by_name, l.proposed_at, l.decided_at, l.executed_at, \
-         (SELECT COUNT(*) FROM disposal_items i WHERE i.list_id = l.list_id) FROM disposal_lists l ORDER BY l.proposed_at DESC LIMIT 1000",
-    )
-    .fetch_all(&disposal.db.pool)
-    .await?;
-    Ok(json!({"items": rows.iter().map(|r| json!({
-        "list_id": r.get::<String, _>(0), "state": r.get::<String, _>(1), "proposed_by_name": r.get::<String, _>(2),
-        "proposed_at": r.get::<String, _>(3), "decided_at": r.get::<Option<String>, _>(4),
-        "executed_at": r.get::<Option<String>, _>(5), "cases": r.get::<i64, _>(6)})).collect::<Vec<_>>()}))
+/// The list of lists (`GET /api/v1/disposal/lists`).
+#[derive(Debug, serde::Serialize)]
+pub struct DisposalLists {
+    pub items: Vec<crate::db::disposal::ListLine>,
+}
+
+async fn list(disposal: &Disposal, list_id: &str) -> Result<Option<DisposalList>, DbError> {
+    let Some(list) = disposal.db.disposal_list(list_id).await? else {
+        return Ok(None);
+    };
+    let documents = list
+        .documents_json
+        .as_deref()
+        .and_then(|d| serde_json::from_str::<Value>(d).ok());
+    Ok(Some(DisposalList {
+        items: disposal.db.disposal_items(list_id).await?,
+        documents,
+        list,
+    }))
+}
+
+async fn lists(disposal: &Disposal) -> Result<DisposalLists, DbError> {
+    Ok(DisposalLists {
+        items: disposal.db.disposal_lists().await?,
+    })
 }
 
 fn same_person(a: &str, b: &str) -> bool {
@@ -502,7 +489,7 @@ async fn decide(
     approve: bool,
     note: &str,
     actor: &Principal,
-) -> Result<Value, DisposalError> {
+) -> Result<DisposalList, DisposalError> {
     let r = sqlx::query(
         "SELECT state, proposed_by, proposed_by_name FROM disposal_lists WHERE list_id = $1",
     )
@@ -555,7 +542,7 @@ async fn execute(
     disposal: &Disposal,
     list_id: &str,
     actor: &Principal,
-) -> Result<Value, DisposalError> {
+) -> Result<DisposalList, DisposalError> {
     let state: String = sqlx::query_scalar("SELECT state FROM disposal_lists WHERE list_id = $1")
         .bind(list_id)
         .fetch_optional(&disposal.db.pool)

@@ -99,7 +99,7 @@ impl Filing {
     }
 
     /// The state of year `year`: counts, deadline, batches, completeness.
-    pub async fn status(&self, year: i64) -> Result<serde_json::Value, DbError> {
+    pub async fn status(&self, year: i64) -> Result<status::FilingStatus, DbError> {
         status::status(self, year).await
     }
 

@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use sqlx::Row;
 
@@ -75,56 +75,77 @@ pub(super) async fn counts(filing: &Filing, year: i64) -> Result<Counts, DbError
 const LIST_MAX: i64 = 1000;
 
 /// The full status of year `year` (`GET /api/v1/filings/{year}`).
-pub(super) async fn status(filing: &Filing, year: i64) -> Result<Value, DbError> {
+/// The state of a year's filing (`GET /api/v1/filings/{year}`, `guidang filing status`).
+#[derive(Debug, Serialize)]
+pub struct FilingStatus {
+    pub year: i64,
+    pub time_zone: String,
+    /// 30 June of the next year.
+    pub deadline: String,
+    pub days_left: i64,
+    pub deadline_passed: bool,
+    pub counts: Counts,
+    pub batches: Vec<super::Batch>,
+    /// Archived cases the filing check refused, with the reason (the first [`LIST_MAX`]).
+    pub refused: Vec<RefusedCase>,
+    /// Cases of the year rejected at submission and never archived since.
+    pub rejected: Vec<RejectedCase>,
+    pub completeness: Value,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct RefusedCase {
+    pub archive_id: String,
+    pub project_id: String,
+    pub task_code: String,
+    pub problem: String,
+}
+
+#[derive(Debug, Serialize, sqlx::FromRow)]
+pub struct RejectedCase {
+    pub social_code: String,
+    pub task_code: String,
+    pub project_id: String,
+    pub problems: String,
+    pub at: String,
+}
+
+pub(super) async fn status(filing: &Filing, year: i64) -> Result<FilingStatus, DbError> {
     let db = &filing.db;
     let tz = filing.settings.tz();
-    let c = counts(filing, year).await?;
+    let counts = counts(filing, year).await?;
     let now = filing.clock.now();
     let today = now.with_timezone(&tz).date_naive();
     let deadline_day = chrono::NaiveDate::from_ymd_opt(year as i32 + 1, 6, 30).unwrap_or_default();
     let batches = super::batches(filing, year).await?;
-    let refused: Vec<Value> = sqlx::query(
-        "SELECT archive_id, project_id, task_code, filing_problem FROM cases WHERE year = $1 AND status = 'archived' \
-         AND filing_problem IS NOT NULL ORDER BY archive_id LIMIT $2",
+    let refused: Vec<RefusedCase> = sqlx::query_as(
+        "SELECT archive_id, project_id, task_code, filing_problem AS problem FROM cases WHERE year = $1 \
+         AND status = 'archived' AND filing_problem IS NOT NULL ORDER BY archive_id LIMIT $2",
     )
     .bind(year)
     .bind(LIST_MAX)
     .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| {
-        json!({"archive_id": r.get::<String, _>(0), "project_id": r.get::<String, _>(1),
-               "task_code": r.get::<String, _>(2), "problem": r.get::<String, _>(3)})
-    })
-    .collect();
-    let rejected: Vec<Value> = sqlx::query(
-        sqlx::AssertSqlSafe(format!(
-            "SELECT social_code, task_code, project_id, MAX(codes), MAX(at) {NEVER_ARCHIVED} \
-             GROUP BY social_code, task_code, project_id ORDER BY social_code, task_code, project_id LIMIT $2"
-        )),
-    )
+    .await?;
+    let rejected: Vec<RejectedCase> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+        "SELECT social_code, task_code, project_id, MAX(codes) AS problems, MAX(at) AS at {NEVER_ARCHIVED} \
+         GROUP BY social_code, task_code, project_id ORDER BY social_code, task_code, project_id LIMIT $2"
+    )))
     .bind(year)
     .bind(LIST_MAX)
     .fetch_all(&db.pool)
-    .await?
-    .iter()
-    .map(|r| {
-        json!({"social_code": r.get::<String, _>(0), "task_code": r.get::<String, _>(1),
-               "project_id": r.get::<String, _>(2), "problems": r.get::<String, _>(3), "at": r.get::<String, _>(4)})
+    .await?;
+    Ok(FilingStatus {
+        year,
+        time_zone: filing.settings.time_zone.to_string(),
+        deadline: deadline_day.to_string(),
+        days_left: (deadline_day - today).num_days(),
+        deadline_passed: now >= super::schedule::deadline(year, tz),
+        counts,
+        batches,
+        refused,
+        rejected,
+        completeness: completeness(filing, year).await?,
     })
-    .collect();
-    Ok(json!({
-        "year": year,
-        "time_zone": filing.settings.time_zone.to_string(),
-        "deadline": deadline_day.to_string(),
-        "days_left": (deadline_day - today).num_days(),
-        "deadline_passed": now >= super::schedule::deadline(year, tz),
-        "counts": c,
-        "batches": batches,
-        "refused": refused,
-        "rejected": rejected,
-        "completeness": completeness(filing, year).await?,
-    }))
 }
 
 /// What a case system declares it completed in a year (`PUT /api/v1/filings/{year}/expected`).

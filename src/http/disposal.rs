@@ -45,10 +45,7 @@ pub async fn propose(
     Ok(HttpResponse::Created()
         .insert_header((
             "location",
-            format!(
-                "/api/v1/disposal/lists/{}",
-                l["list_id"].as_str().unwrap_or("")
-            ),
+            format!("/api/v1/disposal/lists/{}", l.list.list_id),
         ))
         .json(l))
 }

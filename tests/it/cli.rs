@@ -445,7 +445,6 @@ async fn sigterm_lets_running_submissions_finish_and_stops_cleanly() {
                 ))
                 .send()
                 .await
-                .map(|r| r.status().as_u16())
         }));
     }
     tokio::time::sleep(std::time::Duration::from_millis(150)).await;
@@ -453,14 +452,34 @@ async fn sigterm_lets_running_submissions_finish_and_stops_cleanly() {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    let mut answered = 0;
+    let mut archived: Vec<String> = vec![];
+    let mut refused = vec![];
+    let mut done = vec![];
     for h in sent {
-        // Every submission the server accepted before it stopped listening is answered in full.
-        if let Ok(Ok(code)) = h.await {
-            assert_eq!(code, 201);
-            answered += 1;
+        done.push(match h.await {
+            Ok(Ok(r)) => Ok(Ok((
+                r.status().as_u16(),
+                r.text().await.unwrap_or_default(),
+            ))),
+            Ok(Err(e)) => Ok(Err(e)),
+            Err(e) => Err(e),
+        });
+    }
+    for h in done {
+        // A submission the server took before it stopped listening is archived in full, or
+        // refused whole; one that arrived after gets no answer at all.
+        if let Ok(Ok((code, body))) = h {
+            let v: serde_json::Value = serde_json::from_str(&body).unwrap_or_default();
+            match code {
+                201 => archived.push(v["archive_id"].as_str().unwrap().to_string()),
+                _ => refused.push((code, body)),
+            }
         }
     }
+    assert!(
+        refused.iter().all(|(c, _)| *c >= 500),
+        "only a server-side refusal: {refused:?}"
+    );
     let status = child.wait().unwrap();
     let mut log = String::new();
     child
@@ -494,7 +513,23 @@ async fn sigterm_lets_running_submissions_finish_and_stops_cleanly() {
         .json()
         .await
         .unwrap();
-    assert!(list["total"].as_i64().unwrap() >= answered, "{list}");
+    for id in &archived {
+        let r = client
+            .get(format!("{base}/api/v1/cases/{id}"))
+            .bearer_auth(&token)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(
+            r.status().as_u16(),
+            200,
+            "an answered 201 is a recorded case"
+        );
+    }
+    assert!(
+        list["total"].as_i64().unwrap() >= archived.len() as i64,
+        "{list}"
+    );
     assert_eq!(
         walk(&dir.path().join("objects/packages")).len() as i64,
         list["total"].as_i64().unwrap(),
