@@ -49,6 +49,11 @@ impl DocWriter {
         })
     }
 
+    /// Ends an XML document written through [`crate::xml::Doc`] with its final newline.
+    pub fn end_line(&mut self) -> Result<(), DocumentError> {
+        self.put("\n")
+    }
+
     pub fn put(&mut self, s: &str) -> Result<(), DocumentError> {
         self.sha.update(s.as_bytes());
         self.sm3.update(s.as_bytes());
@@ -113,5 +118,21 @@ impl Opened {
     pub async fn open(store: &Store, doc: Document) -> Result<Opened, StoreError> {
         let (size, stream) = store.get(&doc.key).await?;
         Ok(Opened { doc, size, stream })
+    }
+}
+
+/// XML documents stream into a [`DocWriter`] through quick-xml's writer; each byte is hashed as
+/// it is written.
+impl Write for DocWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.sha.update(buf);
+        self.sm3.update(buf);
+        self.size += buf.len() as u64;
+        self.file.write_all(buf)?;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.file.flush()
     }
 }

@@ -17,7 +17,7 @@ use crate::documents::{DocWriter, Document, csv};
 use crate::evidence::Evidence;
 use crate::metrics::Metrics;
 use crate::storage::Store;
-use crate::xml::esc;
+use crate::xml::Doc;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DisposalError {
@@ -27,6 +27,8 @@ pub enum DisposalError {
     Store(#[from] crate::storage::StoreError),
     #[error("disposal: {0}")]
     Document(#[from] crate::documents::DocumentError),
+    #[error("disposal: {0}")]
+    Io(#[from] std::io::Error),
     #[error("no such case")]
     NoCase,
     #[error("no such disposal list")]
@@ -650,32 +652,72 @@ async fn execute(
 }
 
 /// The destruction register (销毁清册), XML and CSV.
+/// The head of the destruction register: the list's appraisal and approval.
+#[derive(sqlx::FromRow)]
+struct RegisterHead {
+    opinion: Option<String>,
+    proposed_by_name: Option<String>,
+    proposed_at: Option<String>,
+    decided_by_name: Option<String>,
+    decided_at: Option<String>,
+    decision_note: Option<String>,
+}
+
+/// One case as the destruction register lists it.
+#[derive(sqlx::FromRow)]
+struct RegisterRow {
+    archive_id: String,
+    archival_code: Option<String>,
+    project_name: String,
+    task_name: String,
+    year: i64,
+    retention: Option<String>,
+    files: i64,
+    bytes: i64,
+    tagmanifest_sha256: String,
+    appraisal: String,
+    outcome: Option<String>,
+    disposed_at: Option<String>,
+}
+
 async fn write_register(
     disposal: &Disposal,
     list_id: &str,
 ) -> Result<Vec<Document>, DisposalError> {
-    let l = sqlx::query(
-        "SELECT opinion, proposed_by_name, proposed_at, decided_by_name, decided_at, decision_note FROM disposal_lists WHERE list_id = $1",
+    let h: RegisterHead = sqlx::query_as(
+        "SELECT opinion, proposed_by_name, proposed_at, decided_by_name, decided_at, decision_note \
+         FROM disposal_lists WHERE list_id = $1",
     )
     .bind(list_id)
     .fetch_one(&disposal.db.pool)
     .await
     .map_err(DbError::from)?;
-    let s = |i: usize| l.get::<Option<String>, _>(i).unwrap_or_default();
+    let o = |v: &Option<String>| v.clone().unwrap_or_default();
     let prefix = format!("disposals/{list_id}");
-    let mut xml = DocWriter::new(&disposal.staging.clone(), "register.xml")?;
-    let mut cw = DocWriter::new(&disposal.staging.clone(), "register.csv")?;
-    xml.put(&format!(
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<destruction_register xmlns=\"urn:guidang:disposal:1\" fonds_code=\"{}\" list_id=\"{}\">\n  <title>销毁清册</title>\n  <opinion>{}</opinion>\n  <proposed_by>{}</proposed_by>\n  <proposed_at>{}</proposed_at>\n  <approved_by>{}</approved_by>\n  <approved_at>{}</approved_at>\n  <decision_note>{}</decision_note>\n",
-        esc(&disposal.fonds_code), esc(list_id), esc(&s(0)), esc(&s(1)), esc(&s(2)), esc(&s(3)), esc(&s(4)), esc(&s(5))
-    ))?;
+    let mut xml = Doc::new(DocWriter::new(&disposal.staging, "register.xml")?)?;
+    xml.open(
+        "destruction_register",
+        &[
+            ("xmlns", "urn:guidang:disposal:1"),
+            ("fonds_code", &disposal.fonds_code),
+            ("list_id", list_id),
+        ],
+    )?
+    .text("title", "销毁清册")?
+    .text("opinion", &o(&h.opinion))?
+    .text("proposed_by", &o(&h.proposed_by_name))?
+    .text("proposed_at", &o(&h.proposed_at))?
+    .text("approved_by", &o(&h.decided_by_name))?
+    .text("approved_at", &o(&h.decided_at))?
+    .text("decision_note", &o(&h.decision_note))?;
+    let mut cw = DocWriter::new(&disposal.staging, "register.csv")?;
     cw.put("\u{feff}档号,归档标识,办件名称,事项名称,年度,保管期限,文件数,字节数,包摘要算法,包摘要,鉴定意见,处置结果,销毁时间\r\n")?;
     let mut after = String::new();
     loop {
-        let rows = sqlx::query(
+        let rows: Vec<RegisterRow> = sqlx::query_as(
             "SELECT i.archive_id, c.archival_code, c.project_name, c.task_name, c.year, c.retention, \
-             (SELECT COUNT(*) FROM case_files f WHERE f.archive_id = i.archive_id), \
-             (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM case_files f WHERE f.archive_id = i.archive_id), \
+             (SELECT COUNT(*) FROM case_files f WHERE f.archive_id = i.archive_id) AS files, \
+             (SELECT CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM case_files f WHERE f.archive_id = i.archive_id) AS bytes, \
              c.tagmanifest_sha256, i.appraisal, i.outcome, c.disposed_at \
              FROM disposal_items i JOIN cases c ON c.archive_id = i.archive_id \
              WHERE i.list_id = $1 AND i.archive_id > $2 ORDER BY i.archive_id LIMIT 1000",
@@ -686,36 +728,61 @@ async fn write_register(
         .await
         .map_err(DbError::from)?;
         let Some(last) = rows.last() else { break };
-        after = last.get(0);
+        after = last.archive_id.clone();
         for r in &rows {
-            let t = |i: usize| r.get::<Option<String>, _>(i).unwrap_or_default();
-            let n = |i: usize| r.get::<Option<i64>, _>(i).unwrap_or_default();
-            let destroyed = t(10) == "destroyed";
-            xml.put(&format!(
-                "  <item archive_id=\"{}\" archival_code=\"{}\" outcome=\"{}\">\n    <project_name>{}</project_name>\n    <task_name>{}</task_name>\n    <year>{}</year>\n    <retention>{}</retention>\n    <files>{}</files>\n    <bytes>{}</bytes>\n    <package_digest algorithm=\"SHA-256\">{}</package_digest>\n    <appraisal>{}</appraisal>\n    <destroyed_at>{}</destroyed_at>\n  </item>\n",
-                esc(&t(0)), esc(&t(1)), esc(&t(10)), esc(&t(2)), esc(&t(3)), n(4), esc(&t(5)), n(6), n(7), t(8), esc(&t(9)),
-                if destroyed { esc(&t(11)) } else { String::new() }
-            ))?;
+            let outcome = o(&r.outcome);
+            let destroyed_at = if outcome == "destroyed" {
+                o(&r.disposed_at)
+            } else {
+                String::new()
+            };
+            let (code, retention) = (o(&r.archival_code), o(&r.retention));
+            let (year, files, bytes) =
+                (r.year.to_string(), r.files.to_string(), r.bytes.to_string());
+            xml.open(
+                "item",
+                &[
+                    ("archive_id", &r.archive_id),
+                    ("archival_code", &code),
+                    ("outcome", &outcome),
+                ],
+            )?
+            .text("project_name", &r.project_name)?
+            .text("task_name", &r.task_name)?
+            .text("year", &year)?
+            .text("retention", &retention)?
+            .text("files", &files)?
+            .text("bytes", &bytes)?
+            .text_with(
+                "package_digest",
+                &[("algorithm", "SHA-256")],
+                &r.tagmanifest_sha256,
+            )?
+            .text("appraisal", &r.appraisal)?
+            .text("destroyed_at", &destroyed_at)?
+            .close("item")?;
             let fields = [
-                t(1),
-                t(0),
-                t(2),
-                t(3),
-                n(4).to_string(),
-                t(5),
-                n(6).to_string(),
-                n(7).to_string(),
-                "SHA-256".into(),
-                t(8),
-                t(9),
-                t(10),
-                if destroyed { t(11) } else { String::new() },
+                code.as_str(),
+                &r.archive_id,
+                &r.project_name,
+                &r.task_name,
+                &year,
+                &retention,
+                &files,
+                &bytes,
+                "SHA-256",
+                &r.tagmanifest_sha256,
+                &r.appraisal,
+                &outcome,
+                &destroyed_at,
             ];
             cw.put(&fields.iter().map(|f| csv(f)).collect::<Vec<_>>().join(","))?;
             cw.put("\r\n")?;
         }
     }
-    xml.put("</destruction_register>\n")?;
+    xml.close("destruction_register")?;
+    let mut xml = xml.into_inner();
+    xml.end_line()?;
     Ok(vec![
         xml.store(&disposal.store, &prefix).await?,
         cw.store(&disposal.store, &prefix).await?,

@@ -211,7 +211,7 @@ impl From<crate::disposal::DisposalError> for ApiError {
     fn from(e: crate::disposal::DisposalError) -> Self {
         use crate::disposal::DisposalError as D;
         match e {
-            e @ (D::Db(_) | D::Store(_) | D::Document(_)) => ApiError::internal(e),
+            e @ (D::Db(_) | D::Store(_) | D::Document(_) | D::Io(_)) => ApiError::internal(e),
             D::NoCase | D::NoList | D::NoHold => ApiError::NotFound(e.to_string()),
             D::Invalid(m) => ApiError::BadRequest(m),
             D::State(m) => ApiError::Conflict("wrong_state", m),

@@ -31,7 +31,7 @@ use crate::evidence::antivirus::Verdict;
 use crate::evidence::checks;
 use crate::problem::{Code, Problem, Problems};
 use crate::signing::Signer;
-use crate::xml::esc;
+use crate::xml::Doc;
 use describe::{CaseMetadata, METADATA_PATH};
 use identify::{Action, Identification, Sniffer};
 use package::{BagInfo, Finished, PackageWriter};
@@ -471,7 +471,7 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         &checks,
         &content_digest,
         (&validated_at, &retention),
-    );
+    )?;
     pkg.add_payload_bytes("archive.xml", xml.as_bytes())?;
     let info = BagInfo {
         source_organization: metadata.lead_department.clone(),
@@ -515,105 +515,102 @@ fn archive_xml(
     checks: &[checks::CheckItem],
     content_digest: &str,
     (validated_at, retention): (&DateTime<FixedOffset>, &crate::retention::Assigned),
-) -> String {
-    let mut x = String::with_capacity(4096);
-    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<archive xmlns=\"urn:guidang:archive:1\" version=\"1\">\n");
-    let el = |x: &mut String, indent: &str, name: &str, v: &str| {
-        x.push_str(&format!("{indent}<{name}>{}</{name}>\n", esc(v)));
-    };
-    el(&mut x, "  ", "archive_id", inp.archive_id);
-    el(&mut x, "  ", "package_version", "1");
-    el(&mut x, "  ", "fonds_code", &inp.settings.fonds_code);
-    x.push_str("  <case_key>\n");
-    el(&mut x, "    ", "social_code", &m.social_code);
-    el(&mut x, "    ", "task_code", &m.task_code);
-    el(&mut x, "    ", "project_id", &m.project_id);
-    x.push_str("  </case_key>\n");
-    el(&mut x, "  ", "project_name", &m.project_name);
-    el(
-        &mut x,
-        "  ",
-        "year",
-        &m.year(inp.settings.filing.tz())
-            .map(|y| y.to_string())
-            .unwrap_or_default(),
-    );
-    el(&mut x, "  ", "channel", inp.agent.channel.as_str());
-    el(
-        &mut x,
-        "  ",
-        "content_digest",
-        &format!("sha256:{content_digest}"),
-    );
-    x.push_str("  <retention>\n");
-    el(
-        &mut x,
-        "    ",
-        "proposed",
-        m.retention_period.as_deref().unwrap_or(""),
-    );
-    el(&mut x, "    ", "assigned", retention.retention.as_str());
-    el(
-        &mut x,
-        "    ",
-        "rule_version",
-        &retention.rule_version.to_string(),
-    );
-    el(&mut x, "    ", "basis", &retention.basis);
-    x.push_str("  </retention>\n");
-    el(
-        &mut x,
-        "  ",
-        "security_classification",
-        &m.security_classification,
-    );
-    x.push_str("  <files>\n");
+) -> io::Result<String> {
+    let mut d = Doc::in_memory()?;
+    d.open(
+        "archive",
+        &[("xmlns", "urn:guidang:archive:1"), ("version", "1")],
+    )?;
+    d.text("archive_id", inp.archive_id)?
+        .text("package_version", "1")?
+        .text("fonds_code", &inp.settings.fonds_code)?;
+    d.open("case_key", &[])?
+        .text("social_code", &m.social_code)?
+        .text("task_code", &m.task_code)?
+        .text("project_id", &m.project_id)?
+        .close("case_key")?;
+    let year = m
+        .year(inp.settings.filing.tz())
+        .map(|y| y.to_string())
+        .unwrap_or_default();
+    d.text("project_name", &m.project_name)?
+        .text("year", &year)?
+        .text("channel", inp.agent.channel.as_str())?
+        .text("content_digest", &format!("sha256:{content_digest}"))?;
+    d.open("retention", &[])?
+        .text("proposed", m.retention_period.as_deref().unwrap_or(""))?
+        .text("assigned", retention.retention.as_str())?
+        .text("rule_version", &retention.rule_version.to_string())?
+        .text("basis", &retention.basis)?
+        .close("retention")?;
+    d.text("security_classification", &m.security_classification)?;
+    d.open("files", &[])?;
     for f in files {
-        x.push_str(&format!(
-            "    <file path=\"{}\" role=\"{}\" size=\"{}\">\n      <format id=\"{}\" mime=\"{}\"{}{}/>\n      <digest algorithm=\"SHA-256\">{}</digest>\n      <digest algorithm=\"SM3\">{}</digest>\n    </file>\n",
-            esc(&format!("submission/{}", f.path)),
-            f.role,
-            f.size,
-            esc(&f.format),
-            esc(&f.mime),
-            f.format_version.as_ref().map(|v| format!(" version=\"{}\"", esc(v))).unwrap_or_default(),
-            f.note.as_ref().map(|v| format!(" note=\"{}\"", esc(v))).unwrap_or_default(),
-            f.sha256,
-            f.sm3,
-        ));
+        let (path, size) = (format!("submission/{}", f.path), f.size.to_string());
+        d.open(
+            "file",
+            &[("path", &path), ("role", &f.role), ("size", &size)],
+        )?;
+        let mut format = vec![("id", f.format.as_str()), ("mime", f.mime.as_str())];
+        if let Some(v) = &f.format_version {
+            format.push(("version", v));
+        }
+        if let Some(v) = &f.note {
+            format.push(("note", v));
+        }
+        d.empty("format", &format)?
+            .text_with("digest", &[("algorithm", "SHA-256")], &f.sha256)?
+            .text_with("digest", &[("algorithm", "SM3")], &f.sm3)?
+            .close("file")?;
     }
-    x.push_str("  </files>\n  <warnings>\n");
+    d.close("files")?.open("warnings", &[])?;
     for w in warnings {
-        x.push_str(&format!(
-            "    <warning code=\"{}\" path=\"{}\">{}</warning>\n",
-            w.code,
-            esc(w.path.as_deref().unwrap_or("")),
-            esc(&w.message)
-        ));
+        d.text_with(
+            "warning",
+            &[
+                ("code", w.code.as_str()),
+                ("path", w.path.as_deref().unwrap_or("")),
+            ],
+            &w.message,
+        )?;
     }
-    x.push_str("  </warnings>\n  <checks stage=\"GD\" standard=\"DA/T 70-2018\">\n");
+    d.close("warnings")?
+        .open("checks", &[("stage", "GD"), ("standard", "DA/T 70-2018")])?;
     for c in checks {
-        x.push_str(&format!(
-            "    <check code=\"{}\" property=\"{}\" result=\"{}\" item=\"{}\">{}</check>\n",
-            c.code,
-            c.property,
-            c.result.as_str(),
-            esc(&c.item),
-            esc(&c.detail)
-        ));
+        d.text_with(
+            "check",
+            &[
+                ("code", c.code.as_str()),
+                ("property", c.property.as_str()),
+                ("result", c.result.as_str()),
+                ("item", c.item.as_str()),
+            ],
+            &c.detail,
+        )?;
     }
-    x.push_str("  </checks>\n  <events>\n");
-    let agent = esc(&inp.agent.label());
-    x.push_str(&format!(
-        "    <event type=\"received\" time=\"{}\" agent=\"{agent}\"/>\n    <event type=\"validated\" time=\"{}\" agent=\"guidang {}\"/>\n    <event type=\"packaged\" time=\"{}\" agent=\"guidang {}\"/>\n",
-        rfc3339(&inp.received_at),
-        rfc3339(validated_at),
-        env!("CARGO_PKG_VERSION"),
-        rfc3339(validated_at),
-        env!("CARGO_PKG_VERSION"),
-    ));
-    x.push_str("  </events>\n</archive>\n");
-    x
+    let (received, validated) = (rfc3339(&inp.received_at), rfc3339(validated_at));
+    let by = format!("guidang {}", env!("CARGO_PKG_VERSION"));
+    d.close("checks")?
+        .open("events", &[])?
+        .empty(
+            "event",
+            &[
+                ("type", "received"),
+                ("time", &received),
+                ("agent", &inp.agent.label()),
+            ],
+        )?
+        .empty(
+            "event",
+            &[("type", "validated"), ("time", &validated), ("agent", &by)],
+        )?
+        .empty(
+            "event",
+            &[("type", "packaged"), ("time", &validated), ("agent", &by)],
+        )?
+        .close("events")?
+        .close("archive")?;
+    Ok(d.into_string())
 }
 
 /// Removes leftovers of interrupted ingests from the staging directory.
