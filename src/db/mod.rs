@@ -8,9 +8,12 @@ use sqlx::{AnyPool, Executor, Row};
 pub mod cases;
 pub use cases::value_rows;
 pub mod disposal;
+pub mod fixity;
 pub mod holds;
 pub mod lease;
 pub mod locks;
+pub mod rules;
+pub mod trail;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -2,11 +2,10 @@
 //! changes anything — who (token id or command-line user, and role), what, on what, when, and the
 //! outcome. Never personal data: targets are archive ids, not file names or metadata values.
 
+use crate::db::trail::{self, TrailRow};
+use crate::db::{Db, DbError};
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use sqlx::Row;
-
-use crate::db::{Bind, Db, DbError, bind_all};
 
 #[derive(Debug, Clone, Serialize)]
 pub struct Event {
@@ -39,39 +38,32 @@ pub async fn append_on(
     crate::db::locks::AdvisoryLock::Trail
         .hold_on(&mut *conn, postgres)
         .await?;
-    let head = sqlx::query("SELECT seq, hash FROM audit_trail ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&mut *conn)
-        .await?;
-    let (seq, prev) = match head {
-        Some(r) => (r.get::<i64, _>(0) + 1, r.get::<String, _>(1)),
+    let (seq, prev) = match trail::head_on(&mut *conn).await? {
+        Some((seq, hash)) => (seq + 1, hash),
         None => (0, GENESIS.to_string()),
     };
     let at = crate::db::now_rfc3339();
     let hash = chain_hash(&prev, seq, &at, e);
-    sqlx::query(
-        "INSERT INTO audit_trail (seq, at, actor, role, action, target, outcome, prev_hash, hash) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    trail::insert_on(
+        conn,
+        &TrailRow {
+            seq,
+            at,
+            actor: e.actor.clone(),
+            role: e.role.clone(),
+            action: e.action.clone(),
+            target: e.target.clone(),
+            outcome: e.outcome.clone(),
+            prev_hash: prev,
+            hash,
+        },
     )
-    .bind(seq)
-    .bind(&at)
-    .bind(&e.actor)
-    .bind(&e.role)
-    .bind(&e.action)
-    .bind(&e.target)
-    .bind(&e.outcome)
-    .bind(&prev)
-    .bind(&hash)
-    .execute(&mut *conn)
-    .await?;
-    Ok(())
+    .await
 }
 
 /// The current head: (seq, hash), or none for an empty trail.
 pub async fn head(db: &Db) -> Result<Option<(i64, String)>, DbError> {
-    let r = sqlx::query("SELECT seq, hash FROM audit_trail ORDER BY seq DESC LIMIT 1")
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(r.map(|r| (r.get(0), r.get(1))))
+    db.trail_head().await
 }
 
 /// Recomputes the chain from the start: `Ok(rows)` if intact, `Err(seq, why)` at the first break.
@@ -80,96 +72,41 @@ pub async fn verify_chain(db: &Db) -> Result<Result<i64, (i64, String)>, DbError
     let mut expected = 0i64;
     let mut after = -1i64;
     loop {
-        let rows = sqlx::query(
-            "SELECT seq, at, actor, role, action, target, outcome, prev_hash, hash FROM audit_trail WHERE seq > $1 ORDER BY seq LIMIT 1000",
-        )
-        .bind(after)
-        .fetch_all(&db.pool)
-        .await?;
+        let rows = db.trail_page(after, 1000).await?;
         if rows.is_empty() {
             return Ok(Ok(expected));
         }
-        for r in &rows {
-            let seq: i64 = r.get("seq");
-            if seq != expected {
+        for r in rows {
+            if r.seq != expected {
                 return Ok(Err((expected, "a row is missing".into())));
             }
-            let e = Event {
-                actor: r.get("actor"),
-                role: r.get("role"),
-                action: r.get("action"),
-                target: r.get("target"),
-                outcome: r.get("outcome"),
-            };
-            let at: String = r.get("at");
-            if r.get::<String, _>("prev_hash") != prev {
-                return Ok(Err((seq, "does not follow the previous row".into())));
+            if r.prev_hash != prev {
+                return Ok(Err((r.seq, "does not follow the previous row".into())));
             }
-            let h = chain_hash(&prev, seq, &at, &e);
-            if r.get::<String, _>("hash") != h {
+            let e = Event {
+                actor: r.actor,
+                role: r.role,
+                action: r.action,
+                target: r.target,
+                outcome: r.outcome,
+            };
+            let h = chain_hash(&prev, r.seq, &r.at, &e);
+            if r.hash != h {
                 return Ok(Err((
-                    seq,
+                    r.seq,
                     "the row was changed after it was written".into(),
                 )));
             }
             prev = h;
             expected += 1;
-            after = seq;
+            after = r.seq;
         }
     }
 }
 
-#[derive(Debug, Default)]
-pub struct Filter {
-    pub actor: Option<String>,
-    pub action: Option<String>,
-    pub target: Option<String>,
-    pub since: Option<String>,
-    pub until: Option<String>,
-    pub limit: i64,
-}
+pub use crate::db::trail::TrailFilter as Filter;
 
-pub async fn list(db: &Db, f: &Filter) -> Result<Vec<serde_json::Value>, DbError> {
-    let mut conds = Vec::new();
-    let mut binds = Vec::new();
-    for (col, op, v) in [
-        ("actor", "=", &f.actor),
-        ("action", "=", &f.action),
-        ("target", "=", &f.target),
-        ("at", ">=", &f.since),
-        ("at", "<", &f.until),
-    ] {
-        if let Some(v) = v {
-            binds.push(Bind::S(v.clone()));
-            conds.push(format!("{col} {op} ${}", binds.len()));
-        }
-    }
-    binds.push(Bind::I(f.limit));
-    let wh = if conds.is_empty() {
-        String::new()
-    } else {
-        format!("WHERE {}", conds.join(" AND "))
-    };
-    let sql = format!(
-        "SELECT seq, at, actor, role, action, target, outcome, hash FROM audit_trail {wh} ORDER BY seq DESC LIMIT ${}",
-        binds.len()
-    );
-    let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
-        .fetch_all(&db.pool)
-        .await?;
-    Ok(rows
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "seq": r.get::<i64, _>("seq"),
-                "at": r.get::<String, _>("at"),
-                "actor": r.get::<String, _>("actor"),
-                "role": r.get::<String, _>("role"),
-                "action": r.get::<String, _>("action"),
-                "target": r.get::<String, _>("target"),
-                "outcome": r.get::<String, _>("outcome"),
-                "hash": r.get::<String, _>("hash"),
-            })
-        })
-        .collect())
+/// Rows matching `f`, newest first.
+pub async fn list(db: &Db, f: &Filter) -> Result<Vec<TrailRow>, DbError> {
+    db.trail_rows(f).await
 }

@@ -5,7 +5,6 @@
 
 use serde::Serialize;
 use serde_json::json;
-use sqlx::Row;
 
 use std::sync::Arc;
 
@@ -74,11 +73,7 @@ impl Fixity {
     }
 
     /// Recent audits, newest first; `failed_only` for the ones that found something.
-    pub async fn list(
-        &self,
-        failed_only: bool,
-        limit: i64,
-    ) -> Result<Vec<serde_json::Value>, DbError> {
+    pub async fn list(&self, failed_only: bool, limit: i64) -> Result<Vec<AuditLine>, DbError> {
         list(&self.db, failed_only, limit).await
     }
 
@@ -208,44 +203,43 @@ async fn audit_case(fixity: &Fixity, case: &CaseRow) -> Result<Audit, AuditError
 }
 
 async fn record(db: &Db, a: &Audit) -> Result<(), DbError> {
-    let detail = json!({"findings": a.findings, "checks": a.checks}).to_string();
-    sqlx::query("INSERT INTO fixity_audits (audit_id, archive_id, at, ok, bytes, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-        .bind(&a.audit_id)
-        .bind(&a.archive_id)
-        .bind(&a.at)
-        .bind(a.ok as i64)
-        .bind(a.bytes as i64)
-        .bind(detail)
-        .execute(&db.pool)
-        .await?;
-    sqlx::query("UPDATE cases SET verified_at = $1 WHERE archive_id = $2")
-        .bind(&a.at)
-        .bind(&a.archive_id)
-        .execute(&db.pool)
-        .await?;
-    Ok(())
+    db.record_audit(&crate::db::fixity::AuditRow {
+        audit_id: a.audit_id.clone(),
+        archive_id: a.archive_id.clone(),
+        at: a.at.clone(),
+        ok: a.ok as i64,
+        bytes: a.bytes as i64,
+        detail: json!({"findings": a.findings, "checks": a.checks}).to_string(),
+    })
+    .await
 }
 
-async fn list(db: &Db, failed_only: bool, limit: i64) -> Result<Vec<serde_json::Value>, DbError> {
-    let sql = if failed_only {
-        "SELECT audit_id, archive_id, at, ok, bytes, detail FROM fixity_audits WHERE ok = 0 ORDER BY at DESC LIMIT $1"
-    } else {
-        "SELECT audit_id, archive_id, at, ok, bytes, detail FROM fixity_audits ORDER BY at DESC LIMIT $1"
-    };
-    let rows = sqlx::query(sql).bind(limit).fetch_all(&db.pool).await?;
-    Ok(rows
-        .iter()
+/// One line of `GET /api/v1/audits`.
+#[derive(Debug, Serialize)]
+pub struct AuditLine {
+    pub audit_id: String,
+    pub archive_id: String,
+    pub at: String,
+    pub ok: bool,
+    pub bytes: i64,
+    pub findings: serde_json::Value,
+}
+
+async fn list(db: &Db, failed_only: bool, limit: i64) -> Result<Vec<AuditLine>, DbError> {
+    Ok(db
+        .audits(failed_only, limit)
+        .await?
+        .into_iter()
         .map(|r| {
-            let detail: serde_json::Value =
-                serde_json::from_str(&r.get::<String, _>("detail")).unwrap_or_default();
-            json!({
-                "audit_id": r.get::<String, _>("audit_id"),
-                "archive_id": r.get::<String, _>("archive_id"),
-                "at": r.get::<String, _>("at"),
-                "ok": r.get::<i64, _>("ok") != 0,
-                "bytes": r.get::<i64, _>("bytes"),
-                "findings": detail["findings"],
-            })
+            let detail: serde_json::Value = serde_json::from_str(&r.detail).unwrap_or_default();
+            AuditLine {
+                audit_id: r.audit_id,
+                archive_id: r.archive_id,
+                at: r.at,
+                ok: r.ok != 0,
+                bytes: r.bytes,
+                findings: detail["findings"].clone(),
+            }
         })
         .collect())
 }

@@ -3,7 +3,6 @@
 //! disposal once a fixed term has run ([`disposal`]).
 
 use serde::{Deserialize, Serialize};
-use sqlx::Row;
 
 use crate::config::RetentionSettings;
 use crate::db::{Db, DbError};
@@ -189,58 +188,40 @@ impl RuleSet {
 
 /// The newest rule set (version 0 and no rules if none was ever set).
 async fn current(db: &Db) -> Result<RuleSet, DbError> {
-    let r = sqlx::query("SELECT version, rules_json, created_at, created_by FROM retention_rulesets ORDER BY version DESC LIMIT 1")
-        .fetch_optional(&db.pool)
-        .await?;
-    Ok(r.map(|r| ruleset_from(&r)).unwrap_or(RuleSet {
-        version: 0,
-        rules: vec![],
-        created_at: None,
-        created_by: None,
-    }))
+    Ok(db
+        .latest_rule_set()
+        .await?
+        .map(RuleSet::from)
+        .unwrap_or(RuleSet {
+            version: 0,
+            rules: vec![],
+            created_at: None,
+            created_by: None,
+        }))
 }
 
 async fn version(db: &Db, version: i64) -> Result<Option<RuleSet>, DbError> {
-    let r = sqlx::query(
-        "SELECT version, rules_json, created_at, created_by FROM retention_rulesets WHERE version = $1",
-    )
-    .bind(version)
-    .fetch_optional(&db.pool)
-    .await?;
-    Ok(r.map(|r| ruleset_from(&r)))
+    Ok(db.rule_set(version).await?.map(RuleSet::from))
 }
 
-fn ruleset_from(r: &sqlx::any::AnyRow) -> RuleSet {
-    RuleSet {
-        version: r.get(0),
-        rules: serde_json::from_str(&r.get::<String, _>(1)).unwrap_or_default(),
-        created_at: Some(r.get(2)),
-        created_by: Some(r.get(3)),
+impl From<crate::db::rules::RuleSetRow> for RuleSet {
+    fn from(r: crate::db::rules::RuleSetRow) -> RuleSet {
+        RuleSet {
+            version: r.version,
+            rules: serde_json::from_str(&r.rules_json).unwrap_or_default(),
+            created_at: Some(r.created_at),
+            created_by: Some(r.created_by),
+        }
     }
 }
 
 /// Stores `rules` as the next version. Existing cases keep what they have.
 async fn put(db: &Db, rules: &[Rule], by: &str) -> Result<RuleSet, DbError> {
-    let mut tx = db.begin_write().await?;
-    crate::db::locks::AdvisoryLock::Rules
-        .hold_on(&mut tx, db.postgres)
-        .await?;
-    let v: i64 = sqlx::query("SELECT COALESCE(MAX(version), 0) FROM retention_rulesets")
-        .fetch_one(&mut *tx)
-        .await?
-        .get(0);
     let now = crate::db::now_rfc3339();
     let json = serde_json::to_string(rules).map_err(|e| DbError::Failed(e.to_string()))?;
-    sqlx::query("INSERT INTO retention_rulesets (version, rules_json, created_at, created_by) VALUES ($1, $2, $3, $4)")
-        .bind(v + 1)
-        .bind(&json)
-        .bind(&now)
-        .bind(by)
-        .execute(&mut *tx)
-        .await?;
-    tx.commit().await?;
+    let version = db.insert_rule_set(&json, by, &now).await?;
     Ok(RuleSet {
-        version: v + 1,
+        version,
         rules: rules.to_vec(),
         created_at: Some(now),
         created_by: Some(by.to_string()),
@@ -283,61 +264,45 @@ async fn reevaluate(
     };
     let mut after = String::new();
     loop {
-        let rows = sqlx::query(
-            "SELECT archive_id, task_type, catalog_code, task_code, retention_proposed, retention FROM cases \
-             WHERE archive_id > $1 AND status <> 'disposed' ORDER BY archive_id LIMIT 1000",
-        )
-        .bind(&after)
-        .fetch_all(&db.pool)
-        .await?;
+        let rows = db.retention_inputs(&after, 1000).await?;
         let Some(last) = rows.last() else { break };
-        after = last.get(0);
+        after = last.archive_id.clone();
         let mut page = vec![];
-        for r in &rows {
+        for r in rows {
             out.examined += 1;
             let a = rules.assign(
-                &r.get::<String, _>(1),
-                r.get::<Option<String>, _>(2).as_deref(),
-                &r.get::<String, _>(3),
-                r.get::<Option<String>, _>(4).as_deref(),
+                &r.task_type,
+                r.catalog_code.as_deref(),
+                &r.task_code,
+                r.retention_proposed.as_deref(),
                 settings,
             );
-            let from: Option<String> = r.get(5);
-            if from.as_deref() != Some(a.retention.as_str()) {
-                page.push((r.get::<String, _>(0), from, a));
+            if r.retention.as_deref() != Some(a.retention.as_str()) {
+                page.push((r.archive_id, r.retention, a));
             }
         }
         if page.is_empty() {
             continue;
         }
         if !dry_run {
-            let mut tx = db.begin_write().await?;
-            let now = crate::db::now_rfc3339();
-            for (id, from, a) in &page {
-                sqlx::query("UPDATE cases SET retention = $1, retention_rule_version = $2, retention_basis = $3 WHERE archive_id = $4")
-                    .bind(a.retention.as_str())
-                    .bind(a.rule_version)
-                    .bind(&a.basis)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-                sqlx::query("INSERT INTO case_events (event_id, archive_id, kind, at, agent, detail) VALUES ($1, $2, $3, $4, $5, $6)")
-                    .bind(uuid::Uuid::now_v7().to_string())
-                    .bind(id)
-                    .bind("retention_reevaluated")
-                    .bind(&now)
-                    .bind(actor)
-                    .bind(format!(
+            let changes: Vec<crate::db::rules::RetentionChange> = page
+                .iter()
+                .map(|(id, from, a)| crate::db::rules::RetentionChange {
+                    archive_id: id,
+                    retention: a.retention.as_str(),
+                    rule_version: a.rule_version,
+                    basis: &a.basis,
+                    event_detail: format!(
                         "{} → {} by rule version {}: {}",
                         from.as_deref().unwrap_or("-"),
                         a.retention.as_str(),
                         a.rule_version,
                         a.basis
-                    ))
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            tx.commit().await?;
+                    ),
+                })
+                .collect();
+            db.record_retentions(&changes, actor, &crate::db::now_rfc3339())
+                .await?;
         }
         for (id, from, a) in page {
             out.changed += 1;
