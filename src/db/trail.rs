@@ -109,7 +109,7 @@ impl Db {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(|r| <TrailRow as sqlx::FromRow<sqlx::any::AnyRow>>::from_row(r))
+            .map(<TrailRow as sqlx::FromRow<sqlx::any::AnyRow>>::from_row)
             .collect::<Result<_, _>>()?)
     }
 }
