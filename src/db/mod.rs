@@ -12,6 +12,7 @@ pub mod fixity;
 pub mod holds;
 pub mod lease;
 pub mod locks;
+pub mod log;
 pub mod rules;
 pub mod trail;
 
@@ -291,6 +292,24 @@ impl Db {
     }
 
     // ---- ingest intents ----
+
+    /// Records, on the recorder's transaction, that a package is about to be stored under
+    /// `object_key` (a crash before its case is recorded leaves an orphan the next start removes).
+    pub async fn insert_intent_on(
+        conn: &mut sqlx::AnyConnection,
+        archive_id: &str,
+        object_key: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO ingest_intents (archive_id, object_key, created_epoch) VALUES ($1, $2, $3)",
+        )
+        .bind(archive_id)
+        .bind(object_key)
+        .bind(chrono::Utc::now().timestamp())
+        .execute(conn)
+        .await?;
+        Ok(())
+    }
 
     pub async fn delete_intent(&self, archive_id: &str) -> Result<(), DbError> {
         sqlx::query("DELETE FROM ingest_intents WHERE archive_id = $1")

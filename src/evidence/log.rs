@@ -8,11 +8,11 @@ use std::sync::Arc;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
-use sqlx::Row;
 
 use super::merkle::{self, Hash, Hashes};
 use super::note::{self, Checkpoint, InclusionProof};
-use crate::db::{Bind, Db, DbError, bind_all, value_rows};
+use crate::db::log as db_log;
+use crate::db::{Db, DbError};
 use crate::signing::Signer;
 
 /// Appends one entry on the caller's transaction; returns its index.
@@ -26,17 +26,7 @@ pub async fn append_on(
     crate::db::locks::AdvisoryLock::Log
         .hold_on(&mut *conn, postgres)
         .await?;
-    let n: i64 = sqlx::query(
-        "INSERT INTO log_entries (idx, kind, archive_id, entry, created_at) \
-         SELECT COALESCE(MAX(idx) + 1, 0), $1, $2, $3, $4 FROM log_entries RETURNING idx",
-    )
-    .bind(kind)
-    .bind(archive_id)
-    .bind(entry)
-    .bind(crate::db::now_rfc3339())
-    .fetch_one(&mut *conn)
-    .await?
-    .get(0);
+    let n = db_log::insert_entry_on(&mut *conn, kind, archive_id, entry).await?;
     // The perfect subtrees this leaf completes need the left siblings at each level where the
     // index has a one bit: fetch them together, then insert every new stored hash at once.
     let mut siblings = Vec::new();
@@ -58,17 +48,11 @@ pub async fn append_on(
         h = merkle::node_hash(sib, &h);
         rows.push((l + 1, (j + 1) >> 1, h));
     }
-    let binds: Vec<Bind> = rows
-        .iter()
-        .flat_map(|(l, j, hash)| [Bind::I(*l), Bind::I(*j), Bind::S(hex::encode(hash))])
+    let rows: Vec<(i64, i64, String)> = rows
+        .into_iter()
+        .map(|(l, j, hash)| (l, j, hex::encode(hash)))
         .collect();
-    let sql = format!(
-        "INSERT INTO log_hashes (level, idx, hash) VALUES {}",
-        value_rows(rows.len(), 3)
-    );
-    bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
-        .execute(&mut *conn)
-        .await?;
+    db_log::insert_hashes_on(conn, &rows).await?;
     Ok(n as u64)
 }
 
@@ -80,28 +64,11 @@ async fn fetch_stored<'e, E>(
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let mut found = HashMap::new();
-    if pairs.is_empty() {
-        return Ok(found);
-    }
-    let binds: Vec<Bind> = pairs
-        .iter()
-        .flat_map(|(l, i)| [Bind::I(*l), Bind::I(*i)])
-        .collect();
-    let conds: Vec<String> = (0..pairs.len())
-        .map(|k| format!("(level = ${} AND idx = ${})", 2 * k + 1, 2 * k + 2))
-        .collect();
-    let sql = format!(
-        "SELECT level, idx, hash FROM log_hashes WHERE {}",
-        conds.join(" OR ")
-    );
-    for r in bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
-        .fetch_all(exec)
+    db_log::stored_hashes(exec, pairs)
         .await?
-    {
-        found.insert((r.get(0), r.get(1)), decode(&r.get::<String, _>(2))?);
-    }
-    Ok(found)
+        .into_iter()
+        .map(|(k, h)| Ok((k, decode(&h)?)))
+        .collect()
 }
 
 fn decode(h: &str) -> Result<Hash, DbError> {
@@ -178,11 +145,7 @@ impl Log {
     }
 
     pub async fn size(&self) -> Result<u64, DbError> {
-        let n: i64 = sqlx::query("SELECT COALESCE(MAX(idx) + 1, 0) FROM log_entries")
-            .fetch_one(&self.db.pool)
-            .await?
-            .get(0);
-        Ok(n as u64)
+        Ok(self.db.log_size().await? as u64)
     }
 
     pub async fn root(&self, size: u64) -> Result<Hash, DbError> {
@@ -215,17 +178,8 @@ impl Log {
             &self.signer.public_bytes(),
             &self.signer.sign_raw(text.as_bytes()),
         );
-        let sql = if self.db.postgres {
-            "INSERT INTO log_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4) ON CONFLICT (size) DO NOTHING"
-        } else {
-            "INSERT OR IGNORE INTO log_checkpoints (size, root, note, created_at) VALUES ($1, $2, $3, $4)"
-        };
-        sqlx::query(sql)
-            .bind(size as i64)
-            .bind(B64.encode(root))
-            .bind(&signed)
-            .bind(crate::db::now_rfc3339())
-            .execute(&self.db.pool)
+        self.db
+            .insert_checkpoint(size as i64, &B64.encode(root), &signed)
             .await?;
         Ok(self
             .latest()
@@ -234,13 +188,14 @@ impl Log {
     }
 
     pub async fn latest(&self) -> Result<Option<LatestCheckpoint>, DbError> {
-        let row = sqlx::query("SELECT size, note FROM log_checkpoints ORDER BY size DESC LIMIT 1")
-            .fetch_optional(&self.db.pool)
-            .await?;
-        Ok(row.map(|r| LatestCheckpoint {
-            size: r.get::<i64, _>(0) as u64,
-            note: r.get(1),
-        }))
+        Ok(self
+            .db
+            .latest_checkpoint()
+            .await?
+            .map(|(size, note)| LatestCheckpoint {
+                size: size as u64,
+                note,
+            }))
     }
 
     /// The inclusion proof of the newest entry for `archive_id` against the latest checkpoint.
@@ -248,12 +203,10 @@ impl Log {
         &self,
         archive_id: &str,
     ) -> Result<Option<InclusionProof>, DbError> {
-        let row = sqlx::query("SELECT idx FROM log_entries WHERE archive_id = $1 AND kind = 'aip' ORDER BY idx DESC LIMIT 1")
-            .bind(archive_id)
-            .fetch_optional(&self.db.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let index = row.get::<i64, _>(0) as u64;
+        let Some(index) = self.db.aip_entry_index(archive_id).await? else {
+            return Ok(None);
+        };
+        let index = index as u64;
         let mut latest = self.latest().await?;
         if latest.as_ref().is_none_or(|l| l.size <= index) {
             latest = Some(self.publish().await?);
@@ -300,36 +253,26 @@ pub async fn reconcile(db: &Db, log: &Log) -> Result<Vec<String>, DbError> {
     let mut logged_cases = std::collections::HashSet::new();
     let mut logged_disposals = std::collections::HashSet::new();
     loop {
-        let rows = sqlx::query(
-            "SELECT e.idx, e.kind, e.archive_id, e.entry, h.hash, c.tagmanifest_sha256 FROM log_entries e \
-             LEFT JOIN log_hashes h ON h.level = 0 AND h.idx = e.idx \
-             LEFT JOIN cases c ON c.archive_id = e.archive_id \
-             WHERE e.idx > $1 ORDER BY e.idx LIMIT 5000",
-        )
-        .bind(after)
-        .fetch_all(&db.pool)
-        .await?;
+        let rows = db.entries_to_check(after, 5000).await?;
         if rows.is_empty() {
             break;
         }
-        for r in &rows {
-            let idx: i64 = r.get(0);
+        for r in rows {
+            let idx = r.idx;
             if idx != expected {
                 findings.push(format!("log entries {expected}..{idx} are missing"));
             }
             expected = idx + 1;
             after = idx;
-            let entry: String = r.get(3);
-            let stored: Option<String> = r.get(4);
+            let entry = r.entry;
+            let stored = r.leaf_hash;
             if stored.as_deref() != Some(hex::encode(merkle::leaf_hash(entry.as_bytes())).as_str())
             {
                 findings.push(format!("log entry {idx} does not match its stored leaf hash: the entry or the tree was rewritten"));
             }
-            let kind: String = r.get(1);
-            if kind == "aip" {
-                let id: Option<String> = r.get(2);
-                let digest: Option<String> = r.get(5);
-                let id = id.unwrap_or_default();
+            if r.kind == "aip" {
+                let digest = r.case_digest;
+                let id = r.archive_id.unwrap_or_default();
                 match digest {
                     None => findings.push(format!(
                         "log entry {idx} records package {id}, which has no case in the database"
@@ -340,7 +283,7 @@ pub async fn reconcile(db: &Db, log: &Log) -> Result<Vec<String>, DbError> {
                     Some(_) => {}
                 }
                 logged_cases.insert(id);
-            } else if kind == "disposed"
+            } else if r.kind == "disposed"
                 && let Some(id) = entry.lines().nth(1)
             {
                 logged_disposals.insert(id.to_string());
@@ -348,17 +291,13 @@ pub async fn reconcile(db: &Db, log: &Log) -> Result<Vec<String>, DbError> {
         }
     }
     // Cases without an entry.
-    let cases = sqlx::query("SELECT archive_id, status FROM cases")
-        .fetch_all(&db.pool)
-        .await?;
-    for r in &cases {
-        let id: String = r.get(0);
+    for (id, status) in db.case_statuses().await? {
         if !logged_cases.contains(&id) {
             findings.push(format!("case {id} has no entry in the transparency log"));
         }
         // A case is disposed of only by an execution that logs it; a row marked disposed
         // without that entry was edited.
-        if r.get::<String, _>(1) == "disposed" && !logged_disposals.contains(&id) {
+        if status == "disposed" && !logged_disposals.contains(&id) {
             findings.push(format!(
                 "case {id} is marked disposed, but no disposal of it is in the transparency log"
             ));

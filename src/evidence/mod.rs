@@ -118,11 +118,7 @@ impl Evidence {
         };
         let entry = format!("guidang-audit-head-v1\n{seq}\n{hash}\n");
         // The last head entered, by any server: the log itself remembers it.
-        let last: Option<String> = sqlx::query_scalar(
-            "SELECT entry FROM log_entries WHERE kind = 'audit_head' ORDER BY idx DESC LIMIT 1",
-        )
-        .fetch_optional(&self.db.pool)
-        .await?;
+        let last = self.db.last_entry_of_kind("audit_head").await?;
         if last.as_deref() == Some(entry.as_str()) {
             return Ok(false);
         }

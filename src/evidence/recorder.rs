@@ -133,15 +133,7 @@ async fn apply(conn: &mut sqlx::AnyConnection, postgres: bool, w: &Write) -> Res
         Write::Intent {
             archive_id,
             object_key,
-        } => {
-            sqlx::query("INSERT INTO ingest_intents (archive_id, object_key, created_epoch) VALUES ($1, $2, $3)")
-                .bind(archive_id)
-                .bind(object_key)
-                .bind(chrono::Utc::now().timestamp())
-                .execute(&mut *conn)
-                .await?;
-            Ok(())
-        }
+        } => Db::insert_intent_on(conn, archive_id, object_key).await,
         Write::Audit(e) => super::trail::append_on(conn, postgres, e).await,
         Write::LogEvent { kind, entry } => {
             append_on(conn, postgres, kind, None, entry).await?;
