@@ -8,6 +8,7 @@ use sqlx::{AnyPool, Executor, Row};
 pub mod cases;
 pub use cases::value_rows;
 pub mod disposal;
+pub mod filing;
 pub mod fixity;
 pub mod holds;
 pub mod lease;

@@ -4,6 +4,11 @@
 //! destroys the content and keeps a tombstone (the case row with its metadata, the digests of
 //! every file and the approval trail) and a destruction register (销毁清册). There is no other
 //! way to delete a package through the service.
+//!
+//! SQL here, not in `db/` (the list views are in `db/disposal.rs`): proposing, deciding and
+//! executing re-check holds, due-ness and state inside the transaction that acts on them, each
+//! statement depending on the previous one's answer; the rule "due" is one SQL condition (`DUE`)
+//! shared by the due list and those checks.
 
 use chrono::Datelike;
 use serde::Deserialize;

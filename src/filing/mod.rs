@@ -18,7 +18,6 @@ use std::sync::Arc;
 use chrono::Datelike;
 use futures_util::StreamExt;
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::auth::Principal;
 use crate::clock::Clock;
@@ -213,67 +212,48 @@ pub struct Batch {
     pub documents: Option<serde_json::Value>,
 }
 
-const BATCH_COLUMNS: &str = "batch_id, year, seq, kind, state, origin, started_by, started_at, finished_at, \
-    cases, files, bytes, online, offline, late, refused, documents_json";
-
-fn batch_from(r: &sqlx::any::AnyRow) -> Batch {
-    Batch {
-        batch_id: r.get(0),
-        year: r.get(1),
-        seq: r.get(2),
-        kind: r.get(3),
-        state: r.get(4),
-        origin: r.get(5),
-        started_by: r.get(6),
-        started_at: r.get(7),
-        finished_at: r.get(8),
-        cases: r.get(9),
-        files: r.get(10),
-        bytes: r.get(11),
-        online: r.get(12),
-        offline: r.get(13),
-        late: r.get(14),
-        refused: r.get(15),
-        documents: r
-            .get::<Option<String>, _>(16)
-            .and_then(|s| serde_json::from_str(&s).ok()),
+impl From<crate::db::filing::BatchRow> for Batch {
+    fn from(r: crate::db::filing::BatchRow) -> Batch {
+        Batch {
+            documents: r
+                .documents_json
+                .as_deref()
+                .and_then(|s| serde_json::from_str(s).ok()),
+            batch_id: r.batch_id,
+            year: r.year,
+            seq: r.seq,
+            kind: r.kind,
+            state: r.state,
+            origin: r.origin,
+            started_by: r.started_by,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            cases: r.cases,
+            files: r.files,
+            bytes: r.bytes,
+            online: r.online,
+            offline: r.offline,
+            late: r.late,
+            refused: r.refused,
+        }
     }
 }
 
 async fn batches(filing: &Filing, year: i64) -> Result<Vec<Batch>, DbError> {
-    let sql = format!("SELECT {BATCH_COLUMNS} FROM filing_batches WHERE year = $1 ORDER BY seq");
-    let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(year)
-        .fetch_all(&filing.db.pool)
-        .await?;
-    Ok(rows.iter().map(batch_from).collect())
+    Ok(filing
+        .db
+        .batches(year)
+        .await?
+        .into_iter()
+        .map(Batch::from)
+        .collect())
 }
 
 async fn batch(filing: &Filing, batch_id: &str) -> Result<Option<Batch>, DbError> {
-    let sql = format!("SELECT {BATCH_COLUMNS} FROM filing_batches WHERE batch_id = $1");
-    let r = sqlx::query(sqlx::AssertSqlSafe(sql))
-        .bind(batch_id)
-        .fetch_optional(&filing.db.pool)
-        .await?;
-    Ok(r.as_ref().map(batch_from))
+    Ok(filing.db.batch(batch_id).await?.map(Batch::from))
 }
 
-/// What the filing needs of a case: a narrow row, because a year can hold a million of them.
-struct Queued {
-    archive_id: String,
-    social_code: String,
-    task_type: String,
-    retention: Option<String>,
-    source: String,
-    package_key: String,
-    package_size: i64,
-    tagmanifest_sha256: String,
-    transact_time: String,
-    file_count: Option<i64>,
-    file_bytes: Option<i64>,
-    /// The archiving-stage check report, only when it holds a failed item.
-    failed_checks: Option<String>,
-}
+use crate::db::filing::Queued;
 
 /// Files year `year`: resumes its unfinished batch, or starts the next one. `Err(Nothing)` when
 /// every archived case of the year is filed already.
@@ -339,39 +319,9 @@ async fn run_leased(
         if !lease.renew().await? {
             return Err(FilingError::LeaseLost);
         }
-        // The report is JSON written by serde_json (no spaces), so a failed item reads `"fail"`.
-        let rows: Vec<Queued> = sqlx::query(
-            "SELECT archive_id, social_code, task_type, retention, source, package_key, package_size, \
-             tagmanifest_sha256, transact_time, file_count, file_bytes, \
-             CASE WHEN checks_json LIKE '%\"result\":\"fail\"%' THEN checks_json END \
-             FROM cases WHERE year = $1 AND status = 'archived' \
-             AND (filing_problem_batch IS NULL OR filing_problem_batch <> $2) \
-             AND (transact_time, archive_id) > ($3, $4) \
-             ORDER BY transact_time, archive_id LIMIT $5",
-        )
-        .bind(year)
-        .bind(&batch.batch_id)
-        .bind(&cursor.0)
-        .bind(&cursor.1)
-        .bind(settings.batch_size as i64)
-        .fetch_all(&db.pool)
-        .await?
-        .iter()
-        .map(|r| Queued {
-            archive_id: r.get(0),
-            social_code: r.get(1),
-            task_type: r.get(2),
-            retention: r.get(3),
-            source: r.get(4),
-            package_key: r.get(5),
-            package_size: r.get(6),
-            tagmanifest_sha256: r.get(7),
-            transact_time: r.get(8),
-            file_count: r.get(9),
-            file_bytes: r.get(10),
-            failed_checks: r.get(11),
-        })
-        .collect();
+        let rows = db
+            .filing_queue(year, &batch.batch_id, &cursor, settings.batch_size as i64)
+            .await?;
         if let Some(last) = rows.last() {
             cursor = (last.transact_time.clone(), last.archive_id.clone());
         }
@@ -417,40 +367,14 @@ async fn start_batch(
     origin: &str,
     actor: &Principal,
 ) -> Result<Batch, FilingError> {
-    let db = &filing.db;
-    let waiting: i64 =
-        sqlx::query("SELECT COUNT(*) FROM (SELECT 1 FROM cases WHERE year = $1 AND status = 'archived' LIMIT 1) t")
-            .bind(year)
-            .fetch_one(&db.pool)
-            .await?
-            .get(0);
-    if waiting == 0 {
+    if !filing.db.has_unfiled(year).await? {
         return Err(FilingError::Nothing(year));
     }
-    let mut tx = db.begin_write().await?;
-    let seq: i64 =
-        sqlx::query("SELECT COALESCE(MAX(seq), 0) + 1 FROM filing_batches WHERE year = $1")
-            .bind(year)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
-    let batch_id = format!(
-        "{year}-{seq:02}-{}",
-        &uuid::Uuid::now_v7().simple().to_string()[24..]
-    );
-    let kind = if seq == 1 { "regular" } else { "supplementary" };
     let started_at = crate::db::rfc3339(&filing.clock.now());
-    sqlx::query("INSERT INTO filing_batches (batch_id, year, seq, kind, state, origin, started_by, started_at) VALUES ($1, $2, $3, $4, 'running', $5, $6, $7)")
-        .bind(&batch_id)
-        .bind(year)
-        .bind(seq)
-        .bind(kind)
-        .bind(origin)
-        .bind(&actor.id)
-        .bind(&started_at)
-        .execute(&mut *tx)
+    let batch_id = filing
+        .db
+        .start_batch(year, origin, &actor.id, &started_at)
         .await?;
-    tx.commit().await?;
     batch(filing, &batch_id)
         .await?
         .ok_or_else(|| FilingError::Inconsistent("the new batch vanished".into()))
@@ -537,7 +461,10 @@ async fn check_case(
 /// than their number, so statements stay small; PostgreSQL gains little from larger ones.
 const ROWS_PER_STATEMENT: usize = 100;
 
-/// Codes, files and counts one chunk in one transaction.
+/// Codes, files and counts one chunk in one transaction. Its SQL stays here (not in `db/`): the
+/// counters read, the codes they give, the cases updated (and the check that none changed
+/// underneath) and the batch totals are one invariant, written as dependent statements of one
+/// transaction.
 async fn record_chunk(
     filing: &Filing,
     batch: &Batch,
@@ -553,13 +480,7 @@ async fn record_chunk(
     for (c, _) in &checked {
         let n = match (c.file_count, c.file_bytes) {
             (Some(n), Some(b)) => (n, b),
-            _ => {
-                let r = sqlx::query("SELECT COUNT(*), CAST(COALESCE(SUM(size), 0) AS BIGINT) FROM case_files WHERE archive_id = $1")
-                    .bind(&c.archive_id)
-                    .fetch_one(&db.pool)
-                    .await?;
-                (r.get(0), r.get(1))
-            }
+            _ => db.counted_files(&c.archive_id).await?,
         };
         counts.insert(c.archive_id.clone(), n);
     }

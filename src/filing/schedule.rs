@@ -143,36 +143,15 @@ pub(super) async fn tick(filing: &Filing) -> Result<Vec<Notice>, FilingError> {
 }
 
 async fn waiting_unrefused(filing: &Filing, year: i64) -> Result<i64, FilingError> {
-    use sqlx::Row;
-    let running: i64 =
-        sqlx::query("SELECT COUNT(*) FROM filing_batches WHERE year = $1 AND state = 'running'")
-            .bind(year)
-            .fetch_one(&filing.db.pool)
-            .await?
-            .get(0);
-    let waiting: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM cases WHERE year = $1 AND status = 'archived' AND filing_problem IS NULL",
-    )
-    .bind(year)
-    .fetch_one(&filing.db.pool)
-    .await?
-    .get(0);
-    Ok(running + waiting)
+    Ok(filing.db.waiting_unrefused(year).await?)
 }
 
 /// Records a notice as given; `false` if it had been given already (by any server).
 async fn mark(filing: &Filing, year: i64, key: &str) -> Result<bool, FilingError> {
-    let n = sqlx::query(
-        "INSERT INTO filing_notices (year, notice, at) VALUES ($1, $2, $3) ON CONFLICT (year, notice) DO NOTHING",
-    )
-    .bind(year)
-    .bind(key)
-    .bind(crate::db::rfc3339(&filing.clock.now()))
-    .execute(&filing.db.pool)
-    .await
-    .map_err(crate::db::DbError::from)?
-    .rows_affected();
-    Ok(n == 1)
+    Ok(filing
+        .db
+        .mark_notice(year, key, &crate::db::rfc3339(&filing.clock.now()))
+        .await?)
 }
 
 /// Gives a notice once: log, metric, webhook.

@@ -1,5 +1,10 @@
 //! Where year Y stands: filed, pending, refused, late, rejected at submission, and — against what
 //! the case systems declared they completed — missing and unexpected.
+//!
+//! SQL here, not in `db/`: these read-only aggregate queries *are* the report's definitions (what
+//! counts as pending, refused, rejected-and-never-archived, missing), written once as SQL
+//! conditions shared by a count and its list; splitting a definition from the report that states
+//! it would put one rule in two files.
 
 use std::collections::BTreeMap;
 
