@@ -12,7 +12,7 @@
 
 use chrono::Datelike;
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use sqlx::Row;
 
 use crate::auth::Principal;
@@ -123,7 +123,7 @@ impl Disposal {
     }
 
     /// Cases whose fixed term has run, a page at a time.
-    pub async fn due(&self, page: i64, per_page: i64) -> Result<Value, DbError> {
+    pub async fn due(&self, page: i64, per_page: i64) -> Result<DueList, DbError> {
         due(self, page, per_page).await
     }
 
@@ -269,21 +269,61 @@ async fn release_hold(
     Ok(())
 }
 
+/// A case whose fixed term has run, as the due list reads it.
+#[derive(Debug, sqlx::FromRow)]
+struct DueRow {
+    archive_id: String,
+    archival_code: Option<String>,
+    project_name: String,
+    task_name: String,
+    year: i64,
+    retention: String,
+    status: String,
+    holds: i64,
+    on_list: Option<String>,
+}
+
+/// One line of the due list.
+#[derive(Debug, serde::Serialize)]
+pub struct DueCase {
+    pub archive_id: String,
+    pub archival_code: Option<String>,
+    pub project_name: String,
+    pub task_name: String,
+    pub year: i64,
+    pub retention: String,
+    /// The last day of the term (31 December of year + term).
+    pub term_ended: String,
+    pub status: String,
+    pub held: bool,
+    /// The open disposal list the case is on, if any.
+    pub on_list: Option<String>,
+}
+
+/// A page of due cases (`GET /api/v1/disposal/due`).
+#[derive(Debug, serde::Serialize)]
+pub struct DueList {
+    pub as_of_year: i64,
+    pub items: Vec<DueCase>,
+    pub total: i64,
+    pub page: i64,
+    pub per_page: i64,
+}
+
 /// Cases due for disposal now, a page at a time, oldest year first.
-async fn due(disposal: &Disposal, page: i64, per_page: i64) -> Result<Value, DbError> {
+async fn due(disposal: &Disposal, page: i64, per_page: i64) -> Result<DueList, DbError> {
     let y = this_year(disposal);
-    let total: i64 = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let total: i64 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
         "SELECT COUNT(*) FROM cases WHERE {DUE}"
     )))
     .bind(y)
     .fetch_one(&disposal.db.pool)
-    .await?
-    .get(0);
-    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+    .await?;
+    let rows: Vec<DueRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
         "SELECT archive_id, archival_code, project_name, task_name, year, retention, status, \
-         (SELECT COUNT(*) FROM holds h WHERE h.archive_id = cases.archive_id AND h.released_at IS NULL), \
+         (SELECT COUNT(*) FROM holds h WHERE h.archive_id = cases.archive_id AND h.released_at IS NULL) AS holds, \
          (SELECT MAX(l.list_id) FROM disposal_items i JOIN disposal_lists l ON l.list_id = i.list_id \
-          WHERE i.archive_id = cases.archive_id AND l.state IN ('proposed', 'approved', 'executing')) \
+          WHERE i.archive_id = cases.archive_id AND l.state IN ('proposed', 'approved', 'executing')) AS on_list \
          FROM cases WHERE {DUE} ORDER BY year, archive_id LIMIT $2 OFFSET $3"
     )))
     .bind(y)
@@ -291,29 +331,33 @@ async fn due(disposal: &Disposal, page: i64, per_page: i64) -> Result<Value, DbE
     .bind((page - 1) * per_page)
     .fetch_all(&disposal.db.pool)
     .await?;
-    let items: Vec<Value> = rows
-        .iter()
+    let items = rows
+        .into_iter()
         .map(|r| {
-            let year: i64 = r.get(4);
-            let ret: String = r.get(5);
-            let term = crate::retention::Retention::parse(&ret)
+            let term = crate::retention::Retention::parse(&r.retention)
                 .and_then(|r| r.years())
                 .unwrap_or(0);
-            json!({
-                "archive_id": r.get::<String, _>(0),
-                "archival_code": r.get::<Option<String>, _>(1),
-                "project_name": r.get::<String, _>(2),
-                "task_name": r.get::<String, _>(3),
-                "year": year,
-                "retention": ret,
-                "term_ended": format!("{}-12-31", year + term),
-                "status": r.get::<String, _>(6),
-                "held": r.get::<i64, _>(7) > 0,
-                "on_list": r.get::<Option<String>, _>(8),
-            })
+            DueCase {
+                term_ended: format!("{}-12-31", r.year + term),
+                held: r.holds > 0,
+                archive_id: r.archive_id,
+                archival_code: r.archival_code,
+                project_name: r.project_name,
+                task_name: r.task_name,
+                year: r.year,
+                retention: r.retention,
+                status: r.status,
+                on_list: r.on_list,
+            }
         })
         .collect();
-    Ok(json!({"as_of_year": y, "items": items, "total": total, "page": page, "per_page": per_page}))
+    Ok(DueList {
+        as_of_year: y,
+        items,
+        total,
+        page,
+        per_page,
+    })
 }
 
 #[derive(Debug, Deserialize)]
