@@ -2,16 +2,21 @@
 //! (A chunk's codes, counters and totals are written by the filing service in one transaction
 //! whose statements depend on each other's results; see `filing::record_chunk`.)
 
+use serde::Serialize;
+
 use super::{Db, DbError};
 
-/// A filing batch as stored.
-#[derive(Debug, Clone, sqlx::FromRow)]
-pub struct BatchRow {
+/// A filing batch: its counts, and the documents it left (register, form) once complete.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct Batch {
     pub batch_id: String,
     pub year: i64,
     pub seq: i64,
+    /// `regular` (the first batch of the year) or `supplementary`.
     pub kind: String,
+    /// `running` or `complete`.
     pub state: String,
+    /// `manual` or `scheduled`.
     pub origin: String,
     pub started_by: String,
     pub started_at: String,
@@ -22,8 +27,23 @@ pub struct BatchRow {
     pub online: i64,
     pub offline: i64,
     pub late: i64,
+    /// Cases the filing check refused (left unfiled, with the reason on the case).
     pub refused: i64,
+    #[serde(skip)]
     pub documents_json: Option<String>,
+    /// The documents, as recorded in `documents_json`.
+    #[sqlx(skip)]
+    pub documents: Option<serde_json::Value>,
+}
+
+impl Batch {
+    fn with_documents(mut self) -> Batch {
+        self.documents = self
+            .documents_json
+            .as_deref()
+            .and_then(|s| serde_json::from_str(s).ok());
+        self
+    }
 }
 
 const BATCH_COLUMNS: &str = "batch_id, year, seq, kind, state, origin, started_by, started_at, finished_at, \
@@ -48,22 +68,24 @@ pub struct Queued {
 }
 
 impl Db {
-    pub async fn batches(&self, year: i64) -> Result<Vec<BatchRow>, DbError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    pub async fn batches(&self, year: i64) -> Result<Vec<Batch>, DbError> {
+        let rows: Vec<Batch> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {BATCH_COLUMNS} FROM filing_batches WHERE year = $1 ORDER BY seq"
         )))
         .bind(year)
         .fetch_all(&self.pool)
-        .await?)
+        .await?;
+        Ok(rows.into_iter().map(Batch::with_documents).collect())
     }
 
-    pub async fn batch(&self, batch_id: &str) -> Result<Option<BatchRow>, DbError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+    pub async fn batch(&self, batch_id: &str) -> Result<Option<Batch>, DbError> {
+        let row: Option<Batch> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {BATCH_COLUMNS} FROM filing_batches WHERE batch_id = $1"
         )))
         .bind(batch_id)
         .fetch_optional(&self.pool)
-        .await?)
+        .await?;
+        Ok(row.map(Batch::with_documents))
     }
 
     /// The next archived cases of `year` for batch `batch_id` (not refused by it already), after

@@ -17,7 +17,6 @@ use std::sync::Arc;
 
 use chrono::Datelike;
 use futures_util::StreamExt;
-use serde::Serialize;
 
 use crate::auth::Principal;
 use crate::clock::Clock;
@@ -187,70 +186,14 @@ impl From<sqlx::Error> for FilingError {
     }
 }
 
-#[derive(Debug, Clone, Serialize)]
-pub struct Batch {
-    pub batch_id: String,
-    pub year: i64,
-    pub seq: i64,
-    /// `regular` (the first batch of the year) or `supplementary`.
-    pub kind: String,
-    /// `running` or `complete`.
-    pub state: String,
-    /// `manual` or `scheduled`.
-    pub origin: String,
-    pub started_by: String,
-    pub started_at: String,
-    pub finished_at: Option<String>,
-    pub cases: i64,
-    pub files: i64,
-    pub bytes: i64,
-    pub online: i64,
-    pub offline: i64,
-    pub late: i64,
-    /// Cases the filing check refused (left unfiled, with the reason on the case).
-    pub refused: i64,
-    pub documents: Option<serde_json::Value>,
-}
-
-impl From<crate::db::filing::BatchRow> for Batch {
-    fn from(r: crate::db::filing::BatchRow) -> Batch {
-        Batch {
-            documents: r
-                .documents_json
-                .as_deref()
-                .and_then(|s| serde_json::from_str(s).ok()),
-            batch_id: r.batch_id,
-            year: r.year,
-            seq: r.seq,
-            kind: r.kind,
-            state: r.state,
-            origin: r.origin,
-            started_by: r.started_by,
-            started_at: r.started_at,
-            finished_at: r.finished_at,
-            cases: r.cases,
-            files: r.files,
-            bytes: r.bytes,
-            online: r.online,
-            offline: r.offline,
-            late: r.late,
-            refused: r.refused,
-        }
-    }
-}
+pub use crate::db::filing::Batch;
 
 async fn batches(filing: &Filing, year: i64) -> Result<Vec<Batch>, DbError> {
-    Ok(filing
-        .db
-        .batches(year)
-        .await?
-        .into_iter()
-        .map(Batch::from)
-        .collect())
+    filing.db.batches(year).await
 }
 
 async fn batch(filing: &Filing, batch_id: &str) -> Result<Option<Batch>, DbError> {
-    Ok(filing.db.batch(batch_id).await?.map(Batch::from))
+    filing.db.batch(batch_id).await
 }
 
 use crate::db::filing::Queued;
