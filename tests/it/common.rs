@@ -183,6 +183,28 @@ impl TestApp {
         body["archive_id"].as_str().expect("archive_id").to_string()
     }
 
+    /// `PUT /api/v1/retention/rules` with `token`.
+    pub async fn put_rules_as(
+        &self,
+        token: &str,
+        rules: serde_json::Value,
+    ) -> (u16, serde_json::Value) {
+        self.send_json(
+            reqwest::Method::PUT,
+            token,
+            "/api/v1/retention/rules",
+            rules,
+        )
+        .await
+    }
+
+    /// `PUT /api/v1/retention/rules` as the administrator; asserts it was taken.
+    pub async fn put_rules(&self, rules: serde_json::Value) -> serde_json::Value {
+        let (s, b) = self.put_rules_as(&self.admin, rules).await;
+        assert_eq!(s, 200, "{b}");
+        b
+    }
+
     pub async fn get_json(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
         let r = self
             .client

@@ -15,15 +15,7 @@ async fn disposal_needs_a_due_case_an_approval_by_another_admin_and_no_hold() {
         {"task_type": "XK", "retention": "D10", "basis": "许可类办件 10 年（示例依据）"},
         {"task_code": "PERMANENT*", "retention": "Y", "basis": "示例"},
     ]});
-    let (s, _) = app
-        .send_json(
-            reqwest::Method::PUT,
-            &app.admin,
-            "/api/v1/retention/rules",
-            rules,
-        )
-        .await;
-    assert_eq!(s, 200);
+    app.put_rules(rules).await;
     // D10 cases of 2012 (term ran to the end of 2022: due) and of 2020 (not yet).
     let a = app
         .archive_case("D-A", "2012-05-05T10:00:00+08:00", "D10")

@@ -19,37 +19,16 @@ async fn retention_rules_are_versioned_and_set_each_case() {
         {"task_type": "XK", "retention": "D10", "basis": "许可类办件 10 年（示例依据）"},
         {"task_code": "11370102MB2854637Q437011700*", "retention": "Y", "basis": "本事项永久（示例依据）"},
     ]});
-    let (s, _) = app
-        .send_json(
-            reqwest::Method::PUT,
-            &app.archivist,
-            "/api/v1/retention/rules",
-            rules.clone(),
-        )
-        .await;
+    let (s, _) = app.put_rules_as(&app.archivist, rules.clone()).await;
     assert_eq!(s, 403, "only an administrator sets retention rules");
     let bad = json!({"rules": [{"task_type": "XK", "retention": "D20", "basis": "x"}]});
-    let (s, body) = app
-        .send_json(
-            reqwest::Method::PUT,
-            &app.admin,
-            "/api/v1/retention/rules",
-            bad,
-        )
-        .await;
+    let (s, body) = app.put_rules_as(&app.admin, bad).await;
     assert_eq!(s, 400);
     assert!(
         body["message"].as_str().unwrap().contains("rule 0"),
         "{body}"
     );
-    let (s, v1) = app
-        .send_json(
-            reqwest::Method::PUT,
-            &app.admin,
-            "/api/v1/retention/rules",
-            rules,
-        )
-        .await;
+    let (s, v1) = app.put_rules_as(&app.admin, rules).await;
     assert_eq!((s, v1["version"].as_i64()), (200, Some(1)), "{v1}");
 
     // The task-code rule is more specific than the task-type rule: permanent, and the proposal
@@ -94,15 +73,7 @@ async fn retention_rules_are_versioned_and_set_each_case() {
     // A new version applies to new cases only…
     let v2 =
         json!({"rules": [{"task_type": "XK", "retention": "D30", "basis": "许可类办件 30 年"}]});
-    let (s, _) = app
-        .send_json(
-            reqwest::Method::PUT,
-            &app.admin,
-            "/api/v1/retention/rules",
-            v2,
-        )
-        .await;
-    assert_eq!(s, 200);
+    app.put_rules(v2).await;
     let id2 = app
         .archive_case("R-2", "2025-05-02T10:00:00+08:00", "D10")
         .await;
