@@ -406,3 +406,37 @@ pub fn absolute(p: &Path) -> PathBuf {
             .unwrap_or_else(|_| p.to_path_buf())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_value_stops_the_start_with_its_name() {
+        let env = |k: &str, v: &str| {
+            let (k, v) = (k.to_string(), v.to_string());
+            move |q: &str| (q == k).then(|| v.clone())
+        };
+        let mut s = Settings::default();
+        let e = s
+            .apply_env(env("GUIDANG_TIME_ZONE", "Mars/Olympus"))
+            .unwrap_err();
+        assert!(e.to_string().contains("GUIDANG_TIME_ZONE"), "{e}");
+        let e = s.apply_env(env("GUIDANG_LOG_FORMAT", "xml")).unwrap_err();
+        assert!(e.to_string().contains("GUIDANG_LOG_FORMAT"), "{e}");
+        s.apply_env(env("GUIDANG_FILING_AUTO_RUN_ON", "")).unwrap();
+        assert_eq!(s.filing.auto_run_on, OptionalDay(None));
+        s.apply_env(env("GUIDANG_TIME_ZONE", "Asia/Urumqi"))
+            .unwrap();
+        assert_eq!(s.filing.time_zone.to_string(), "Asia/Urumqi");
+
+        let bad: Result<Settings, _> =
+            toml::from_str("[filing]\ncode_pattern = \"{fonds}-{year}\"\n");
+        assert!(bad.unwrap_err().to_string().contains("item"));
+        let bad: Result<Settings, _> = toml::from_str("[filing]\nreport_from = \"13-40\"\n");
+        assert!(bad.is_err());
+        let ok: Settings =
+            toml::from_str("[filing]\ncheck = \"full\"\ntime_zone = \"Asia/Shanghai\"\n").unwrap();
+        assert_eq!(ok.filing.check, CheckDepth::Full);
+    }
+}

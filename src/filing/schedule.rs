@@ -191,3 +191,16 @@ async fn give(filing: &Filing, year: i64, key: &str, n: &Notice) -> Result<bool,
     }
     Ok(true)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::deadline;
+
+    #[test]
+    fn year_y_is_late_from_the_first_instant_of_1_july_of_y_plus_1_in_its_zone() {
+        let d = deadline(2025, chrono_tz::Asia::Shanghai);
+        assert_eq!(d.to_rfc3339(), "2026-06-30T16:00:00+00:00");
+        let d = deadline(2025, chrono_tz::Asia::Urumqi);
+        assert_eq!(d.to_rfc3339(), "2026-06-30T18:00:00+00:00");
+    }
+}
