@@ -4,7 +4,7 @@ use crate::common::*;
 use std::io::{Read, Write};
 use std::process::{Command, Stdio};
 
-fn guidang(dir: &std::path::Path, db: &str) -> Command {
+pub(crate) fn guidang(dir: &std::path::Path, db: &str) -> Command {
     let mut c = Command::new(bin());
     c.env("GUIDANG_DATA_DIR", dir)
         .env("DATABASE_URL", db)
@@ -299,7 +299,7 @@ async fn tokens_and_keys_from_the_command_line() {
     }
 }
 
-fn wait_for_port(child: &mut std::process::Child) -> u16 {
+pub(crate) fn wait_for_port(child: &mut std::process::Child) -> u16 {
     // The server logs its port; read stderr until it appears.
     let stderr = child.stderr.as_mut().unwrap();
     let mut buf = Vec::new();

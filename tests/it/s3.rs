@@ -49,18 +49,53 @@ async fn packages_live_in_an_s3_compatible_store() {
             .status()
             .is_success()
     );
-    // SAFETY: this test binary has this one test; nothing else reads the environment concurrently.
-    unsafe {
-        std::env::set_var("AWS_ENDPOINT", &endpoint);
-        std::env::set_var("AWS_ALLOW_HTTP", "true");
-        std::env::set_var("AWS_ACCESS_KEY_ID", "test");
-        std::env::set_var("AWS_SECRET_ACCESS_KEY", "test");
-        std::env::set_var("AWS_REGION", "us-east-1");
-    }
-    let app = TestApp::spawn_with(|s| s.object_store = Some("s3://archive/guidang".into())).await;
-    let ready: serde_json::Value = app
-        .client
-        .get(app.url("/readyz"))
+    // The real binary, with the store's settings in its own environment (setting them in this
+    // process would race with the other tests' threads).
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path()).await;
+    // The background audit re-reads every package as often as it can: a SIGTERM then lands
+    // while it is reading an object from the store.
+    std::fs::write(
+        dir.path().join("guidang.toml"),
+        "fixity_min_interval_secs = 0\nfixity_bytes_per_hour = 1099511627776\n",
+    )
+    .unwrap();
+    let cmd = || {
+        let mut c = crate::cli::guidang(dir.path(), &db);
+        c.env("GUIDANG_OBJECT_STORE", "s3://archive/guidang")
+            .env("AWS_ENDPOINT", &endpoint)
+            .env("AWS_ALLOW_HTTP", "true")
+            .env("AWS_ACCESS_KEY_ID", "test")
+            .env("AWS_SECRET_ACCESS_KEY", "test")
+            .env("AWS_REGION", "us-east-1");
+        c
+    };
+    let token = |role: &str| {
+        let out = cmd()
+            .args(["token", "create", "--role", role])
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let (archivist, auditor) = (token("archivist"), token("auditor"));
+    let mut server = cmd()
+        .arg("serve")
+        .env("GUIDANG_LISTEN", "127.0.0.1:0")
+        .env("GUIDANG_LOG", "info")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let base = format!(
+        "http://127.0.0.1:{}",
+        crate::cli::wait_for_port(&mut server)
+    );
+    let ready: serde_json::Value = http
+        .get(format!("{base}/readyz"))
         .send()
         .await
         .unwrap()
@@ -69,10 +104,16 @@ async fn packages_live_in_an_s3_compatible_store() {
         .unwrap();
     assert_eq!(ready["object_store"], "ok");
 
-    let (s, b) = app
-        .submit(&app.archivist, fixture("valid/food-licence.zip"))
-        .await;
-    assert_eq!(s, 201, "{b}");
+    let r = http
+        .post(format!("{base}/api/v1/cases"))
+        .bearer_auth(&archivist)
+        .header("content-type", "application/zip")
+        .body(fixture("valid/food-licence.zip"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 201);
+    let b: serde_json::Value = r.json().await.unwrap();
     let id = b["archive_id"].as_str().unwrap();
     // The object is in the bucket, under the prefix, and nothing was left in local staging.
     let listing = http
@@ -90,27 +131,30 @@ async fn packages_live_in_an_s3_compatible_store() {
         "{listing}"
     );
     assert!(
-        std::fs::read_dir(app.dir.path().join("tmp"))
+        std::fs::read_dir(dir.path().join("tmp"))
             .unwrap()
             .next()
             .is_none()
     );
 
     // Whole package and one file by range.
-    let (s, pkg) = app
-        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package"))
-        .await;
+    let get = |path: String| {
+        let (http, auditor) = (http.clone(), auditor.clone());
+        async move {
+            let r = http.get(path).bearer_auth(&auditor).send().await.unwrap();
+            (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
+        }
+    };
+    let (s, pkg) = get(format!("{base}/api/v1/cases/{id}/package")).await;
     assert_eq!(s, 200);
     assert_eq!(pkg.len() as i64, b["package"]["size"].as_i64().unwrap());
-    let (s, bytes) = app
-        .get_bytes(
-            &app.auditor,
-            &format!("/api/v1/cases/{id}/files/files/05-准予许可决定书.ofd"),
-        )
-        .await;
+    let (s, bytes) = get(format!(
+        "{base}/api/v1/cases/{id}/files/files/05-准予许可决定书.ofd"
+    ))
+    .await;
     assert_eq!(s, 200);
     assert_eq!(bytes, fixture("files/decision.ofd"));
-    let path = app.dir.path().join("pkg.zip");
+    let path = dir.path().join("pkg.zip");
     std::fs::write(&path, &pkg).unwrap();
     let out = Command::new(bin())
         .arg("verify")
@@ -123,4 +167,34 @@ async fn packages_live_in_an_s3_compatible_store() {
         "{}",
         String::from_utf8_lossy(&out.stdout)
     );
+
+    // The background audit reads the package from the store over and over; SIGTERM in the
+    // middle ends the server cleanly (it used to panic in object_store's GET as the runtime
+    // shut down under it).
+    let mut audited = false;
+    for _ in 0..100 {
+        let (_, l) = get(format!("{base}/api/v1/audits")).await;
+        let l: serde_json::Value = serde_json::from_slice(&l).unwrap_or_default();
+        if l["items"].as_array().is_some_and(|v| !v.is_empty()) {
+            audited = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(audited, "the background audit ran against the store");
+    // SAFETY: kill(2) on our own child's pid.
+    unsafe {
+        libc::kill(server.id() as i32, libc::SIGTERM);
+    }
+    let status = server.wait().unwrap();
+    let mut log = String::new();
+    use std::io::Read;
+    server
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut log)
+        .unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!log.contains("panicked"), "{log}");
 }
