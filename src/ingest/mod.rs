@@ -54,18 +54,19 @@ pub enum IngestError {
     /// The upload broke off (HTTP 400).
     #[error("the upload was interrupted: {0}")]
     Interrupted(String),
+    /// Not the submission's fault; the cause is kept for the server log.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
 }
 
 impl From<DbError> for IngestError {
     fn from(e: DbError) -> Self {
-        IngestError::Internal(e.to_string())
+        IngestError::Internal(Box::new(e))
     }
 }
 impl From<StoreError> for IngestError {
     fn from(e: StoreError) -> Self {
-        IngestError::Internal(e.to_string())
+        IngestError::Internal(Box::new(e))
     }
 }
 
@@ -294,7 +295,7 @@ impl Ingest {
                     .map_err(|e| match e {
                         ReceiveError::TooLarge(l) => IngestError::TooLarge(l),
                         ReceiveError::Interrupted(m) => IngestError::Interrupted(m),
-                        ReceiveError::Io(e) => IngestError::Internal(e.to_string()),
+                        ReceiveError::Io(e) => IngestError::Internal(Box::new(e)),
                     })?;
             tracing::debug!(
                 bytes = spooled.size,
@@ -323,7 +324,7 @@ impl Ingest {
             .clone()
             .acquire_owned()
             .await
-            .map_err(|_| IngestError::Internal("shutting down".into()))?;
+            .map_err(|e| IngestError::Internal(Box::new(e)))?;
         self.metrics
             .ingests_in_flight
             .fetch_add(1, Ordering::Relaxed);
@@ -415,7 +416,7 @@ impl Ingest {
             })
         })
         .await
-        .map_err(|e| IngestError::Internal(format!("ingest task failed: {e}")))?;
+        .map_err(|e| IngestError::Internal(Box::new(e)))?;
         tracing::debug!(
             ms = (chrono::Utc::now().fixed_offset() - received_at).num_milliseconds(),
             "prepared"
@@ -424,7 +425,7 @@ impl Ingest {
             Ok(p) => p,
             Err(PrepareError::Unreadable(m)) => return Err(IngestError::Unreadable(m)),
             Err(PrepareError::Rejected(p)) => return Err(IngestError::Rejected(p)),
-            Err(PrepareError::Io(e)) => return Err(IngestError::Internal(e.to_string())),
+            Err(PrepareError::Io(e)) => return Err(IngestError::Internal(Box::new(e))),
         };
         if prepared.streamed {
             self.metrics
