@@ -206,3 +206,45 @@ impl<R: RoleSet> FromRequest for ContentOf<R> {
         })
     }
 }
+
+/// A JSON body that may be absent: an empty body is `None`; a body that is present must be
+/// `application/json` (else 415) and parse (else 400). An action never falls back to its default
+/// (a re-evaluation that is not a dry run, say) because a body it was sent failed to parse.
+pub struct OptionalJson<T>(pub Option<T>);
+
+impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
+    type Error = ApiError;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let content_type = req
+            .headers()
+            .get(actix_web::http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .map(|v| {
+                v.split(';')
+                    .next()
+                    .unwrap_or("")
+                    .trim()
+                    .to_ascii_lowercase()
+            });
+        let body = web::Bytes::from_request(req, payload);
+        Box::pin(async move {
+            let bytes = body
+                .await
+                .map_err(|e| ApiError::BadRequest(format!("the body: {e}")))?;
+            if bytes.iter().all(u8::is_ascii_whitespace) {
+                return Ok(OptionalJson(None));
+            }
+            if content_type.as_deref() != Some("application/json") {
+                return Err(ApiError::UnsupportedMediaType(format!(
+                    "send the body as application/json, not {}",
+                    content_type.as_deref().unwrap_or("(no Content-Type)")
+                )));
+            }
+            serde_json::from_slice(&bytes)
+                .map(|v| OptionalJson(Some(v)))
+                .map_err(|e| ApiError::BadRequest(format!("the JSON body: {e}")))
+        })
+    }
+}

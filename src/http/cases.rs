@@ -75,14 +75,15 @@ pub async fn list(
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
+    let (page, per_page) = super::paging(q.page, q.per_page, 50, 500)?;
     let f = CaseFilter {
         year: q.year,
         task_code: q.task_code.filter(|s| !s.is_empty()),
         status: q.status.filter(|s| !s.is_empty()),
         q: q.q.filter(|s| !s.is_empty()),
         org: None,
-        page: q.page.unwrap_or(1).max(1),
-        per_page: q.per_page.unwrap_or(50).clamp(1, 500),
+        page,
+        per_page,
     };
     Ok(HttpResponse::Ok().json(app.cases().list(&who, f).await?))
 }

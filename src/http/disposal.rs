@@ -24,8 +24,7 @@ pub async fn due(
     q: web::Query<Page>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let page = q.page.unwrap_or(1).max(1);
-    let per_page = q.per_page.unwrap_or(100).clamp(1, 1000);
+    let (page, per_page) = super::paging(q.page, q.per_page, 100, 1000)?;
     Ok(HttpResponse::Ok().json(app.disposal().due(page, per_page).await?))
 }
 

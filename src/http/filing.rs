@@ -9,7 +9,7 @@ use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Admins, Authorized, Declarers, Keepers, RecordsReaders};
+use super::auth::{Admins, Authorized, Declarers, Keepers, OptionalJson, RecordsReaders};
 use super::error::ApiError;
 use crate::app::App;
 use crate::auth::Role;
@@ -69,10 +69,10 @@ pub struct ReevaluateBody {
 
 pub async fn reevaluate(
     who: Authorized<Admins>,
-    body: Option<web::Json<ReevaluateBody>>,
+    body: OptionalJson<ReevaluateBody>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let dry_run = body.map(|b| b.dry_run).unwrap_or(false);
+    let dry_run = body.0.map(|b| b.dry_run).unwrap_or(false);
     Ok(HttpResponse::Ok().json(app.rules().reevaluate(&who, dry_run).await?))
 }
 

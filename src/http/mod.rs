@@ -85,6 +85,30 @@ impl Application {
     }
 }
 
+/// Page and page size from a query: absent → the defaults; out of range → 400 naming the
+/// parameter (a huge page number must not wrap into page 1).
+pub(crate) fn paging(
+    page: Option<i64>,
+    per_page: Option<i64>,
+    default_per_page: i64,
+    max_per_page: i64,
+) -> Result<(i64, i64), error::ApiError> {
+    const MAX_PAGE: i64 = 1_000_000;
+    let page = page.unwrap_or(1);
+    if !(1..=MAX_PAGE).contains(&page) {
+        return Err(error::ApiError::BadRequest(format!(
+            "page: {page} is out of range (1 to {MAX_PAGE})"
+        )));
+    }
+    let per_page = per_page.unwrap_or(default_per_page);
+    if !(1..=max_per_page).contains(&per_page) {
+        return Err(error::ApiError::BadRequest(format!(
+            "per_page: {per_page} is out of range (1 to {max_per_page})"
+        )));
+    }
+    Ok((page, per_page))
+}
+
 /// Logs one line per request: method, matched route (never the raw path or query, which may
 /// carry personal data), status and duration, inside a span with a request id.
 async fn log_requests(
