@@ -128,6 +128,8 @@ pub enum TokenError {
     Org(String),
     #[error("cannot get randomness: {0}")]
     Random(String),
+    #[error("--expires {0:?} is not a date (YYYY-MM-DD) or an RFC 3339 time")]
+    Expiry(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -138,6 +140,30 @@ pub async fn create_token(
     role: &str,
     org: Option<&str>,
     name: Option<&str>,
+) -> Result<(String, TokenRow), TokenError> {
+    create_token_until(db, role, org, name, None).await
+}
+
+/// An expiry given as `YYYY-MM-DD` (its start, UTC) or an RFC 3339 time, in the stored form
+/// (UTC, milliseconds) so that it compares with the clock as text.
+pub fn parse_expiry(s: &str) -> Result<String, TokenError> {
+    let t = chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .or_else(|_| {
+            chrono::NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+                .map(|d| d.and_hms_opt(0, 0, 0).unwrap_or_default().and_utc())
+        })
+        .map_err(|_| TokenError::Expiry(s.to_string()))?;
+    Ok(crate::db::rfc3339(&t))
+}
+
+/// [`create_token`] that stops working at `expires_at` (stored form, see [`parse_expiry`]).
+pub async fn create_token_until(
+    db: &Db,
+    role: &str,
+    org: Option<&str>,
+    name: Option<&str>,
+    expires_at: Option<String>,
 ) -> Result<(String, TokenRow), TokenError> {
     let r = Role::parse(role).ok_or_else(|| TokenError::Role(role.into()))?;
     if r == Role::Submitter && org.is_none() {
@@ -157,15 +183,40 @@ pub async fn create_token(
         org: org.map(str::to_string),
         name: name.map(str::to_string),
         created_at: crate::db::now_rfc3339(),
+        expires_at,
+        last_used_at: None,
+        revoked_at: None,
     };
     db.insert_token(&row, &hash_token(&token)).await?;
     Ok((token, row))
 }
 
 pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Principal>, DbError> {
-    let Some(row) = db.token_by_hash(&hash_token(token)).await? else {
+    let now = chrono::Utc::now();
+    let Some(row) = db
+        .token_by_hash(&hash_token(token), &crate::db::rfc3339(&now))
+        .await?
+    else {
         return Ok(None);
     };
+    if row
+        .last_used_at
+        .as_deref()
+        .is_none_or(|t| t < crate::db::rfc3339(&(now - chrono::Duration::seconds(60))).as_str())
+    {
+        // Off the request's path: the use is noted within a minute; a failure only costs the note.
+        let (db, id) = (db.clone(), row.token_id.clone());
+        tokio::spawn(async move {
+            let now = chrono::Utc::now();
+            let minute_ago = crate::db::rfc3339(&(now - chrono::Duration::seconds(60)));
+            if let Err(e) = db
+                .token_used(&id, &crate::db::rfc3339(&now), &minute_ago)
+                .await
+            {
+                tracing::warn!(error = %e, "cannot note a token's use");
+            }
+        });
+    }
     let Some(role) = Role::parse(&row.role) else {
         return Ok(None);
     };

@@ -1,7 +1,7 @@
 //! The token service: tokens created (at the command line), checked on every request, and the
 //! creation entered in the audit trail.
 
-use crate::auth::{Principal, TokenError, authenticate, create_token};
+use crate::auth::{Principal, TokenError, authenticate, create_token_until};
 use crate::db::{Db, DbError, TokenRow};
 use crate::evidence::Evidence;
 
@@ -21,9 +21,10 @@ impl Tokens {
         role: &str,
         org: Option<&str>,
         name: Option<&str>,
+        expires_at: Option<String>,
         by: &Principal,
     ) -> Result<(String, TokenRow), TokenError> {
-        let (token, row) = create_token(&self.db, role, org, name).await?;
+        let (token, row) = create_token_until(&self.db, role, org, name, expires_at).await?;
         self.evidence
             .audit(
                 by,
@@ -33,6 +34,26 @@ impl Tokens {
             )
             .await;
         Ok((token, row))
+    }
+
+    /// Every token with its state (never the token or its hash).
+    pub async fn list(&self) -> Result<Vec<TokenRow>, DbError> {
+        self.db.tokens().await
+    }
+
+    /// Revokes a token at once, on every server (each request reads the token's row); `false` if
+    /// there is no such live token.
+    pub async fn revoke(&self, token_id: &str, by: &Principal) -> Result<bool, DbError> {
+        let done = self
+            .db
+            .revoke_token(token_id, &crate::db::now_rfc3339())
+            .await?;
+        if done {
+            self.evidence
+                .audit(by, "token_revoke", token_id, "revoked")
+                .await;
+        }
+        Ok(done)
     }
 
     /// Who holds `token`, if it is a valid token.

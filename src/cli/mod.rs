@@ -104,7 +104,17 @@ pub enum TokenCmd {
         org: Option<String>,
         #[arg(long)]
         name: Option<String>,
+        /// When it stops working: YYYY-MM-DD (its start, UTC) or an RFC 3339 time.
+        #[arg(long)]
+        expires: Option<String>,
     },
+    /// List the tokens: id, role, organisation, name, created, expires, last used, revoked.
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Revoke a token: it is refused (401) from the next request on, on every server.
+    Revoke { token_id: String },
 }
 
 #[derive(Subcommand)]
@@ -177,8 +187,26 @@ pub async fn run(cli: Cli) -> ExitCode {
     let r = match cli.command {
         Command::Serve => serve(cfg).await,
         Command::Token {
-            cmd: TokenCmd::Create { role, org, name },
-        } => token_create(cfg, &role, org, name).await,
+            cmd:
+                TokenCmd::Create {
+                    role,
+                    org,
+                    name,
+                    expires,
+                },
+        } => token_create(cfg, &role, org, name, expires).await,
+        Command::Token {
+            cmd: TokenCmd::List { json },
+        } => with_app(cfg, |app| async move { token_list(&app, json).await }).await,
+        Command::Token {
+            cmd: TokenCmd::Revoke { token_id },
+        } => {
+            with_app(
+                cfg,
+                |app| async move { token_revoke(&app, &token_id).await },
+            )
+            .await
+        }
         Command::Import { paths, name } => import(cfg, paths, name).await,
         Command::Verify {
             paths,
@@ -251,12 +279,24 @@ async fn token_create(
     role: &str,
     org: Option<String>,
     name: Option<String>,
+    expires: Option<String>,
 ) -> Result<ExitCode, ExitCode> {
     let by = Principal::operator_as(&cli_user(), Role::Admin);
+    let expires = match expires
+        .as_deref()
+        .map(crate::auth::parse_expiry)
+        .transpose()
+    {
+        Ok(e) => e,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return Ok(ExitCode::from(2));
+        }
+    };
     with_app(cfg, |app| async move {
         match app
             .tokens()
-            .create(role, org.as_deref(), name.as_deref(), &by)
+            .create(role, org.as_deref(), name.as_deref(), expires, &by)
             .await
         {
             Ok((token, row)) => {
@@ -274,6 +314,57 @@ async fn token_create(
         }
     })
     .await
+}
+
+async fn token_list(app: &App, json: bool) -> ExitCode {
+    let tokens = match app.tokens().list().await {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    if json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({ "tokens": tokens }))
+                .unwrap_or_default()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let dash = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    for t in tokens {
+        println!(
+            "{}  {:<9}  org {}  name {}  created {}  expires {}  last used {}  revoked {}",
+            t.token_id,
+            t.role,
+            dash(&t.org),
+            dash(&t.name),
+            t.created_at,
+            dash(&t.expires_at),
+            dash(&t.last_used_at),
+            dash(&t.revoked_at)
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+async fn token_revoke(app: &App, token_id: &str) -> ExitCode {
+    let by = Principal::operator_as(&cli_user(), Role::Admin);
+    match app.tokens().revoke(token_id, &by).await {
+        Ok(true) => {
+            println!("revoked {token_id}");
+            ExitCode::SUCCESS
+        }
+        Ok(false) => {
+            eprintln!("error: no live token {token_id} (see guidang token list)");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
 }
 
 async fn keys_export(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {

@@ -41,6 +41,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (4, "fixity", include_str!("../../migrations/0004_fixity.sql")),
     (5, "audit_trail", include_str!("../../migrations/0005_audit_trail.sql")),
     (6, "retention_filing", include_str!("../../migrations/0006_retention_filing.sql")),
+    (7, "token_lifecycle", include_str!("../../migrations/0007_token_lifecycle.sql")),
 ];
 
 #[derive(Clone)]
@@ -223,30 +224,68 @@ impl Db {
     // ---- tokens ----
 
     pub async fn insert_token(&self, t: &TokenRow, hash: &str) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO tokens (token_id, token_hash, role, org, name, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
+        sqlx::query("INSERT INTO tokens (token_id, token_hash, role, org, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
             .bind(&t.token_id)
             .bind(hash)
             .bind(&t.role)
             .bind(t.org.as_deref())
             .bind(t.name.as_deref())
             .bind(&t.created_at)
+            .bind(t.expires_at.as_deref())
             .execute(&self.pool)
             .await?;
         Ok(())
     }
 
-    pub async fn token_by_hash(&self, hash: &str) -> Result<Option<TokenRow>, DbError> {
-        let row = sqlx::query("SELECT token_id, role, org, name, created_at FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL")
-            .bind(hash)
-            .fetch_optional(&self.pool)
+    /// The token with this hash if it is neither revoked nor expired at `now`.
+    pub async fn token_by_hash(&self, hash: &str, now: &str) -> Result<Option<TokenRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)"
+        )))
+        .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    /// Records a use, at most once a minute per token (a write per request would cost an fsync
+    /// each on SQLite).
+    pub async fn token_used(
+        &self,
+        token_id: &str,
+        now: &str,
+        minute_ago: &str,
+    ) -> Result<(), DbError> {
+        sqlx::query("UPDATE tokens SET last_used_at = $1 WHERE token_id = $2 AND (last_used_at IS NULL OR last_used_at < $3)")
+            .bind(now)
+            .bind(token_id)
+            .bind(minute_ago)
+            .execute(&self.pool)
             .await?;
-        Ok(row.map(|r| TokenRow {
-            token_id: r.get("token_id"),
-            role: r.get("role"),
-            org: r.get("org"),
-            name: r.get("name"),
-            created_at: r.get("created_at"),
-        }))
+        Ok(())
+    }
+
+    /// Every token, newest first (never the hash).
+    pub async fn tokens(&self) -> Result<Vec<TokenRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens ORDER BY created_at DESC, token_id DESC"
+        )))
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Revokes a token; `false` if there is no such token or it was revoked already.
+    pub async fn revoke_token(&self, token_id: &str, at: &str) -> Result<bool, DbError> {
+        Ok(sqlx::query(
+            "UPDATE tokens SET revoked_at = $1 WHERE token_id = $2 AND revoked_at IS NULL",
+        )
+        .bind(at)
+        .bind(token_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1)
     }
 
     // ---- keys ----
@@ -333,14 +372,21 @@ impl Db {
     }
 }
 
-#[derive(Debug, Clone)]
+/// A token as stored (its hash is never read back).
+#[derive(Debug, Clone, serde::Serialize, sqlx::FromRow)]
 pub struct TokenRow {
     pub token_id: String,
     pub role: String,
     pub org: Option<String>,
     pub name: Option<String>,
     pub created_at: String,
+    pub expires_at: Option<String>,
+    pub last_used_at: Option<String>,
+    pub revoked_at: Option<String>,
 }
+
+const TOKEN_COLUMNS: &str =
+    "token_id, role, org, name, created_at, expires_at, last_used_at, revoked_at";
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

@@ -7,6 +7,7 @@ mod disposal;
 pub mod error;
 mod filing;
 mod log;
+mod tokens;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -158,6 +159,8 @@ pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
             .service(
                 web::scope("/api/v1")
                     .route("/keys", web::get().to(keys))
+                    .route("/tokens", web::get().to(tokens::list))
+                    .route("/tokens/{token_id}/revoke", web::post().to(tokens::revoke))
                     .route("/cases", web::post().to(cases::submit))
                     .route("/cases", web::get().to(cases::list))
                     .route("/cases/{archive_id}", web::get().to(cases::show))

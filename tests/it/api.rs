@@ -413,14 +413,17 @@ async fn tokens_and_roles() {
     let row = app
         .archive
         .db()
-        .token_by_hash(&guidang::auth::hash_token(&app.archivist))
+        .token_by_hash(
+            &guidang::auth::hash_token(&app.archivist),
+            "2000-01-01T00:00:00.000Z",
+        )
         .await
         .unwrap();
     assert!(row.is_some());
     assert!(
         app.archive
             .db()
-            .token_by_hash(&app.archivist)
+            .token_by_hash(&app.archivist, "2000-01-01T00:00:00.000Z")
             .await
             .unwrap()
             .is_none()

@@ -88,3 +88,107 @@ async fn out_of_range_paging_is_refused() {
         .await;
     assert_eq!((s, b["page"].as_i64()), (200, Some(2)), "{b}");
 }
+
+/// Item 3: tokens can be listed, revoked (401 at once on every server) and expire; the last use
+/// is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tokens_are_listed_revoked_on_every_server_and_expire() {
+    let a = TestApp::spawn().await;
+    let mut s2 = a.archive.settings().clone();
+    s2.listen = "127.0.0.1:0".into();
+    let b = TestApp::start(tempfile::tempdir().unwrap(), s2).await;
+    let cli = |args: &[&str]| {
+        let out = crate::cli::guidang(a.dir.path(), &a.archive.settings().database_url())
+            .args(args)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).trim().to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, token, _) = cli(&["token", "create", "--role", "auditor", "--name", "审计"]);
+    assert_eq!(code, Some(0));
+    for app in [&a, &b] {
+        assert_eq!(app.get_json(&token, "/api/v1/audits").await.0, 200);
+    }
+    // Listed with its last use (noted off the request's path, within a moment).
+    let mut listed = serde_json::Value::Null;
+    for _ in 0..50 {
+        let (_, out, _) = cli(&["token", "list", "--json"]);
+        listed = serde_json::from_str::<serde_json::Value>(&out).unwrap()["tokens"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["name"] == "审计")
+            .cloned()
+            .unwrap();
+        if !listed["last_used_at"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(listed["last_used_at"].is_string(), "{listed}");
+    assert!(listed["revoked_at"].is_null());
+    assert!(listed.get("token_hash").is_none(), "{listed}");
+    let id = listed["token_id"].as_str().unwrap().to_string();
+
+    // Revoked on the command line: refused by both servers from the next request on.
+    let (code, _, _) = cli(&["token", "revoke", &id]);
+    assert_eq!(code, Some(0));
+    for app in [&a, &b] {
+        assert_eq!(app.get_json(&token, "/api/v1/audits").await.0, 401);
+    }
+    let (code, _, err) = cli(&["token", "revoke", &id]);
+    assert_eq!(code, Some(1), "{err}");
+
+    // An administrator over HTTP; nobody else.
+    let (code, other, _) = cli(&["token", "create", "--role", "archivist"]);
+    assert_eq!(code, Some(0));
+    let (s, l) = a.get_json(&a.admin, "/api/v1/tokens").await;
+    assert_eq!(s, 200);
+    let other_id = l["tokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["role"] == "archivist" && t["name"].is_null())
+        .unwrap()["token_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(a.get_json(&a.archivist, "/api/v1/tokens").await.0, 403);
+    let path = format!("/api/v1/tokens/{other_id}/revoke");
+    assert_eq!(a.post_json(&a.auditor, &path, json!({})).await.0, 403);
+    assert_eq!(a.post_json(&a.admin, &path, json!({})).await.0, 200);
+    assert_eq!(b.get_json(&other, "/api/v1/cases").await.0, 401);
+    let (_, t) = a
+        .get_json(&a.auditor, "/api/v1/audit?action=token_revoke")
+        .await;
+    assert_eq!(t["items"].as_array().unwrap().len(), 2, "{t}");
+
+    // Expiry: a token past its date is refused; a bad date is refused at creation.
+    let (code, expired, _) = cli(&[
+        "token",
+        "create",
+        "--role",
+        "auditor",
+        "--expires",
+        "2020-01-01",
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(a.get_json(&expired, "/api/v1/audits").await.0, 401);
+    let (code, valid, _) = cli(&[
+        "token",
+        "create",
+        "--role",
+        "auditor",
+        "--expires",
+        "2999-01-01T00:00:00+08:00",
+    ]);
+    assert_eq!(code, Some(0));
+    assert_eq!(a.get_json(&valid, "/api/v1/audits").await.0, 200);
+    let (code, _, err) = cli(&["token", "create", "--role", "auditor", "--expires", "soon"]);
+    assert_eq!(code, Some(2));
+    assert!(err.contains("--expires"), "{err}");
+}
