@@ -136,3 +136,16 @@ impl Write for DocWriter {
         self.file.flush()
     }
 }
+
+/// The names documents are stored under.
+pub const NAMES: &[&str] = &["register.xml", "register.csv", "form.xml"];
+
+/// How a requested document name goes into the audit trail: a known name as it is; anything
+/// else (a path segment can carry a name or an ID number) only as its length.
+pub fn trail_name(name: &str) -> String {
+    if NAMES.contains(&name) {
+        name.to_string()
+    } else {
+        format!("invalid ({} chars)", name.chars().count())
+    }
+}

@@ -171,7 +171,12 @@ impl Disposal {
     ) -> Result<Option<crate::documents::Opened>, DisposalError> {
         let l = list(self, list_id).await?.ok_or(DisposalError::NoList)?;
         self.evidence
-            .audit(by, "read_destruction_register", list_id, name)
+            .audit(
+                by,
+                "read_destruction_register",
+                list_id,
+                &crate::documents::trail_name(name),
+            )
             .await;
         let Some(doc) = crate::documents::find(l.documents.as_ref(), name) else {
             return Ok(None);

@@ -139,7 +139,12 @@ impl Filing {
             .filter(|b| b.year == year)
             .ok_or(FilingError::NoBatch)?;
         self.evidence
-            .audit(by, "read_filing_document", batch_id, name)
+            .audit(
+                by,
+                "read_filing_document",
+                batch_id,
+                &crate::documents::trail_name(name),
+            )
             .await;
         let Some(doc) = crate::documents::find(b.documents.as_ref(), name) else {
             return Ok(None);

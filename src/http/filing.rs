@@ -140,6 +140,21 @@ pub async fn put_expected(
             ));
         }
     };
+    // Only a valid credit code goes into the audit trail and the declarations.
+    if let Some(e) = crate::codes::uscc_problem(&org) {
+        return Err(ApiError::BadRequest(format!("social_code: {e}")));
+    }
+    let this_year = chrono::Utc::now()
+        .format("%Y")
+        .to_string()
+        .parse::<i64>()
+        .unwrap_or(2026);
+    if !(1990..=this_year + 1).contains(&year) {
+        return Err(ApiError::BadRequest(format!(
+            "year: {year} is outside 1990 to {}",
+            this_year + 1
+        )));
+    }
     if let Some((t, n)) = body.counts.iter().find(|(_, n)| **n < 0) {
         return Err(ApiError::BadRequest(format!("counts.{t}: {n} is negative")));
     }

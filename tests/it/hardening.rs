@@ -192,3 +192,106 @@ async fn tokens_are_listed_revoked_on_every_server_and_expire() {
     assert_eq!(code, Some(2));
     assert!(err.contains("--expires"), "{err}");
 }
+
+/// Item 6: what the binary writes is for its own user only (directories 0700, files 0600).
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_data_directory_is_private_to_its_user() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("data");
+    let out = std::process::Command::new(bin())
+        .arg("import")
+        .arg(fixtures().join("valid/food-licence.zip"))
+        .env("GUIDANG_DATA_DIR", &data)
+        .env_remove("DATABASE_URL")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut seen = 0;
+    let mut stack = vec![data.clone()];
+    while let Some(p) = stack.pop() {
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode() & 0o777;
+        if p.is_dir() {
+            assert_eq!(mode, 0o700, "{}", p.display());
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        } else {
+            assert_eq!(mode, 0o600, "{}", p.display());
+            seen += 1;
+        }
+    }
+    assert!(
+        seen >= 4,
+        "the database, the package and the keys were looked at"
+    );
+}
+
+/// Item 5: only validated identifiers reach the hash-chained audit trail.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_trail_records_no_arbitrary_strings() {
+    let app = TestApp::spawn().await;
+    app.archive_case("TRAIL-1", "2025-04-04T10:00:00+08:00", "D30")
+        .await;
+    let (s, b) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2025}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let batch = b["batch_id"].as_str().unwrap();
+    let secret = "王小明370102199001011234";
+    let (s, _) = app
+        .get_bytes(
+            &app.auditor,
+            &format!("/api/v1/filings/2025/batches/{batch}/{secret}"),
+        )
+        .await;
+    assert_eq!(s, 404);
+    let (s, _) = app
+        .get_bytes(
+            &app.auditor,
+            &format!("/api/v1/filings/2025/batches/{batch}/register.xml"),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let (s, b) = app
+        .send_json(
+            reqwest::Method::PUT,
+            &app.archivist,
+            "/api/v1/filings/2025/expected",
+            json!({"social_code": secret, "counts": {"X": 1}}),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b["message"].as_str().unwrap().starts_with("social_code"),
+        "{b}"
+    );
+    let (s, b) = app
+        .send_json(
+            reqwest::Method::PUT,
+            &app.submitter,
+            "/api/v1/filings/4019/expected",
+            json!({"counts": {"X": 1}}),
+        )
+        .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(b["message"].as_str().unwrap().starts_with("year"), "{b}");
+
+    let (_, t) = app.get_json(&app.auditor, "/api/v1/audit").await;
+    assert!(!t.to_string().contains("王小明"), "{t}");
+    assert!(!t.to_string().contains("370102199001011234"), "{t}");
+    let reads: Vec<&str> = t["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["action"] == "read_filing_document")
+        .map(|i| i["outcome"].as_str().unwrap())
+        .collect();
+    let invalid = format!("invalid ({} chars)", secret.chars().count());
+    assert_eq!(reads, vec!["register.xml", invalid.as_str()]);
+}
