@@ -302,10 +302,16 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
                 let (digests, size) = match res {
                     Ok(v) => v,
                     Err(err)
-                        if err.kind() == io::ErrorKind::InvalidData
-                            || err.kind() == io::ErrorKind::Other =>
+                        if matches!(
+                            err.kind(),
+                            io::ErrorKind::InvalidData
+                                | io::ErrorKind::InvalidInput
+                                | io::ErrorKind::UnexpectedEof
+                                | io::ErrorKind::Other
+                        ) =>
                     {
-                        // Damaged entry (bad CRC, lying sizes, corrupt deflate stream).
+                        // Damaged entry (bad CRC, lying sizes, a corrupt or cut deflate stream:
+                        // flate2 reports the last as InvalidInput).
                         return Err(PrepareError::Unreadable(format!(
                             "{}: the ZIP entry is damaged: {err}",
                             e.name

@@ -295,3 +295,23 @@ async fn the_trail_records_no_arbitrary_strings() {
     let invalid = format!("invalid ({} chars)", secret.chars().count());
     assert_eq!(reads, vec!["register.xml", invalid.as_str()]);
 }
+
+/// Item 17: a damaged payload entry is the client's error, naming the entry, never a 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_corrupt_deflate_stream_in_a_payload_entry_is_a_client_error() {
+    let app = TestApp::spawn().await;
+    let (s, b) = app
+        .submit(
+            &app.submitter,
+            fixture("repros/submit-corrupt-deflate-in-payload.zip"),
+        )
+        .await;
+    assert!(s == 400 || s == 422, "{s} {b}");
+    let text = b.to_string();
+    assert!(text.contains("files/"), "the entry is named: {b}");
+    let (_, t) = app.get_json(&app.auditor, "/api/v1/audit").await;
+    assert!(
+        t.to_string().contains(&format!("\"outcome\":\"{s} ")),
+        "{t}"
+    );
+}
