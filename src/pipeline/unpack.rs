@@ -73,7 +73,7 @@ pub fn safe_name(raw: &str) -> Result<String, String> {
 
 /// Reads the ZIP's end-of-central-directory record to learn the entry count and directory size
 /// before the zip crate loads the directory into memory.
-fn eocd_counts(f: &mut File) -> Result<(u64, u64), UnpackError> {
+fn eocd_counts(f: &mut File) -> Result<(u64, u64, u64), UnpackError> {
     let len = f.metadata()?.len();
     if len < 22 {
         return Err(UnpackError::NotAZip("too short to be a ZIP".into()));
@@ -107,13 +107,39 @@ fn eocd_counts(f: &mut File) -> Result<(u64, u64), UnpackError> {
                     if rec64[..4] == [0x50, 0x4b, 0x06, 0x06] {
                         let n = u64::from_le_bytes(rec64[32..40].try_into().unwrap_or_default());
                         let s = u64::from_le_bytes(rec64[40..48].try_into().unwrap_or_default());
-                        return Ok((n, s));
+                        return Ok((n, s, off));
                     }
                 }
             }
         }
     }
-    Ok((entries, cd_size))
+    Ok((entries, cd_size, len - tail_len + pos as u64))
+}
+
+/// Every name in the central directory, in order, read record by record (the zip crate keeps one
+/// entry per name, so two records with one name would otherwise go unseen).
+fn central_names(f: &mut File, start: u64, count: u64) -> Result<Vec<String>, UnpackError> {
+    f.seek(SeekFrom::Start(start))?;
+    let mut r = BufReader::with_capacity(64 * 1024, f);
+    let mut names = Vec::new();
+    for _ in 0..count {
+        let mut h = [0u8; 46];
+        if r.read_exact(&mut h).is_err() || h[..4] != [0x50, 0x4b, 0x01, 0x02] {
+            break;
+        }
+        let flags = u16::from_le_bytes([h[8], h[9]]);
+        let n = u16::from_le_bytes([h[28], h[29]]) as usize;
+        let skip =
+            u16::from_le_bytes([h[30], h[31]]) as i64 + u16::from_le_bytes([h[32], h[33]]) as i64;
+        let mut raw = vec![0u8; n];
+        r.read_exact(&mut raw)?;
+        r.seek_relative(skip)?;
+        let utf8 = (flags & 0x0800 != 0)
+            .then(|| std::str::from_utf8(&raw).ok())
+            .flatten();
+        names.push(decode_zip_name(&raw, utf8));
+    }
+    Ok(names)
 }
 
 /// An opened submission, ready to be listed and read entry by entry.
@@ -164,7 +190,7 @@ fn open_zip(
     problems: &mut Problems,
 ) -> Result<(Opened, Vec<Entry>), UnpackError> {
     let mut f = File::open(path)?;
-    let (count, cd_size) = eocd_counts(&mut f)?;
+    let (count, cd_size, cd_end) = eocd_counts(&mut f)?;
     if count as usize > limits.max_entries {
         problems.push(Problem::new(
             Code::ZipLimits,
@@ -182,6 +208,28 @@ fn open_zip(
             "central directory is implausibly large",
         ));
         return Ok((Opened::Nothing, vec![]));
+    }
+    // Two entries under one name (exactly, after NFC, or ignoring case, which collide on common
+    // file systems) would leave it to the reader which one counts: refused, naming the entry.
+    let mut seen_anywhere: std::collections::HashMap<String, String> = Default::default();
+    for display in central_names(&mut f, cd_end.saturating_sub(cd_size), count)? {
+        let key = normalize_name(&display).to_lowercase();
+        let key = key.trim_end_matches('/').to_string();
+        if let Some(first) = seen_anywhere.get(&key) {
+            problems.push(Problem::file(
+                Code::UnsafePath,
+                display.clone(),
+                if *first == display {
+                    "the entry appears more than once in the ZIP".to_string()
+                } else {
+                    format!(
+                        "the entry collides with {first} (same name ignoring case or Unicode form)"
+                    )
+                },
+            ));
+        } else {
+            seen_anywhere.insert(key, display);
+        }
     }
     f.seek(SeekFrom::Start(0))?;
     let mut zip = zip::ZipArchive::new(BufReader::with_capacity(64 * 1024, f))
