@@ -315,3 +315,28 @@ async fn a_corrupt_deflate_stream_in_a_payload_entry_is_a_client_error() {
         "{t}"
     );
 }
+
+/// Item 16: the auditor's verifier refuses a package that is not one unambiguous ZIP.
+#[test]
+fn verify_refuses_duplicate_entries_and_local_headers_that_disagree() {
+    for (name, why) in [
+        (
+            "verify-duplicate-entry-tampered-first",
+            "two entries are named",
+        ),
+        (
+            "verify-duplicate-entry-tampered-last",
+            "two entries are named",
+        ),
+        ("verify-local-header-name-mismatch", "local header"),
+    ] {
+        let out = std::process::Command::new(bin())
+            .arg("verify")
+            .arg(fixtures().join(format!("repros/{name}.zip")))
+            .output()
+            .unwrap();
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(out.status.code(), Some(1), "{name}: {text}");
+        assert!(text.contains(why), "{name}: {text}");
+    }
+}
