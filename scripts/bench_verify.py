@@ -7,7 +7,7 @@ Options: --files N, --size-mib N.
 import argparse, json, os, shutil, subprocess, sys, tempfile, time, zipfile
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-BIN = os.path.join(ROOT, "target", "release", "guidang")
+BIN = os.environ.get("GUIDANG_BIN") or os.path.join(ROOT, "target", "release", "guidang")
 sys.path.insert(0, os.path.join(ROOT, "scripts"))
 from bench import metadata  # noqa: E402
 
