@@ -173,6 +173,7 @@ impl App {
         self.tasks.every(
             "audit head",
             Duration::from_secs(s.audit_head_every_secs.max(1)),
+            false,
             leased("audit-head"),
             move || {
                 let (evidence, metrics) = (evidence.clone(), metrics.clone());
@@ -195,6 +196,8 @@ impl App {
         self.tasks.every(
             "filing scheduler",
             Duration::from_millis(s.filing.scheduler_every_ms.max(10)),
+            // As before the supervisor: a restarted server looks at the calendar at once.
+            true,
             leased("filing-scheduler"),
             move || {
                 let filing = filing.clone();

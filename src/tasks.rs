@@ -77,7 +77,8 @@ impl Tasks {
         running.push((name, handle));
     }
 
-    /// Runs `job` every `period` (first after one period) until the server stops. With `leased`,
+    /// Runs `job` every `period` until the server stops — the first time at once with
+    /// `at_start`, else after one period. With `leased`,
     /// only the holder of the lease runs it: once per period across the deployment. The lease
     /// lasts three periods, so the holder keeps it from tick to tick even when a run or a busy
     /// machine delays its next tick, and another server takes over once the holder has been gone
@@ -86,6 +87,7 @@ impl Tasks {
         &self,
         name: &'static str,
         period: Duration,
+        at_start: bool,
         leased: Option<Leased>,
         mut job: F,
     ) where
@@ -94,7 +96,8 @@ impl Tasks {
     {
         self.spawn_until_stopped(name, move |mut stop| async move {
             let lease_ms = (period.as_millis() as u64).saturating_mul(3);
-            while stop.sleep(period).await {
+            let mut first = at_start;
+            while std::mem::take(&mut first) || stop.sleep(period).await {
                 if let Some(l) = &leased {
                     match Lease::acquire_ms(&l.db, l.lease, &l.owner, lease_ms.max(1)).await {
                         Ok(Ok(_held)) => {}
