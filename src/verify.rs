@@ -73,66 +73,35 @@ impl<T: Read + std::io::Seek + Send> ReadSeek for T {}
 /// (the zip reader keeps one of them, an unzip tool may extract the other), or a local header
 /// that names another file than its central record. The reader is left where it started.
 fn unambiguous(r: &mut dyn ReadSeek) -> Result<(), String> {
+    use crate::pipeline::unpack::{UnpackError, central_records, eocd};
+    let why = |e: UnpackError| match e {
+        UnpackError::NotAZip(m) => m,
+        UnpackError::Io(e) => format!("cannot read the ZIP: {e}"),
+    };
     let rd = |e: std::io::Error| format!("cannot read the ZIP: {e}");
-    let len = r.seek(SeekFrom::End(0)).map_err(rd)?;
-    if len < 22 {
-        return Err("too short to be a ZIP".into());
-    }
-    let tail_len = len.min(22 + 65535);
-    r.seek(SeekFrom::Start(len - tail_len)).map_err(rd)?;
-    let mut tail = vec![0u8; tail_len as usize];
-    r.read_exact(&mut tail).map_err(rd)?;
-    let pos = (0..=tail.len() - 22)
-        .rev()
-        .find(|&i| tail[i..i + 4] == [0x50, 0x4b, 0x05, 0x06])
-        .ok_or("no end of central directory record")?;
-    let rec = &tail[pos..];
-    let count = u16::from_le_bytes([rec[10], rec[11]]) as u64;
-    let cd_size = u32::from_le_bytes([rec[12], rec[13], rec[14], rec[15]]) as u64;
-    let eocd = len - tail_len + pos as u64;
-    if count == 0xFFFF || cd_size == 0xFFFF_FFFF {
+    let end = eocd(r).map_err(why)?;
+    if end.zip64 {
         // ZIP64 packages (over 4 GiB) are checked by the zip reader alone.
         r.seek(SeekFrom::Start(0)).map_err(rd)?;
         return Ok(());
     }
-    let start = eocd
-        .checked_sub(cd_size)
-        .ok_or("the central directory is larger than the file")?;
-    r.seek(SeekFrom::Start(start)).map_err(rd)?;
-    let mut cd = vec![0u8; cd_size as usize];
-    r.read_exact(&mut cd).map_err(rd)?;
-    let mut records: Vec<(Vec<u8>, u64)> = Vec::with_capacity(count as usize);
-    let mut at = 0usize;
-    for _ in 0..count {
-        let h = cd
-            .get(at..at + 46)
-            .ok_or("the central directory is cut short")?;
-        if h[..4] != [0x50, 0x4b, 0x01, 0x02] {
-            return Err("a central directory record is damaged".into());
-        }
-        let n = u16::from_le_bytes([h[28], h[29]]) as usize;
-        let more = u16::from_le_bytes([h[30], h[31]]) as usize
-            + u16::from_le_bytes([h[32], h[33]]) as usize;
-        let offset = u32::from_le_bytes([h[42], h[43], h[44], h[45]]) as u64;
-        let name = cd
-            .get(at + 46..at + 46 + n)
-            .ok_or("the central directory is cut short")?
-            .to_vec();
-        records.push((name, offset));
-        at += 46 + n + more;
+    let mut records = central_records(r, &end).map_err(why)?;
+    if (records.len() as u64) < end.entries {
+        return Err("the central directory is damaged or cut short".into());
     }
     let mut names = std::collections::HashSet::new();
-    for (name, _) in &records {
-        if !names.insert(name.as_slice()) {
+    for rec in &records {
+        if !names.insert(rec.raw.as_slice()) {
             return Err(format!(
                 "two entries are named {:?}: an extracting tool may take either",
-                String::from_utf8_lossy(name)
+                String::from_utf8_lossy(&rec.raw)
             ));
         }
     }
-    records.sort_by_key(|(_, o)| *o);
-    for (name, offset) in &records {
-        r.seek(SeekFrom::Start(*offset)).map_err(rd)?;
+    records.sort_by_key(|rec| rec.local_offset);
+    for rec in &records {
+        let name = &rec.raw;
+        r.seek(SeekFrom::Start(rec.local_offset)).map_err(rd)?;
         let mut h = [0u8; 30];
         r.read_exact(&mut h).map_err(rd)?;
         if h[..4] != [0x50, 0x4b, 0x03, 0x04] {

@@ -71,10 +71,21 @@ pub fn safe_name(raw: &str) -> Result<String, String> {
     Ok(normalize_name(&name))
 }
 
+/// What a ZIP's end-of-central-directory record says.
+pub(crate) struct Eocd {
+    pub entries: u64,
+    pub cd_size: u64,
+    /// Where the central directory ends (the EOCD or ZIP64 end record starts).
+    pub cd_end: u64,
+    /// The 16/32-bit fields were saturated: a ZIP64 archive.
+    pub zip64: bool,
+}
+
 /// Reads the ZIP's end-of-central-directory record to learn the entry count and directory size
-/// before the zip crate loads the directory into memory.
-fn eocd_counts(f: &mut File) -> Result<(u64, u64, u64), UnpackError> {
-    let len = f.metadata()?.len();
+/// before the zip crate loads the directory into memory (ingest) or before a package is trusted
+/// to be one unambiguous ZIP (verify).
+pub(crate) fn eocd<R: Read + Seek + ?Sized>(f: &mut R) -> Result<Eocd, UnpackError> {
+    let len = f.seek(SeekFrom::End(0))?;
     if len < 22 {
         return Err(UnpackError::NotAZip("too short to be a ZIP".into()));
     }
@@ -91,55 +102,76 @@ fn eocd_counts(f: &mut File) -> Result<(u64, u64, u64), UnpackError> {
     let rec = &tail[pos..];
     let entries = u16::from_le_bytes([rec[10], rec[11]]) as u64;
     let cd_size = u32::from_le_bytes([rec[12], rec[13], rec[14], rec[15]]) as u64;
-    if entries == 0xFFFF || cd_size == 0xFFFF_FFFF {
+    let eocd_abs = len - tail_len + pos as u64;
+    let zip64 = entries == 0xFFFF || cd_size == 0xFFFF_FFFF;
+    if zip64 && eocd_abs >= 20 {
         // ZIP64: the locator sits right before the EOCD record.
-        let eocd_abs = len - tail_len + pos as u64;
-        if eocd_abs >= 20 {
-            let mut loc = [0u8; 20];
-            f.seek(SeekFrom::Start(eocd_abs - 20))?;
-            f.read_exact(&mut loc)?;
-            if loc[..4] == [0x50, 0x4b, 0x06, 0x07] {
-                let off = u64::from_le_bytes(loc[8..16].try_into().unwrap_or_default());
-                let mut rec64 = [0u8; 56];
-                if off + 56 <= len {
-                    f.seek(SeekFrom::Start(off))?;
-                    f.read_exact(&mut rec64)?;
-                    if rec64[..4] == [0x50, 0x4b, 0x06, 0x06] {
-                        let n = u64::from_le_bytes(rec64[32..40].try_into().unwrap_or_default());
-                        let s = u64::from_le_bytes(rec64[40..48].try_into().unwrap_or_default());
-                        return Ok((n, s, off));
-                    }
+        let mut loc = [0u8; 20];
+        f.seek(SeekFrom::Start(eocd_abs - 20))?;
+        f.read_exact(&mut loc)?;
+        if loc[..4] == [0x50, 0x4b, 0x06, 0x07] {
+            let off = u64::from_le_bytes(loc[8..16].try_into().unwrap_or_default());
+            let mut rec64 = [0u8; 56];
+            if off + 56 <= len {
+                f.seek(SeekFrom::Start(off))?;
+                f.read_exact(&mut rec64)?;
+                if rec64[..4] == [0x50, 0x4b, 0x06, 0x06] {
+                    return Ok(Eocd {
+                        entries: u64::from_le_bytes(rec64[32..40].try_into().unwrap_or_default()),
+                        cd_size: u64::from_le_bytes(rec64[40..48].try_into().unwrap_or_default()),
+                        cd_end: off,
+                        zip64,
+                    });
                 }
             }
         }
     }
-    Ok((entries, cd_size, len - tail_len + pos as u64))
+    Ok(Eocd {
+        entries,
+        cd_size,
+        cd_end: eocd_abs,
+        zip64,
+    })
 }
 
-/// Every name in the central directory, in order, read record by record (the zip crate keeps one
-/// entry per name, so two records with one name would otherwise go unseen).
-fn central_names(f: &mut File, start: u64, count: u64) -> Result<Vec<String>, UnpackError> {
-    f.seek(SeekFrom::Start(start))?;
+/// One central-directory record: its raw name, whether the UTF-8 flag is set, and where its
+/// local header is (the 32-bit field; not meaningful for ZIP64 entries).
+pub(crate) struct CentralRecord {
+    pub raw: Vec<u8>,
+    pub utf8: bool,
+    pub local_offset: u64,
+}
+
+/// The central directory's records in order, read one by one (the zip crate keeps one entry per
+/// name, so two records with one name would otherwise go unseen). Stops at the first record that
+/// is damaged or cut short: then fewer than `entries` records come back.
+pub(crate) fn central_records<R: Read + Seek + ?Sized>(
+    f: &mut R,
+    e: &Eocd,
+) -> Result<Vec<CentralRecord>, UnpackError> {
+    f.seek(SeekFrom::Start(e.cd_end.saturating_sub(e.cd_size)))?;
     let mut r = BufReader::with_capacity(64 * 1024, f);
-    let mut names = Vec::new();
-    for _ in 0..count {
+    let mut records = Vec::new();
+    for _ in 0..e.entries {
         let mut h = [0u8; 46];
         if r.read_exact(&mut h).is_err() || h[..4] != [0x50, 0x4b, 0x01, 0x02] {
             break;
         }
-        let flags = u16::from_le_bytes([h[8], h[9]]);
         let n = u16::from_le_bytes([h[28], h[29]]) as usize;
         let skip =
             u16::from_le_bytes([h[30], h[31]]) as i64 + u16::from_le_bytes([h[32], h[33]]) as i64;
         let mut raw = vec![0u8; n];
-        r.read_exact(&mut raw)?;
+        if r.read_exact(&mut raw).is_err() {
+            break;
+        }
         r.seek_relative(skip)?;
-        let utf8 = (flags & 0x0800 != 0)
-            .then(|| std::str::from_utf8(&raw).ok())
-            .flatten();
-        names.push(decode_zip_name(&raw, utf8));
+        records.push(CentralRecord {
+            raw,
+            utf8: u16::from_le_bytes([h[8], h[9]]) & 0x0800 != 0,
+            local_offset: u32::from_le_bytes([h[42], h[43], h[44], h[45]]) as u64,
+        });
     }
-    Ok(names)
+    Ok(records)
 }
 
 /// An opened submission, ready to be listed and read entry by entry.
@@ -190,7 +222,8 @@ fn open_zip(
     problems: &mut Problems,
 ) -> Result<(Opened, Vec<Entry>), UnpackError> {
     let mut f = File::open(path)?;
-    let (count, cd_size, cd_end) = eocd_counts(&mut f)?;
+    let end = eocd(&mut f)?;
+    let (count, cd_size) = (end.entries, end.cd_size);
     if count as usize > limits.max_entries {
         problems.push(Problem::new(
             Code::ZipLimits,
@@ -212,7 +245,12 @@ fn open_zip(
     // Two entries under one name (exactly, after NFC, or ignoring case, which collide on common
     // file systems) would leave it to the reader which one counts: refused, naming the entry.
     let mut seen_anywhere: std::collections::HashMap<String, String> = Default::default();
-    for display in central_names(&mut f, cd_end.saturating_sub(cd_size), count)? {
+    for rec in central_records(&mut f, &end)? {
+        let utf8 = rec
+            .utf8
+            .then(|| std::str::from_utf8(&rec.raw).ok())
+            .flatten();
+        let display = decode_zip_name(&rec.raw, utf8);
         let key = normalize_name(&display).to_lowercase();
         let key = key.trim_end_matches('/').to_string();
         if let Some(first) = seen_anywhere.get(&key) {
