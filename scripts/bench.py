@@ -52,7 +52,7 @@ def main():
     env = dict(os.environ, GUIDANG_DATA_DIR=os.path.join(work, "data"), GUIDANG_LISTEN="127.0.0.1:18391",
                GUIDANG_MAX_BODY_BYTES=str(8 << 30), GUIDANG_LOG="warn")
     env.pop("DATABASE_URL", None)
-    os.makedirs(env["GUIDANG_DATA_DIR"])
+    subprocess.run([BIN, "init"], env=env, check=True, stderr=subprocess.DEVNULL)
     token = subprocess.run([BIN, "token", "create", "--role", "archivist"], env=env, check=True,
                            capture_output=True, text=True).stdout.strip()
     server = subprocess.Popen([BIN, "serve"], env=env, stderr=open(os.path.join(work, "server.log"), "w"))

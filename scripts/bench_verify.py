@@ -44,6 +44,7 @@ def main():
     work = tempfile.mkdtemp(prefix="guidang-verify-bench-")
     env = dict(os.environ, GUIDANG_DATA_DIR=os.path.join(work, "data"), GUIDANG_MAX_ENTRIES=str(a.files + 10))
     env.pop("DATABASE_URL", None)
+    subprocess.run([BIN, "init"], env=env, check=True, stderr=subprocess.DEVNULL)
     try:
         # Many small files: an unpacked submission folder, imported offline.
         src = os.path.join(work, "many")

@@ -27,6 +27,11 @@ use crate::tokens::Tokens;
 pub enum OpenError {
     #[error("cannot create the data directory {0}: {1}")]
     DataDir(String, #[source] std::io::Error),
+    #[error(
+        "no archive here: {key} does not exist. Point GUIDANG_DATA_DIR (or data_dir in the file \
+         given to --config) at the archive's data directory, or start a new archive with `guidang init`"
+    )]
+    NotAnArchive { key: String },
     #[error(transparent)]
     Db(#[from] DbError),
     #[error(transparent)]
@@ -37,6 +42,13 @@ pub enum OpenError {
     Keys(#[from] KeysError),
     #[error(transparent)]
     Recover(#[from] RecoverError),
+}
+
+/// Whether opening may start a new archive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Opening {
+    Existing,
+    CreateIfMissing,
 }
 
 pub struct App {
@@ -58,16 +70,31 @@ pub struct App {
 }
 
 impl App {
-    /// Opens everything on the system clock and cleans up after any ingest a crash interrupted.
+    /// Opens an existing archive on the system clock and cleans up after any ingest a crash
+    /// interrupted. A data directory without a signing key is not an archive: refused, so that a
+    /// command run in the wrong directory does not invent one with keys that belong to no server.
     pub async fn open(settings: Settings) -> Result<Arc<App>, OpenError> {
-        Self::open_with_clock(settings, Arc::new(SystemClock)).await
+        Self::open_with_clock(settings, Arc::new(SystemClock), Opening::Existing).await
+    }
+
+    /// Opens the archive, creating the data directory, database and keys if this is a new one
+    /// (`serve` and `init`).
+    pub async fn create(settings: Settings) -> Result<Arc<App>, OpenError> {
+        Self::open_with_clock(settings, Arc::new(SystemClock), Opening::CreateIfMissing).await
     }
 
     /// [`App::open`] with the calendar taken from `clock` (tests walk through a year).
     pub async fn open_with_clock(
         settings: Settings,
         clock: Arc<dyn Clock>,
+        opening: Opening,
     ) -> Result<Arc<App>, OpenError> {
+        let key = settings.signing_key_path();
+        if opening == Opening::Existing && !key.exists() {
+            return Err(OpenError::NotAnArchive {
+                key: crate::config::absolute(&key).display().to_string(),
+            });
+        }
         for d in [settings.data_dir.clone(), settings.tmp_dir()] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| OpenError::DataDir(d.display().to_string(), e))?;

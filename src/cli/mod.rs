@@ -31,8 +31,11 @@ pub struct Cli {
 
 #[derive(Subcommand)]
 pub enum Command {
-    /// Run the HTTP service.
+    /// Run the HTTP service (starts a new archive if the data directory holds none).
     Serve,
+    /// Start a new archive: data directory, database and signing keys. Every command but `serve`
+    /// and `verify` needs one.
+    Init,
     /// Manage API tokens.
     Token {
         #[command(subcommand)]
@@ -186,6 +189,7 @@ pub async fn run(cli: Cli) -> ExitCode {
     }
     let r = match cli.command {
         Command::Serve => serve(cfg).await,
+        Command::Init => init(cfg).await,
         Command::Token {
             cmd:
                 TokenCmd::Create {
@@ -271,6 +275,30 @@ async fn serve(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {
         eprintln!("error: {e}");
         ExitCode::from(1)
     })?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn init(cfg: Option<&std::path::Path>) -> Result<ExitCode, ExitCode> {
+    let s = settings(cfg)?;
+    let key = s.signing_key_path();
+    let existed = key.exists();
+    let data_dir = crate::config::absolute(&s.data_dir);
+    let app = App::create(s).await.map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })?;
+    app.shutdown(std::time::Duration::from_secs(30)).await;
+    if existed {
+        eprintln!(
+            "{} already holds an archive; nothing changed",
+            data_dir.display()
+        );
+    } else {
+        eprintln!(
+            "new archive in {}; give auditors the keys of `guidang keys export`",
+            data_dir.display()
+        );
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -398,13 +398,18 @@ impl Settings {
 }
 
 pub fn absolute(p: &Path) -> PathBuf {
-    if p.is_absolute() {
+    let joined = if p.is_absolute() {
         p.to_path_buf()
     } else {
         std::env::current_dir()
             .map(|d| d.join(p))
             .unwrap_or_else(|_| p.to_path_buf())
-    }
+    };
+    // `./data` reads better in messages as `/srv/x/data`; `..` is kept (symlinks make it real).
+    joined
+        .components()
+        .filter(|c| *c != std::path::Component::CurDir)
+        .collect()
 }
 
 #[cfg(test)]

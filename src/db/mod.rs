@@ -25,11 +25,95 @@ pub enum DbError {
     Failed(String),
     #[error("migration {0} failed: {1}")]
     Migration(String, #[source] sqlx::Error),
+    /// The first connection failed: where to, why, and what to do, without driver internals.
+    #[error("cannot connect to the database {target}: {cause}; {hint}")]
+    Connect {
+        target: String,
+        cause: String,
+        hint: &'static str,
+    },
 }
 
 impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, DbError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())
+    }
+}
+
+/// How long the first connection may take before the server says the database is unreachable.
+const CONNECT_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// One connection before the pool is built, so that a wrong port, role or database name is told
+/// in a line within seconds (the pool would retry for its whole acquire timeout and then report
+/// only that it timed out).
+async fn probe_postgres(url: &str) -> Result<(), DbError> {
+    use sqlx::Connection;
+    let target = match url::Url::parse(url) {
+        Ok(u) => format!(
+            "postgres://{}:{}/{} as {}",
+            u.host_str().unwrap_or("localhost"),
+            u.port().unwrap_or(5432),
+            u.path().trim_start_matches('/'),
+            if u.username().is_empty() {
+                "(default role)"
+            } else {
+                u.username()
+            }
+        ),
+        Err(_) => {
+            return Err(DbError::Connect {
+                target: "(DATABASE_URL)".into(),
+                cause: "not a valid URL".into(),
+                hint: "write it as postgres://ROLE:PASSWORD@HOST:PORT/DATABASE",
+            });
+        }
+    };
+    let fail = |cause: String, hint: &'static str| DbError::Connect {
+        target: target.clone(),
+        cause,
+        hint,
+    };
+    match tokio::time::timeout(CONNECT_TIMEOUT, sqlx::AnyConnection::connect(url)).await {
+        Err(_) => Err(fail(
+            format!("no answer within {} s", CONNECT_TIMEOUT.as_secs()),
+            "check host, port and firewall in DATABASE_URL",
+        )),
+        Ok(Ok(conn)) => {
+            let _ = conn.close().await;
+            Ok(())
+        }
+        Ok(Err(sqlx::Error::Io(e))) => Err(match e.kind() {
+            std::io::ErrorKind::ConnectionRefused => fail(
+                "connection refused (nothing listens there)".into(),
+                "start PostgreSQL or correct the host and port in DATABASE_URL",
+            ),
+            _ => fail(e.to_string(), "check host and port in DATABASE_URL"),
+        }),
+        Ok(Err(sqlx::Error::Database(e))) => {
+            // SQLSTATE classes: 28 = authorisation, 3D = no such database.
+            let code = e.code().map(|c| c.to_string()).unwrap_or_default();
+            let (cause, hint) = match code.as_str() {
+                "28P01" => (
+                    "password authentication failed",
+                    "check the role's password in DATABASE_URL",
+                ),
+                "28000" => (
+                    "the role does not exist or may not log in from here",
+                    "create the role (CREATE ROLE … LOGIN) or correct it in DATABASE_URL",
+                ),
+                "3D000" => (
+                    "no such database",
+                    "create it (createdb) or correct its name in DATABASE_URL",
+                ),
+                _ => ("refused by the server", "see PostgreSQL's log"),
+            };
+            Err(fail(format!("{cause} ({})", e.message()), hint))
+        }
+        Ok(Err(sqlx::Error::Tls(e))) => Err(fail(
+            format!("TLS: {e}"),
+            "this build speaks to PostgreSQL without TLS: use sslmode=disable or prefer",
+        )),
+        Ok(Err(e)) => Err(fail(e.to_string(), "check DATABASE_URL")),
     }
 }
 
@@ -77,6 +161,9 @@ impl Db {
     pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
+        if postgres {
+            probe_postgres(url).await?;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if postgres { max_connections } else { max_connections.min(8) })
             .acquire_timeout(std::time::Duration::from_secs(30))

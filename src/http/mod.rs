@@ -51,7 +51,8 @@ impl Application {
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Application, StartError> {
         let listen = settings.listen.clone();
-        let app = App::open_with_clock(settings, clock).await?;
+        let app =
+            App::open_with_clock(settings, clock, crate::app::Opening::CreateIfMissing).await?;
         let listener =
             TcpListener::bind(&listen).map_err(|e| StartError::Listen(listen.clone(), e))?;
         let port = listener

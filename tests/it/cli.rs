@@ -13,6 +13,16 @@ pub(crate) fn guidang(dir: &std::path::Path, db: &str) -> Command {
     c
 }
 
+/// `guidang init`: only `serve` and `init` start an archive; other commands need one.
+pub(crate) fn init(dir: &std::path::Path, db: &str) {
+    let out = guidang(dir, db).arg("init").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 async fn archived_package(app: &TestApp) -> (std::path::PathBuf, String) {
     let (s, b) = app
         .submit(&app.archivist, fixture("valid/food-licence.zip"))
@@ -233,6 +243,7 @@ async fn import_archives_offline_with_the_same_rules_while_the_server_runs() {
 async fn tokens_and_keys_from_the_command_line() {
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path()).await;
+    init(dir.path(), &db);
     let out = guidang(dir.path(), &db)
         .args([
             "token",
@@ -328,6 +339,7 @@ pub(crate) fn wait_for_port(child: &mut std::process::Child) -> u16 {
 async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path()).await;
+    init(dir.path(), &db);
     let out = guidang(dir.path(), &db)
         .args(["token", "create", "--role", "archivist"])
         .output()
@@ -413,6 +425,7 @@ async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
 async fn sigterm_lets_running_submissions_finish_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path()).await;
+    init(dir.path(), &db);
     let out = guidang(dir.path(), &db)
         .args(["token", "create", "--role", "archivist"])
         .output()
@@ -595,6 +608,7 @@ fn the_fixture_metadata_validates_against_the_schema() {
 async fn a_filing_that_crashes_mid_batch_resumes_without_gaps_or_duplicates() {
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path()).await;
+    init(dir.path(), &db);
     // Two cases a transaction, and a lease short enough to expire while the test waits.
     std::fs::write(
         dir.path().join("guidang.toml"),

@@ -201,6 +201,14 @@ async fn the_data_directory_is_private_to_its_user() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
     let out = std::process::Command::new(bin())
+        .arg("init")
+        .env("GUIDANG_DATA_DIR", &data)
+        .env_remove("DATABASE_URL")
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let out = std::process::Command::new(bin())
         .arg("import")
         .arg(fixtures().join("valid/food-licence.zip"))
         .env("GUIDANG_DATA_DIR", &data)
@@ -229,6 +237,67 @@ async fn the_data_directory_is_private_to_its_user() {
     assert!(
         seen >= 4,
         "the database, the package and the keys were looked at"
+    );
+}
+
+/// Item 14: a command run where there is no archive says so and invents none; only `serve` and
+/// `init` start one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn commands_outside_an_archive_refuse_and_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        let out = std::process::Command::new(bin())
+            .args(args)
+            .env_remove("GUIDANG_DATA_DIR")
+            .env_remove("DATABASE_URL")
+            .current_dir(dir.path())
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let zip = fixtures().join("valid/food-licence.zip");
+    for args in [
+        vec!["keys", "export"],
+        vec!["keys", "rotate"],
+        vec!["token", "create", "--role", "auditor"],
+        vec!["token", "create", "--role", "nobody"],
+        vec!["token", "list"],
+        vec!["import", zip.to_str().unwrap()],
+        vec!["filing", "status", "--year", "2025"],
+    ] {
+        let (code, out, err) = run(&args);
+        assert_eq!(code, Some(2), "{args:?}: {err}");
+        assert!(out.is_empty(), "{args:?} printed {out}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        let wanted = dir.path().join("data/keys/signing.ed25519");
+        assert!(err.contains(&wanted.display().to_string()), "{err}");
+        assert!(
+            err.contains("GUIDANG_DATA_DIR") && err.contains("guidang init"),
+            "{err}"
+        );
+        assert!(
+            std::fs::read_dir(dir.path()).unwrap().next().is_none(),
+            "{args:?} left something behind"
+        );
+    }
+    let (code, _, err) = run(&["init"]);
+    assert_eq!(code, Some(0), "{err}");
+    assert!(dir.path().join("data/keys/signing.ed25519").exists());
+    let (code, keys, _) = run(&["keys", "export"]);
+    assert_eq!(code, Some(0));
+    let first: serde_json::Value = serde_json::from_str(&keys).unwrap();
+    // A second init changes nothing: the same keys.
+    let (code, _, err) = run(&["init"]);
+    assert_eq!(code, Some(0));
+    assert!(err.contains("already"), "{err}");
+    let (_, again, _) = run(&["keys", "export"]);
+    assert_eq!(
+        first,
+        serde_json::from_str::<serde_json::Value>(&again).unwrap()
     );
 }
 
@@ -338,5 +407,54 @@ fn verify_refuses_duplicate_entries_and_local_headers_that_disagree() {
         let text = String::from_utf8_lossy(&out.stdout);
         assert_eq!(out.status.code(), Some(1), "{name}: {text}");
         assert!(text.contains(why), "{name}: {text}");
+    }
+}
+
+/// Item 15: a database that cannot be reached, a role or database that does not exist: one line
+/// naming host, port and cause within seconds, no driver internals.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn database_connection_failures_are_told_plainly_and_quickly() {
+    let closed = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let mut cases = vec![(
+        format!("postgres://postgres@127.0.0.1:{closed}/guidang"),
+        format!("127.0.0.1:{closed}"),
+        "connection refused",
+    )];
+    if use_postgres() {
+        cases.push((
+            "postgres://postgres@127.0.0.1:5432/guidang_no_such_database".into(),
+            "127.0.0.1:5432/guidang_no_such_database".into(),
+            "no such database",
+        ));
+        cases.push((
+            "postgres://guidang_no_such_role@127.0.0.1:5432/postgres".into(),
+            "as guidang_no_such_role".into(),
+            "role does not exist",
+        ));
+    }
+    for (url, names, cause) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let t = std::time::Instant::now();
+        let out = crate::cli::guidang(dir.path(), &url)
+            .arg("init")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{err}");
+        assert!(
+            t.elapsed() < std::time::Duration::from_secs(10),
+            "{:?}",
+            t.elapsed()
+        );
+        assert_eq!(err.trim().lines().count(), 1, "{err}");
+        assert!(err.contains(&names) && err.contains(cause), "{err}");
+        assert!(err.contains("DATABASE_URL"), "says what to change: {err}");
+        assert!(
+            !err.contains(" line ") && !err.contains(".c:"),
+            "driver internals: {err}"
+        );
     }
 }

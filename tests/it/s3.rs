@@ -70,6 +70,12 @@ async fn packages_live_in_an_s3_compatible_store() {
             .env("AWS_REGION", "us-east-1");
         c
     };
+    let out = cmd().arg("init").output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let token = |role: &str| {
         let out = cmd()
             .args(["token", "create", "--role", role])
