@@ -501,6 +501,7 @@ fn verify_bag(
         }
         fail(&mut checks, "payload_complete", d.join("; "));
     }
+    xml_documents(&mut checks, &mut bag, &payload);
     if !payload_digests {
         return finish_seal(report, checks, &mut bag, &tagmanifest_bytes, trusted);
     }
@@ -599,6 +600,46 @@ fn verify_bag(
     report.valid = checks.iter().all(|c| c.status != Status::Fail);
     report.checks = checks;
     report
+}
+
+/// The archive's own XML documents (archive.xml and any other at the top of `data/`, and the
+/// submitted metadata.xml) must be well-formed XML 1.0: a valid signature over a document no
+/// XML reader can open would prove little.
+fn xml_documents(checks: &mut Vec<Check>, bag: &mut Bag, payload: &BTreeSet<String>) {
+    let docs: Vec<&String> = payload
+        .iter()
+        .filter(|p| {
+            p.as_str() == "data/submission/metadata.xml"
+                || (p.ends_with(".xml") && p.matches('/').count() == 1)
+        })
+        .collect();
+    let mut bad = Vec::new();
+    for rel in &docs {
+        match bag.read_small(rel) {
+            Ok(b) => {
+                if let Err(e) = crate::pipeline::xml::conformance(&b) {
+                    bad.push(format!("{rel}: {e}"));
+                }
+            }
+            Err(e) => bad.push(format!("{rel} unreadable: {e}")),
+        }
+    }
+    if docs.is_empty() {
+        fail(
+            checks,
+            "xml_documents",
+            "the package holds no data/archive.xml",
+        );
+    } else if bad.is_empty() {
+        let names: Vec<String> = docs.iter().map(|d| d.to_string()).collect();
+        pass(
+            checks,
+            "xml_documents",
+            format!("well-formed XML 1.0: {}", names.join(", ")),
+        );
+    } else {
+        fail(checks, "xml_documents", list_some(&bad));
+    }
 }
 
 fn finish_seal(

@@ -63,6 +63,9 @@ pub struct License {
     pub holder_code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub holder_code_type: Option<String>,
+    /// 关联事项: the service item the licence belongs to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub related_item: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     pub path: String,
@@ -194,6 +197,7 @@ pub fn describe(
         ));
         return None;
     }
+    let first = problems.errors.len();
     let mut r = Reader { problems };
     let mut m = CaseMetadata {
         project_id: r.required(&root, "project_id", "project_id"),
@@ -356,6 +360,7 @@ pub fn describe(
                 holder_name: req(&mut r, "holder_name"),
                 holder_code: req(&mut r, "holder_code"),
                 holder_code_type: l.text_of("holder_code_type"),
+                related_item: l.text_of("related_item"),
                 status: l.text_of("status"),
                 path: req(&mut r, "path"),
             };
@@ -402,6 +407,17 @@ pub fn describe(
     for p in all_paths {
         if !p.is_empty() && !seen.insert(super::unpack::normalize_name(&p)) {
             r.invalid("files", format!("{p:?} is listed more than once"));
+        }
+    }
+    // The schema's verdict, for what the reading above did not already name (an unknown or
+    // repeated element, the order, lengths and patterns).
+    let named: std::collections::HashSet<Option<String>> = r.problems.errors[first..]
+        .iter()
+        .map(|p| p.field.clone())
+        .collect();
+    for p in super::schema::validate(bytes) {
+        if !named.contains(&p.field) {
+            r.problems.push(p);
         }
     }
     Some(m)

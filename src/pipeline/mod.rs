@@ -12,6 +12,7 @@ pub mod digest;
 pub mod identify;
 pub mod package;
 pub mod receive;
+pub mod schema;
 pub mod stream_unpack;
 pub mod unpack;
 pub mod xml;

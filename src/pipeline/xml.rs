@@ -1,5 +1,8 @@
 //! A small, bounded XML tree reader over quick-xml. It refuses DOCTYPE and entity declarations
 //! outright (never expands them) and caps depth and node count, so hostile metadata costs little.
+//! quick-xml is lenient (it reads control characters, a misplaced declaration, unbound prefixes),
+//! so a document it read is then held to XML 1.0 + Namespaces by [`conformance`]: what the
+//! archive accepts it must be able to write back as well-formed XML.
 
 use quick_xml::Reader;
 use quick_xml::events::Event;
@@ -68,8 +71,158 @@ fn resolve_ref(name: &str) -> Option<String> {
 }
 
 /// Parses a whole document into a tree. Errors are human-readable and never echo document content
-/// beyond a byte position.
+/// beyond a byte position; a character XML 1.0 does not allow is reported with its element.
 pub fn parse(bytes: &[u8]) -> Result<Node, String> {
+    let root = parse_tree(bytes)?;
+    forbidden_chars(&root, &mut vec![])?;
+    conformance(bytes)?;
+    Ok(root)
+}
+
+/// XML 1.0's `Char` production: what a document may contain, raw or as a character reference.
+pub fn is_xml_char(c: char) -> bool {
+    matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+}
+
+/// The first character outside XML 1.0's `Char` in `s`, if any.
+pub fn first_forbidden_char(s: &str) -> Option<char> {
+    s.chars().find(|c| !is_xml_char(*c))
+}
+
+fn forbidden_chars(node: &Node, path: &mut Vec<String>) -> Result<(), String> {
+    path.push(node.name.clone());
+    let whole = || path.join("/");
+    if let Some(c) = first_forbidden_char(&node.text) {
+        return Err(format!(
+            "element <{}> contains U+{:04X}, a character XML 1.0 does not allow",
+            whole(),
+            c as u32
+        ));
+    }
+    for (k, v) in &node.attrs {
+        if let Some(c) = first_forbidden_char(v) {
+            return Err(format!(
+                "attribute {k} of <{}> contains U+{:04X}, a character XML 1.0 does not allow",
+                whole(),
+                c as u32
+            ));
+        }
+    }
+    for c in &node.children {
+        forbidden_chars(c, path)?;
+    }
+    path.pop();
+    Ok(())
+}
+
+/// Holds a document to XML 1.0 (Fifth Edition) and Namespaces in XML 1.0: roxmltree checks the
+/// grammar, characters, references and prefixes; what it lets through is checked here (the
+/// declaration's form, `xmlns:p=""`, declaring `xmlns:xmlns`, processing instructions named
+/// `xml` in any case).
+pub fn conformance(bytes: &[u8]) -> Result<(), String> {
+    let text = std::str::from_utf8(bytes).map_err(|e| format!("not UTF-8: {e}"))?;
+    let text = text.strip_prefix('\u{FEFF}').unwrap_or(text);
+    declaration(text)?;
+    let opts = roxmltree::ParsingOptions {
+        allow_dtd: false,
+        nodes_limit: (MAX_NODES * 4) as u32,
+        ..Default::default()
+    };
+    let doc = roxmltree::Document::parse_with_options(text, opts)
+        .map_err(|e| format!("not well-formed XML 1.0 with namespaces: {e}"))?;
+    for n in doc.descendants() {
+        if let Some(pi) = n.pi()
+            && pi.target.eq_ignore_ascii_case("xml")
+        {
+            return Err(
+                "not well-formed XML: a processing instruction may not be named xml".into(),
+            );
+        }
+        if n.is_element() {
+            for ns in n.namespaces() {
+                match ns.name() {
+                    Some("xmlns") => {
+                        return Err(format!(
+                            "not namespace-well-formed: <{}> declares the reserved prefix xmlns",
+                            n.tag_name().name()
+                        ));
+                    }
+                    Some(p) if ns.uri().is_empty() => {
+                        return Err(format!(
+                            "not namespace-well-formed: <{}> binds prefix {p} to the empty name \
+                             (Namespaces in XML 1.0 cannot undeclare a prefix)",
+                            n.tag_name().name()
+                        ));
+                    }
+                    _ => {}
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `<?xml version="1.0" (encoding="…")? (standalone="yes|no")? ?>` in that order, if present.
+fn declaration(text: &str) -> Result<(), String> {
+    let Some(rest) = text.strip_prefix("<?xml") else {
+        return Ok(());
+    };
+    if !rest.starts_with([' ', '\t', '\r', '\n']) {
+        return Ok(()); // `<?xml-stylesheet …?>` and the like: a processing instruction
+    }
+    let end = rest
+        .find("?>")
+        .ok_or("not well-formed XML: the XML declaration is not closed")?;
+    let mut attrs = Vec::new();
+    let mut s = rest[..end].trim_start();
+    while !s.is_empty() {
+        let (name, after) = s
+            .split_once('=')
+            .ok_or("not well-formed XML: a malformed XML declaration")?;
+        let after = after.trim_start();
+        let q = after
+            .chars()
+            .next()
+            .filter(|c| *c == '"' || *c == '\'')
+            .ok_or("not well-formed XML: a malformed XML declaration")?;
+        let close = after[1..]
+            .find(q)
+            .ok_or("not well-formed XML: a malformed XML declaration")?;
+        attrs.push((name.trim().to_string(), after[1..1 + close].to_string()));
+        s = after[close + 2..].trim_start();
+    }
+    let names: Vec<&str> = attrs.iter().map(|(n, _)| n.as_str()).collect();
+    let order_ok = matches!(
+        names.as_slice(),
+        ["version"]
+            | ["version", "encoding"]
+            | ["version", "standalone"]
+            | ["version", "encoding", "standalone"]
+    );
+    if !order_ok {
+        return Err(format!(
+            "not well-formed XML: the XML declaration must give version, then encoding, then \
+             standalone; found {}",
+            names.join(", ")
+        ));
+    }
+    for (n, v) in &attrs {
+        match (n.as_str(), v.as_str()) {
+            ("version", "1.0") | ("standalone", "yes" | "no") | ("encoding", _) => {}
+            ("version", v) => {
+                return Err(format!("XML version must be 1.0, declared {v:?}"));
+            }
+            (_, v) => {
+                return Err(format!(
+                    "not well-formed XML: standalone must be yes or no, not {v:?}"
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+fn parse_tree(bytes: &[u8]) -> Result<Node, String> {
     let mut reader = Reader::from_reader(bytes);
     reader.config_mut().expand_empty_elements = true;
     let mut stack: Vec<Node> = Vec::new();

@@ -458,3 +458,114 @@ async fn database_connection_failures_are_told_plainly_and_quickly() {
         );
     }
 }
+
+/// Items 7 and 18: metadata that is not well-formed XML 1.0 with namespaces, or holds characters
+/// XML 1.0 forbids, is refused (422 metadata_invalid); nothing is archived; `guidang verify` fails a
+/// package whose own XML documents are not well-formed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metadata_must_be_well_formed_xml_and_packages_must_hold_only_such() {
+    let app = TestApp::spawn().await;
+    let mut bodies: Vec<(String, Vec<u8>, Option<&str>)> = vec![];
+    for e in std::fs::read_dir(fixtures().join("repros")).unwrap() {
+        let p = e.unwrap().path();
+        let name = p.file_name().unwrap().to_string_lossy().to_string();
+        if name.starts_with("submit-malformed-xml-") {
+            bodies.push((name, std::fs::read(&p).unwrap(), None));
+        }
+    }
+    assert_eq!(bodies.len(), 11);
+    bodies.push((
+        "submit-control-chars-in-project-name.zip".into(),
+        fixture("repros/submit-control-chars-in-project-name.zip"),
+        Some("project_name"),
+    ));
+    type Edit = fn(String) -> String;
+    let edits: [(&str, Edit, Option<&str>); 8] = [
+        (
+            "standalone=maybe",
+            |m| {
+                m.replacen(
+                    "encoding=\"UTF-8\"?>",
+                    "encoding=\"UTF-8\" standalone=\"maybe\"?>",
+                    1,
+                )
+            },
+            None,
+        ),
+        (
+            "XML 1.1",
+            |m| m.replacen("version=\"1.0\"", "version=\"1.1\"", 1),
+            None,
+        ),
+        (
+            "xml prefix rebound",
+            |m| m.replacen("version=\"1\">", "version=\"1\" xmlns:xml=\"urn:x\">", 1),
+            None,
+        ),
+        (
+            "a processing instruction named XmL",
+            |m| m.replacen("<result>", "<?XmL x?><result>", 1),
+            None,
+        ),
+        (
+            "&#0; in task_name",
+            |m| m.replacen("<task_name>食品", "<task_name>食品&#0;", 1),
+            Some("task_name"),
+        ),
+        (
+            "raw ESC in apply_name",
+            |m| m.replacen("<apply_name>王", "<apply_name>王\u{1b}", 1),
+            Some("apply_name"),
+        ),
+        (
+            "raw form feed in an opinion",
+            |m| m.replacen("材料齐全", "材料\u{c}齐全", 1),
+            Some("opinion"),
+        ),
+        (
+            "&#xFFFE; in an attribute",
+            |m| m.replacen("version=\"1\"", "version=\"1&#xFFFE;\"", 1),
+            Some("case"),
+        ),
+    ];
+    for (label, edit, element) in edits {
+        bodies.push((label.into(), valid_with_metadata(edit), element));
+    }
+    for (label, body, element) in bodies {
+        let (s, b) = app.submit(&app.archivist, body).await;
+        assert_eq!(s, 422, "{label}: {b}");
+        assert_eq!(problem_codes(&b), vec!["metadata_invalid"], "{label}: {b}");
+        let p = &b["problems"][0];
+        assert_eq!(p["path"], "metadata.xml", "{label}: {b}");
+        if let Some(el) = element {
+            let msg = p["message"].as_str().unwrap();
+            assert!(msg.contains(el) && msg.contains("U+"), "{label}: {msg}");
+        }
+    }
+    assert!(app.stored_packages().is_empty());
+
+    // The archive's own documents: a package sealed around a malformed archive.xml fails verify.
+    let out = std::process::Command::new(bin())
+        .arg("verify")
+        .arg("--json")
+        .arg(fixtures().join("repros/verify-archive-xml-not-well-formed.zip"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let check = r["packages"][0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["check"] == "xml_documents")
+        .cloned()
+        .unwrap_or_else(|| panic!("{r}"));
+    assert_eq!(check["status"], "fail", "{check}");
+    assert!(
+        check["detail"]
+            .as_str()
+            .unwrap()
+            .contains("data/archive.xml"),
+        "{check}"
+    );
+}

@@ -14,5 +14,6 @@ mod hardening;
 mod keys;
 mod log;
 mod s3;
+mod schema;
 mod trail;
 mod upgrade;
