@@ -28,7 +28,7 @@ async fn main() {
             dir.path().join("bench.db").display()
         )
     });
-    let db = Db::connect(&url, 4).await.expect("database");
+    let db = Db::connect(&url, 4, 30_000).await.expect("database");
     let signer = Arc::new(Signer::load_or_create(&dir.path().join("log.key")).expect("key"));
     let log = Log::new(db.clone(), signer, "bench.local/log".into());
 

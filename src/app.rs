@@ -19,6 +19,7 @@ use crate::keys::{Keys, KeysError};
 use crate::metrics::Metrics;
 use crate::retention::Rules;
 use crate::signing::Signer;
+use crate::staging::Staging;
 use crate::storage::{Store, StoreError};
 use crate::tasks::{Leased, Tasks};
 use crate::tokens::Tokens;
@@ -59,6 +60,8 @@ pub struct App {
     evidence: Evidence,
     metrics: Arc<Metrics>,
     instance: String,
+    /// Held for the process's life: its lock tells sweeps this staging directory is in use.
+    _staging: Staging,
     tokens: Tokens,
     keys: Arc<Keys>,
     rules: Arc<Rules>,
@@ -85,7 +88,7 @@ impl App {
 
     /// [`App::open`] with the calendar taken from `clock` (tests walk through a year).
     pub async fn open_with_clock(
-        settings: Settings,
+        mut settings: Settings,
         clock: Arc<dyn Clock>,
         opening: Opening,
     ) -> Result<Arc<App>, OpenError> {
@@ -95,16 +98,24 @@ impl App {
                 key: crate::config::absolute(&key).display().to_string(),
             });
         }
-        for d in [settings.data_dir.clone(), settings.tmp_dir()] {
+        for d in [settings.data_dir.clone(), settings.staging_root()] {
             std::fs::create_dir_all(&d)
                 .map_err(|e| OpenError::DataDir(d.display().to_string(), e))?;
         }
+        let instance = uuid::Uuid::now_v7().to_string();
+        let staging = Staging::claim(&settings.staging_root(), &instance)
+            .map_err(|e| OpenError::DataDir(settings.staging_root().display().to_string(), e))?;
+        settings.staging_dir = Some(staging.dir().to_path_buf());
         let settings = Arc::new(settings);
-        let db = Db::connect(&settings.database_url(), settings.db_max_connections).await?;
+        let db = Db::connect(
+            &settings.database_url(),
+            settings.db_max_connections,
+            settings.db_lock_wait_ms,
+        )
+        .await?;
         let store = Store::open(&settings.object_store_url())?;
         let tasks = Tasks::default();
         let metrics = Arc::new(Metrics::default());
-        let instance = uuid::Uuid::now_v7().to_string();
 
         let mut log_signer = Signer::load_or_create(&settings.log_key_path())?;
         log_signer.info.purpose = "log".into();
@@ -173,6 +184,7 @@ impl App {
             evidence,
             metrics,
             instance,
+            _staging: staging,
             keys,
             rules,
             ingest,
@@ -232,6 +244,23 @@ impl App {
                     if let Err(e) = filing.tick().await {
                         tracing::error!(error = %e, "the filing scheduler failed; it tries again");
                     }
+                }
+            },
+        );
+        // Another process on this data directory (an import) may end mid-work at any time.
+        let (root, grace) = (s.staging_root(), Duration::from_secs(s.recovery_grace_secs));
+        self.tasks.every(
+            "staging sweep",
+            Duration::from_secs(s.staging_sweep_every_secs.max(1)),
+            false,
+            None,
+            move || {
+                let root = root.clone();
+                async move {
+                    let _ = tokio::task::spawn_blocking(move || {
+                        crate::staging::sweep_and_log(&root, grace)
+                    })
+                    .await;
                 }
             },
         );

@@ -8,3 +8,11 @@ pub fn failpoint(name: &str) {
         std::process::abort();
     }
 }
+
+/// `GUIDANG_FAILPOINT=hold_slot` keeps each ingest's processing slot for five seconds, so that a
+/// test can see what a client gets while every slot is taken.
+pub async fn pause(name: &str) {
+    if std::env::var("GUIDANG_FAILPOINT").is_ok_and(|v| v == name) {
+        tokio::time::sleep(std::time::Duration::from_secs(5)).await;
+    }
+}

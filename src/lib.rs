@@ -6,8 +6,8 @@
 //! - wiring: `app`
 //! - capabilities and the package format: `ingest`, `cases`, `keys`, `retention`, `filing`,
 //!   `disposal`, `fixity`, `pipeline` (the ingest's stages), `verify`
-//! - shared parts: `evidence` (log, trail, checks, the recorder), `storage`, `auth`, `tasks`,
-//!   `documents`
+//! - shared parts: `evidence` (log, trail, checks, the recorder), `storage`, `staging`, `auth`,
+//!   `tasks`, `documents`
 //! - the database: `db`
 //! - leaves: `config`, `clock`, `signing`, `xml`, `problem`, `codes`, `metrics`, `telemetry`,
 //!   `failpoint`
@@ -34,6 +34,7 @@ pub mod pipeline;
 pub mod problem;
 pub mod retention;
 pub mod signing;
+pub mod staging;
 pub mod storage;
 pub mod tasks;
 pub mod telemetry;

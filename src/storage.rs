@@ -45,7 +45,10 @@ impl Store {
         if let Some(path) = url.strip_prefix("file://") {
             let root = PathBuf::from(path);
             std::fs::create_dir_all(&root)?;
-            let fs = object_store::local::LocalFileSystem::new_with_prefix(&root)?;
+            // An ingest that fails after storing removes its package: the emptied
+            // `packages/{id}/` directory goes with it.
+            let fs = object_store::local::LocalFileSystem::new_with_prefix(&root)?
+                .with_automatic_cleanup(true);
             return Ok(Store {
                 inner: Arc::new(fs),
                 local_root: Some(root),

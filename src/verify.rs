@@ -70,22 +70,17 @@ pub trait ReadSeek: Read + std::io::Seek + Send {}
 impl<T: Read + std::io::Seek + Send> ReadSeek for T {}
 
 /// Refuses a package that is not one unambiguous ZIP: two central-directory records with one name
-/// (the zip reader keeps one of them, an unzip tool may extract the other), or a local header
-/// that names another file than its central record. The reader is left where it started.
+/// (the zip reader keeps one of them, an unzip tool may extract the other), a local header that
+/// names another file than its central record, entries that overlap or share a local header, and
+/// bytes that belong to no entry. The reader is left where it started.
 fn unambiguous(r: &mut dyn ReadSeek) -> Result<(), String> {
-    use crate::pipeline::unpack::{UnpackError, central_records, eocd};
+    use crate::pipeline::unpack::{UnpackError, central_records, eocd, layout};
     let why = |e: UnpackError| match e {
         UnpackError::NotAZip(m) => m,
         UnpackError::Io(e) => format!("cannot read the ZIP: {e}"),
     };
-    let rd = |e: std::io::Error| format!("cannot read the ZIP: {e}");
     let end = eocd(r).map_err(why)?;
-    if end.zip64 {
-        // ZIP64 packages (over 4 GiB) are checked by the zip reader alone.
-        r.seek(SeekFrom::Start(0)).map_err(rd)?;
-        return Ok(());
-    }
-    let mut records = central_records(r, &end).map_err(why)?;
+    let records = central_records(r, &end).map_err(why)?;
     if (records.len() as u64) < end.entries {
         return Err("the central directory is damaged or cut short".into());
     }
@@ -98,30 +93,14 @@ fn unambiguous(r: &mut dyn ReadSeek) -> Result<(), String> {
             ));
         }
     }
-    records.sort_by_key(|rec| rec.local_offset);
-    for rec in &records {
-        let name = &rec.raw;
-        r.seek(SeekFrom::Start(rec.local_offset)).map_err(rd)?;
-        let mut h = [0u8; 30];
-        r.read_exact(&mut h).map_err(rd)?;
-        if h[..4] != [0x50, 0x4b, 0x03, 0x04] {
-            return Err(format!(
-                "no local header where the directory puts {:?}",
-                String::from_utf8_lossy(name)
-            ));
-        }
-        let n = u16::from_le_bytes([h[26], h[27]]) as usize;
-        let mut local = vec![0u8; n];
-        r.read_exact(&mut local).map_err(rd)?;
-        if local != *name {
-            return Err(format!(
-                "the local header of {:?} names {:?}",
-                String::from_utf8_lossy(name),
-                String::from_utf8_lossy(&local)
-            ));
-        }
+    if let Some((entry, why)) = layout(r, &end, &records).map_err(why)?.into_iter().next() {
+        return Err(match entry {
+            Some(n) => format!("{n:?}: {why}"),
+            None => why,
+        });
     }
-    r.seek(SeekFrom::Start(0)).map_err(rd)?;
+    r.seek(SeekFrom::Start(0))
+        .map_err(|e| format!("cannot read the ZIP: {e}"))?;
     Ok(())
 }
 

@@ -38,6 +38,15 @@ pub struct Limits {
     pub max_ratio: u64,
     /// Largest `metadata.xml`.
     pub max_metadata_bytes: u64,
+    /// An upload that sends no byte for this long is ended (408) and its spool removed.
+    pub receive_idle_secs: u64,
+    /// Uploads received at once; more are answered 503 with Retry-After. Receiving holds no
+    /// processing slot (`ingest_concurrency`), only a spool file and a descriptor.
+    pub max_receiving: usize,
+    /// Largest JSON body of the routes that take lists (declarations, disposal lists, holds).
+    pub max_json_bytes: usize,
+    /// Most keys one completeness declaration may list.
+    pub max_declared_keys: usize,
 }
 
 impl Default for Limits {
@@ -48,6 +57,10 @@ impl Default for Limits {
             max_total_bytes: 8 << 30,
             max_ratio: 200,
             max_metadata_bytes: 8 << 20,
+            receive_idle_secs: 30,
+            max_receiving: 256,
+            max_json_bytes: 4 << 20,
+            max_declared_keys: 50_000,
         }
     }
 }
@@ -77,6 +90,14 @@ pub struct Settings {
     /// Format id → `accept`, `warn`, `proprietary_format`, `archive_container` or `unknown_format`.
     pub format_policy: BTreeMap<String, Action>,
     pub db_max_connections: u32,
+    /// How long a database write waits for a lock (SQLite busy timeout, PostgreSQL lock_timeout)
+    /// before the request is answered 503 with Retry-After.
+    pub db_lock_wait_ms: u64,
+    /// How often a server removes the staging of processes that ended mid-work.
+    pub staging_sweep_every_secs: u64,
+    /// This process's staging directory, set when the archive is opened; not configurable.
+    #[serde(skip)]
+    pub staging_dir: Option<PathBuf>,
     /// Bytes of stored packages the background fixity audit re-reads per hour (0: off).
     pub fixity_bytes_per_hour: u64,
     /// How often the audit trail's head is entered in the transparency log (seconds).
@@ -209,6 +230,9 @@ impl Default for Settings {
             check_license_check_char: true,
             format_policy: BTreeMap::new(),
             db_max_connections: 16,
+            db_lock_wait_ms: 30_000,
+            staging_sweep_every_secs: 600,
+            staging_dir: None,
             antivirus: Default::default(),
             fixity_bytes_per_hour: 10 << 30,
             audit_head_every_secs: 300,
@@ -308,6 +332,14 @@ impl Settings {
         if let Some(v) = get(k) {
             self.limits.max_ratio = num(k, v)?;
         }
+        let k = "GUIDANG_RECEIVE_IDLE_SECS";
+        if let Some(v) = get(k) {
+            self.limits.receive_idle_secs = num(k, v)?;
+        }
+        let k = "GUIDANG_MAX_RECEIVING";
+        if let Some(v) = get(k) {
+            self.limits.max_receiving = num(k, v)?;
+        }
         let k = "GUIDANG_INGEST_CONCURRENCY";
         if let Some(v) = get(k) {
             self.ingest_concurrency = num(k, v)?;
@@ -343,6 +375,14 @@ impl Settings {
         if let Some(v) = get(k) {
             self.db_max_connections = num(k, v)?;
         }
+        let k = "GUIDANG_STAGING_SWEEP_EVERY_SECS";
+        if let Some(v) = get(k) {
+            self.staging_sweep_every_secs = num(k, v)?;
+        }
+        let k = "GUIDANG_DB_LOCK_WAIT_MS";
+        if let Some(v) = get(k) {
+            self.db_lock_wait_ms = num(k, v)?;
+        }
         Ok(())
     }
 
@@ -350,6 +390,11 @@ impl Settings {
         if self.ingest_concurrency == 0 {
             return Err(ConfigError::Invalid(
                 "ingest_concurrency must be at least 1".into(),
+            ));
+        }
+        if self.limits.max_receiving == 0 || self.limits.receive_idle_secs == 0 {
+            return Err(ConfigError::Invalid(
+                "limits.max_receiving and limits.receive_idle_secs must be at least 1".into(),
             ));
         }
         if self.fonds_code.trim().is_empty() {
@@ -391,8 +436,16 @@ impl Settings {
             .unwrap_or_else(|| self.data_dir.join("keys").join("signing.ed25519"))
     }
 
-    /// Scratch space for submissions being received and packages being built.
+    /// Scratch space for submissions being received and packages being built: this process's
+    /// own directory once the archive is open (see `staging`), else the staging root.
     pub fn tmp_dir(&self) -> PathBuf {
+        self.staging_dir
+            .clone()
+            .unwrap_or_else(|| self.staging_root())
+    }
+
+    /// Where every process's staging directory lives.
+    pub fn staging_root(&self) -> PathBuf {
         self.data_dir.join("tmp")
     }
 }

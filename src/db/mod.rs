@@ -38,6 +38,44 @@ impl DbError {
     pub fn is_unique_violation(&self) -> bool {
         matches!(self, DbError::Sqlx(sqlx::Error::Database(e)) if e.is_unique_violation())
     }
+
+    /// A lock or connection wait ran out (SQLite busy or locked, PostgreSQL lock timeout,
+    /// serialisation failure or deadlock, no free connection): the request may be retried and is
+    /// answered 503, not 500.
+    pub fn is_busy(&self) -> bool {
+        match self {
+            DbError::Sqlx(e) | DbError::Migration(_, e) => sqlx_busy(e),
+            _ => false,
+        }
+    }
+}
+
+/// [`DbError::is_busy`] for a driver error.
+pub fn sqlx_busy(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::PoolTimedOut => true,
+        sqlx::Error::Database(e) => {
+            let code = e.code().map(|c| c.to_string()).unwrap_or_default();
+            // SQLite primary codes 5 (BUSY) and 6 (LOCKED), with their extended codes.
+            let sqlite = code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+            sqlite || matches!(code.as_str(), "40001" | "40P01" | "55P03")
+        }
+        _ => false,
+    }
+}
+
+/// Whether a database lock or connection wait ran out anywhere in `e`'s chain of causes.
+pub fn busy_in(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        if err.downcast_ref::<DbError>().is_some_and(DbError::is_busy)
+            || err.downcast_ref::<sqlx::Error>().is_some_and(sqlx_busy)
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// How long the first connection may take before the server says the database is unreachable.
@@ -158,22 +196,40 @@ pub fn bind_all<'q>(
 }
 
 impl Db {
-    pub async fn connect(url: &str, max_connections: u32) -> Result<Db, DbError> {
+    pub async fn connect(
+        url: &str,
+        max_connections: u32,
+        lock_wait_ms: u64,
+    ) -> Result<Db, DbError> {
         sqlx::any::install_default_drivers();
         let postgres = url.starts_with("postgres:") || url.starts_with("postgresql:");
         if postgres {
             probe_postgres(url).await?;
         }
         let pool = AnyPoolOptions::new()
-            .max_connections(if postgres { max_connections } else { max_connections.min(8) })
+            .max_connections(if postgres {
+                max_connections
+            } else {
+                max_connections.min(8)
+            })
             .acquire_timeout(std::time::Duration::from_secs(30))
             .after_connect(move |conn, _| {
                 Box::pin(async move {
-                    if !postgres {
+                    if postgres {
+                        // A lock waited for longer than this ends the statement (55P03), which
+                        // the request answers 503 with Retry-After.
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "SET lock_timeout = {lock_wait_ms}"
+                        )))
+                        .await?;
+                    } else {
                         // WAL lets `guidang import` and `guidang serve` share the file; FULL makes a
                         // commit durable before the case system is told its case exists.
-                        conn.execute("PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA busy_timeout=30000; PRAGMA foreign_keys=ON;")
-                            .await?;
+                        conn.execute(sqlx::AssertSqlSafe(format!(
+                            "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; \
+                             PRAGMA busy_timeout={lock_wait_ms}; PRAGMA foreign_keys=ON;"
+                        )))
+                        .await?;
                     }
                     Ok(())
                 })

@@ -39,10 +39,22 @@ pub enum ApiError {
 }
 
 impl ApiError {
+    /// An error the caller cannot fix (500), unless it is a database lock or connection wait
+    /// that ran out: that is 503 with Retry-After, since the same request will succeed later.
     pub fn internal(e: impl Into<Box<dyn std::error::Error + Send + Sync>>) -> ApiError {
-        ApiError::Internal(e.into())
+        let e = e.into();
+        if crate::db::busy_in(e.as_ref()) {
+            tracing::warn!(error = %e, "database busy: answered 503");
+            return ApiError::Unavailable(BUSY_DB.into());
+        }
+        ApiError::Internal(e)
     }
 }
+
+const BUSY_DB: &str = "the database is busy; try again after Retry-After seconds";
+
+/// What a 503 asks the client to wait before trying again.
+pub const RETRY_AFTER_SECS: u64 = 5;
 
 /// Status, `error` word, message, problems and extra body fields of an error: the one match.
 struct Parts {
@@ -83,6 +95,10 @@ impl ApiError {
             ApiError::Ingest(e @ IngestError::Interrupted(_)) => {
                 p(S::BAD_REQUEST, "bad_request", e.to_string())
             }
+            ApiError::Ingest(e @ IngestError::Idle(_)) => {
+                p(S::REQUEST_TIMEOUT, "request_timeout", e.to_string())
+            }
+            ApiError::Ingest(IngestError::Busy(m)) => p(S::SERVICE_UNAVAILABLE, "busy", m.clone()),
             ApiError::UnsupportedMediaType(m) => p(
                 S::UNSUPPORTED_MEDIA_TYPE,
                 "unsupported_media_type",
@@ -144,6 +160,7 @@ impl From<IngestError> for ApiError {
             IngestError::Interrupted(m) => {
                 ApiError::BadRequest(format!("the upload was interrupted: {m}"))
             }
+            IngestError::Internal(e) => ApiError::internal(e),
             e => ApiError::Ingest(e),
         }
     }
@@ -178,7 +195,18 @@ impl ResponseError for ApiError {
             }
         }
         let mut res = HttpResponse::build(parts.status);
-        if parts.status == StatusCode::PAYLOAD_TOO_LARGE {
+        if parts.status == StatusCode::SERVICE_UNAVAILABLE {
+            res.insert_header((
+                actix_web::http::header::RETRY_AFTER,
+                RETRY_AFTER_SECS.to_string(),
+            ));
+        }
+        if matches!(
+            parts.status,
+            StatusCode::PAYLOAD_TOO_LARGE
+                | StatusCode::REQUEST_TIMEOUT
+                | StatusCode::SERVICE_UNAVAILABLE
+        ) {
             // The rest of the body is not read: close so the client stops sending.
             res.force_close();
         }

@@ -158,6 +158,34 @@ pub async fn put_expected(
     if let Some((t, n)) = body.counts.iter().find(|(_, n)| **n < 0) {
         return Err(ApiError::BadRequest(format!("counts.{t}: {n} is negative")));
     }
+    let most = app.settings().limits.max_declared_keys;
+    if body.cases.len() + body.counts.len() > most {
+        return Err(ApiError::BadRequest(format!(
+            "cases and counts: {} entries, more than the {most} one declaration may hold",
+            body.cases.len() + body.counts.len()
+        )));
+    }
+    // The same bounds as metadata.xml's: a declared key that no case can have is a mistake.
+    let bad_code = |c: &str| c.trim().is_empty() || c.chars().count() > 36;
+    if let Some((i, c)) = body.cases.iter().enumerate().find(|(_, c)| {
+        bad_code(&c.task_code)
+            || c.project_id.trim().is_empty()
+            || c.project_id.chars().count() > 64
+    }) {
+        let field = if bad_code(&c.task_code) {
+            "task_code (1–36 characters)"
+        } else {
+            "project_id (1–64 characters)"
+        };
+        return Err(ApiError::BadRequest(format!(
+            "cases[{i}].{field} is empty or too long"
+        )));
+    }
+    if body.counts.keys().any(|t| bad_code(t)) {
+        return Err(ApiError::BadRequest(
+            "counts: a task code is empty or longer than 36 characters".into(),
+        ));
+    }
     let (keys, counts) = app.filing().put_expected(year, &org, &body, &who).await?;
     Ok(HttpResponse::Ok()
         .json(json!({"year": year, "social_code": org, "cases": keys, "task_codes": counts})))

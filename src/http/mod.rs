@@ -16,7 +16,7 @@ use std::time::Instant;
 use actix_web::body::MessageBody;
 use actix_web::dev::{Server, ServiceRequest, ServiceResponse};
 use actix_web::middleware::{Next, from_fn};
-use actix_web::{HttpResponse, HttpServer, web};
+use actix_web::{HttpResponse, web};
 use serde_json::json;
 
 use crate::app::{App, OpenError};
@@ -141,89 +141,137 @@ async fn log_requests(
 }
 
 pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
-    let data = web::Data::new(app);
-    let server = HttpServer::new(move || {
-        actix_web::App::new()
-            .wrap(from_fn(log_requests))
-            .app_data(data.clone())
-            // Completeness declarations and disposal lists can hold many thousands of keys.
-            .app_data(
-                web::JsonConfig::default()
-                    .limit(64 << 20)
-                    .error_handler(|e, _| {
-                        error::ApiError::BadRequest(format!("the JSON body: {e}")).into()
-                    }),
-            )
-            .route("/healthz", web::get().to(healthz))
-            .route("/readyz", web::get().to(readyz))
-            .route("/metrics", web::get().to(metrics))
-            .service(
-                web::scope("/api/v1")
-                    .route("/keys", web::get().to(keys))
-                    .route("/tokens", web::get().to(tokens::list))
-                    .route("/tokens/{token_id}/revoke", web::post().to(tokens::revoke))
-                    .route("/cases", web::post().to(cases::submit))
-                    .route("/cases", web::get().to(cases::list))
-                    .route("/cases/{archive_id}", web::get().to(cases::show))
-                    .route("/cases/{archive_id}/package", web::get().to(cases::package))
-                    .route(
-                        "/cases/{archive_id}/files/{path:.*}",
-                        web::get().to(cases::file),
-                    )
-                    .route("/cases/{archive_id}/proof", web::get().to(log::proof))
-                    .route("/cases/{archive_id}/checks", web::get().to(cases::checks))
-                    .route(
-                        "/cases/{archive_id}/verify",
-                        web::post().to(cases::verify_now),
-                    )
-                    .route("/cases/{archive_id}/holds", web::get().to(disposal::holds))
-                    .route(
-                        "/cases/{archive_id}/holds",
-                        web::post().to(disposal::place_hold),
-                    )
-                    .route(
-                        "/cases/{archive_id}/holds/{hold_id}/release",
-                        web::post().to(disposal::release_hold),
-                    )
-                    .route("/retention/rules", web::get().to(filing::get_rules))
-                    .route("/retention/rules", web::put().to(filing::put_rules))
-                    .route("/retention/reevaluate", web::post().to(filing::reevaluate))
-                    .route("/filings", web::post().to(filing::run))
-                    .route("/filings/{year}", web::get().to(filing::status))
-                    .route(
-                        "/filings/{year}/expected",
-                        web::put().to(filing::put_expected),
-                    )
-                    .route(
-                        "/filings/{year}/batches/{batch_id}/{name}",
-                        web::get().to(filing::document),
-                    )
-                    .route("/disposal/due", web::get().to(disposal::due))
-                    .route("/disposal/lists", web::get().to(disposal::lists))
-                    .route("/disposal/lists", web::post().to(disposal::propose))
-                    .route("/disposal/lists/{list_id}", web::get().to(disposal::show))
-                    .route(
-                        "/disposal/lists/{list_id}/decision",
-                        web::post().to(disposal::decide),
-                    )
-                    .route(
-                        "/disposal/lists/{list_id}/execute",
-                        web::post().to(disposal::execute),
-                    )
-                    .route(
-                        "/disposal/lists/{list_id}/{name}",
-                        web::get().to(disposal::document),
-                    )
-                    .route("/audits", web::get().to(cases::audits))
-                    .route("/audit", web::get().to(log::trail))
-                    .route("/log/reconcile", web::post().to(log::reconcile))
-                    .route("/log/checkpoint", web::get().to(log::checkpoint))
-                    .route("/log/consistency", web::get().to(log::consistency)),
-            )
-            .default_service(web::to(error::no_such_route))
-    })
-    .listen(listener)?
-    .run();
+    use actix_service::{ServiceFactoryExt as _, map_config};
+    use actix_web::dev::AppConfig;
+    let data = web::Data::new(app.clone());
+    let json_limit = app.settings().limits.max_json_bytes;
+    let routes =
+        move || {
+            actix_web::App::new()
+                .wrap(from_fn(log_requests))
+                .app_data(data.clone())
+                // Completeness declarations and disposal lists can hold many thousands of keys;
+                // bounded so that a few concurrent bodies cannot take the server's memory.
+                .app_data(web::JsonConfig::default().limit(json_limit).error_handler(
+                    move |e, _| {
+                        use actix_web::error::JsonPayloadError as J;
+                        match e {
+                            J::Overflow { .. } | J::OverflowKnownLength { .. } => {
+                                error::ApiError::TooLarge(json_limit as u64).into()
+                            }
+                            e => error::ApiError::BadRequest(format!("the JSON body: {e}")).into(),
+                        }
+                    },
+                ))
+                .route("/healthz", web::get().to(healthz))
+                .route("/readyz", web::get().to(readyz))
+                .route("/metrics", web::get().to(metrics))
+                .service(
+                    web::scope("/api/v1")
+                        .route("/keys", web::get().to(keys))
+                        .route("/tokens", web::get().to(tokens::list))
+                        .route("/tokens/{token_id}/revoke", web::post().to(tokens::revoke))
+                        .route("/cases", web::post().to(cases::submit))
+                        .route("/cases", web::get().to(cases::list))
+                        .route("/cases/{archive_id}", web::get().to(cases::show))
+                        .route("/cases/{archive_id}/package", web::get().to(cases::package))
+                        .route(
+                            "/cases/{archive_id}/files/{path:.*}",
+                            web::get().to(cases::file),
+                        )
+                        .route("/cases/{archive_id}/proof", web::get().to(log::proof))
+                        .route("/cases/{archive_id}/checks", web::get().to(cases::checks))
+                        .route(
+                            "/cases/{archive_id}/verify",
+                            web::post().to(cases::verify_now),
+                        )
+                        .route("/cases/{archive_id}/holds", web::get().to(disposal::holds))
+                        .route(
+                            "/cases/{archive_id}/holds",
+                            web::post().to(disposal::place_hold),
+                        )
+                        .route(
+                            "/cases/{archive_id}/holds/{hold_id}/release",
+                            web::post().to(disposal::release_hold),
+                        )
+                        .route("/retention/rules", web::get().to(filing::get_rules))
+                        .route("/retention/rules", web::put().to(filing::put_rules))
+                        .route("/retention/reevaluate", web::post().to(filing::reevaluate))
+                        .route("/filings", web::post().to(filing::run))
+                        .route("/filings/{year}", web::get().to(filing::status))
+                        .route(
+                            "/filings/{year}/expected",
+                            web::put().to(filing::put_expected),
+                        )
+                        .route(
+                            "/filings/{year}/batches/{batch_id}/{name}",
+                            web::get().to(filing::document),
+                        )
+                        .route("/disposal/due", web::get().to(disposal::due))
+                        .route("/disposal/lists", web::get().to(disposal::lists))
+                        .route("/disposal/lists", web::post().to(disposal::propose))
+                        .route("/disposal/lists/{list_id}", web::get().to(disposal::show))
+                        .route(
+                            "/disposal/lists/{list_id}/decision",
+                            web::post().to(disposal::decide),
+                        )
+                        .route(
+                            "/disposal/lists/{list_id}/execute",
+                            web::post().to(disposal::execute),
+                        )
+                        .route(
+                            "/disposal/lists/{list_id}/{name}",
+                            web::get().to(disposal::document),
+                        )
+                        .route("/audits", web::get().to(cases::audits))
+                        .route("/audit", web::get().to(log::trail))
+                        .route("/log/reconcile", web::post().to(log::reconcile))
+                        .route("/log/checkpoint", web::get().to(log::checkpoint))
+                        .route("/log/consistency", web::get().to(log::consistency)),
+                )
+                .default_service(web::to(error::no_such_route))
+        };
+    // actix-web's HttpServer answers every `Expect: 100-continue` at once; assembled here from
+    // its parts, a submission's is answered only while a processing slot is free, else 503 with
+    // Retry-After before the client sends a byte of its body.
+    let server = actix_server::Server::build()
+        .listen("guidang", listener, move || {
+            let app = app.clone();
+            let expect = actix_service::fn_service(move |req: actix_http::Request| {
+                let busy = req.method() == actix_web::http::Method::POST
+                    && req.path() == "/api/v1/cases"
+                    && !app.ingest().has_free_slot();
+                async move {
+                    if busy {
+                        let res = HttpResponse::ServiceUnavailable()
+                            .insert_header((
+                                actix_web::http::header::RETRY_AFTER,
+                                error::RETRY_AFTER_SECS.to_string(),
+                            ))
+                            .force_close()
+                            .json(json!({
+                                "error": "busy",
+                                "message": "every processing slot is taken; send the body after Retry-After seconds",
+                                "problems": [],
+                            }));
+                        Err(actix_web::error::InternalError::from_response("busy", res).into())
+                    } else {
+                        Ok::<_, actix_web::Error>(req)
+                    }
+                }
+            });
+            let factory = actix_service::IntoServiceFactory::into_factory(routes())
+                .map_err(|err: actix_web::Error| err.error_response());
+            actix_http::HttpService::build()
+                // HttpServer's defaults: a client that is refused mid-body gets a second to read
+                // the answer before the connection closes.
+                .client_request_timeout(std::time::Duration::from_secs(5))
+                .client_disconnect_timeout(std::time::Duration::from_secs(1))
+                .expect(expect)
+                .finish(map_config(factory, |_| AppConfig::default()))
+                .tcp()
+        })?
+        .run();
     Ok(server)
 }
 

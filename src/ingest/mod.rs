@@ -54,6 +54,12 @@ pub enum IngestError {
     /// The upload broke off (HTTP 400).
     #[error("the upload was interrupted: {0}")]
     Interrupted(String),
+    /// No byte of the upload arrived for this many seconds (HTTP 408).
+    #[error("no byte of the upload arrived for {0} s; the upload was ended")]
+    Idle(u64),
+    /// Too many uploads are being received (HTTP 503 with Retry-After).
+    #[error("{0}")]
+    Busy(String),
     /// Not the submission's fault; the cause is kept for the server log.
     #[error("internal error: {0}")]
     Internal(#[source] Box<dyn std::error::Error + Send + Sync>),
@@ -111,6 +117,9 @@ impl IngestError {
             IngestError::Forbidden(_) => (403, "forbidden"),
             IngestError::TooLarge(_) => (413, "too_large"),
             IngestError::Interrupted(_) => (400, "bad_request"),
+            IngestError::Idle(_) => (408, "request_timeout"),
+            IngestError::Busy(_) => (503, "busy"),
+            IngestError::Internal(e) if crate::db::busy_in(e.as_ref()) => (503, "unavailable"),
             IngestError::Internal(_) => (500, "internal"),
         }
     }
@@ -163,6 +172,7 @@ pub struct Ingest {
     metrics: Arc<Metrics>,
     policy: Arc<BTreeMap<String, Action>>,
     slots: Arc<Semaphore>,
+    receiving: Arc<Semaphore>,
     key_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
 }
 
@@ -215,6 +225,7 @@ impl Ingest {
         Ingest {
             policy: Arc::new(pipeline::identify::policy(&settings.format_policy)),
             slots: Arc::new(Semaphore::new(settings.ingest_concurrency)),
+            receiving: Arc::new(Semaphore::new(settings.limits.max_receiving)),
             key_locks: Mutex::new(HashMap::new()),
             settings,
             db,
@@ -241,14 +252,7 @@ impl Ingest {
             );
             n += 1;
         }
-        let staged = pipeline::clean_staging(&self.settings.tmp_dir(), Duration::from_secs(grace))
-            .unwrap_or(0);
-        if staged > 0 {
-            tracing::warn!(
-                files = staged,
-                "removed staging files left by interrupted ingests"
-            );
-        }
+        crate::staging::sweep_and_log(&self.settings.staging_root(), Duration::from_secs(grace));
         Ok(n)
     }
 
@@ -263,6 +267,7 @@ impl Ingest {
     /// Archives one submission on disk (offline import).
     pub async fn ingest(&self, source: Source, agent: Principal) -> Result<Outcome, IngestError> {
         self.observed(&agent, async {
+            let _slot = self.slot().await?;
             let archive_id = uuid::Uuid::now_v7().to_string();
             let received_at = chrono::Utc::now().fixed_offset();
             self.ingest_inner(source, &agent, archive_id, received_at, None)
@@ -279,7 +284,16 @@ impl Ingest {
         S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
         E: std::fmt::Display,
     {
+        // Receiving takes a receive permit, not a processing slot: a slow or silent client
+        // holds a spool file and a descriptor until the idle timeout, never a slot.
+        let receiving = self.receiving.clone().try_acquire_owned().map_err(|_| {
+            IngestError::Busy(format!(
+                "{} uploads are being received; try again shortly",
+                self.settings.limits.max_receiving
+            ))
+        });
         self.observed(&agent, async {
+            let _receiving = receiving?;
             let archive_id = uuid::Uuid::now_v7().to_string();
             let received_at = chrono::Utc::now().fixed_offset();
             let dir = self.settings.tmp_dir();
@@ -289,14 +303,24 @@ impl Ingest {
                 received_at,
                 limits: self.settings.limits.clone(),
             };
-            let (spooled, early) =
-                spool(body, self.settings.limits.max_body_bytes, &dir, Some(early))
-                    .await
-                    .map_err(|e| match e {
-                        ReceiveError::TooLarge(l) => IngestError::TooLarge(l),
-                        ReceiveError::Interrupted(m) => IngestError::Interrupted(m),
-                        ReceiveError::Io(e) => IngestError::Internal(Box::new(e)),
-                    })?;
+            let limits = &self.settings.limits;
+            let (spooled, early) = spool(
+                body,
+                limits.max_body_bytes,
+                Duration::from_secs(limits.receive_idle_secs),
+                &dir,
+                Some(early),
+            )
+            .await
+            .map_err(|e| match e {
+                ReceiveError::TooLarge(l) => IngestError::TooLarge(l),
+                ReceiveError::Interrupted(m) => IngestError::Interrupted(m),
+                ReceiveError::Idle(s) => IngestError::Idle(s),
+                ReceiveError::Io(e) => IngestError::Internal(Box::new(e)),
+            })?;
+            drop(_receiving);
+            let _slot = self.slot().await?;
+            crate::failpoint::pause("hold_slot").await;
             tracing::debug!(
                 bytes = spooled.size,
                 ms = (chrono::Utc::now().fixed_offset() - received_at).num_milliseconds(),
@@ -313,18 +337,26 @@ impl Ingest {
         .await
     }
 
-    /// Bounded concurrency, metrics and one log line around an ingest.
+    /// A processing slot: at most `ingest_concurrency` submissions are checked and packaged at once.
+    async fn slot(&self) -> Result<tokio::sync::OwnedSemaphorePermit, IngestError> {
+        self.slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|e| IngestError::Internal(Box::new(e)))
+    }
+
+    /// Whether a processing slot is free now (`Expect: 100-continue` is answered by it).
+    pub fn has_free_slot(&self) -> bool {
+        self.slots.available_permits() > 0
+    }
+
+    /// Metrics and one log line around an ingest.
     async fn observed(
         &self,
         agent: &Principal,
         work: impl std::future::Future<Output = Result<Outcome, IngestError>>,
     ) -> Result<Outcome, IngestError> {
-        let _permit = self
-            .slots
-            .clone()
-            .acquire_owned()
-            .await
-            .map_err(|e| IngestError::Internal(Box::new(e)))?;
         self.metrics
             .ingests_in_flight
             .fetch_add(1, Ordering::Relaxed);

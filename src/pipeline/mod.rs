@@ -20,7 +20,6 @@ pub mod xml;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read, Seek, SeekFrom};
-use std::path::Path;
 
 use chrono::{DateTime, FixedOffset};
 use sha2::{Digest as _, Sha256};
@@ -618,23 +617,4 @@ fn archive_xml(
         .close("events")?
         .close("archive")?;
     Ok(d.into_string())
-}
-
-/// Removes leftovers of interrupted ingests from the staging directory.
-pub fn clean_staging(dir: &Path, older_than: std::time::Duration) -> io::Result<usize> {
-    let mut n = 0;
-    let Ok(rd) = std::fs::read_dir(dir) else {
-        return Ok(0);
-    };
-    for e in rd.flatten() {
-        let old = e
-            .metadata()
-            .and_then(|m| m.modified())
-            .map(|t| t.elapsed().unwrap_or_default() >= older_than)
-            .unwrap_or(false);
-        if old && std::fs::remove_file(e.path()).is_ok() {
-            n += 1;
-        }
-    }
-    Ok(n)
 }

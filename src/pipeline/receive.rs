@@ -14,6 +14,8 @@ pub enum ReceiveError {
     TooLarge(u64),
     #[error("the upload was interrupted: {0}")]
     Interrupted(String),
+    #[error("no byte of the upload arrived for {0} s")]
+    Idle(u64),
     #[error("cannot spool the submission: {0}")]
     Io(#[from] std::io::Error),
 }
@@ -31,6 +33,7 @@ pub struct Spooled {
 pub async fn spool<S, E>(
     mut body: S,
     limit: u64,
+    idle: std::time::Duration,
     dir: &Path,
     early: Option<EarlyInput>,
 ) -> Result<(Spooled, Option<Early>), ReceiveError>
@@ -48,7 +51,15 @@ where
         tokio::task::spawn_blocking(move || stream_unpack::receive(Tee::new(rx, file), early));
     let mut size = 0u64;
     let mut failure = None;
-    while let Some(item) = body.next().await {
+    loop {
+        let item = match tokio::time::timeout(idle, body.next()).await {
+            Ok(Some(item)) => item,
+            Ok(None) => break,
+            Err(_) => {
+                failure = Some(ReceiveError::Idle(idle.as_secs()));
+                break;
+            }
+        };
         match item {
             Ok(chunk) => {
                 size += chunk.len() as u64;

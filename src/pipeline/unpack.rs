@@ -77,8 +77,10 @@ pub(crate) struct Eocd {
     pub cd_size: u64,
     /// Where the central directory ends (the EOCD or ZIP64 end record starts).
     pub cd_end: u64,
-    /// The 16/32-bit fields were saturated: a ZIP64 archive.
-    pub zip64: bool,
+    /// Where the end record ends (with its comment), and the file's length: bytes between them
+    /// belong to no part of the ZIP.
+    pub eocd_end: u64,
+    pub file_len: u64,
 }
 
 /// Reads the ZIP's end-of-central-directory record to learn the entry count and directory size
@@ -103,6 +105,7 @@ pub(crate) fn eocd<R: Read + Seek + ?Sized>(f: &mut R) -> Result<Eocd, UnpackErr
     let entries = u16::from_le_bytes([rec[10], rec[11]]) as u64;
     let cd_size = u32::from_le_bytes([rec[12], rec[13], rec[14], rec[15]]) as u64;
     let eocd_abs = len - tail_len + pos as u64;
+    let eocd_end = eocd_abs + 22 + u16::from_le_bytes([rec[20], rec[21]]) as u64;
     let zip64 = entries == 0xFFFF || cd_size == 0xFFFF_FFFF;
     if zip64 && eocd_abs >= 20 {
         // ZIP64: the locator sits right before the EOCD record.
@@ -120,7 +123,8 @@ pub(crate) fn eocd<R: Read + Seek + ?Sized>(f: &mut R) -> Result<Eocd, UnpackErr
                         entries: u64::from_le_bytes(rec64[32..40].try_into().unwrap_or_default()),
                         cd_size: u64::from_le_bytes(rec64[40..48].try_into().unwrap_or_default()),
                         cd_end: off,
-                        zip64,
+                        eocd_end,
+                        file_len: len,
                     });
                 }
             }
@@ -130,7 +134,8 @@ pub(crate) fn eocd<R: Read + Seek + ?Sized>(f: &mut R) -> Result<Eocd, UnpackErr
         entries,
         cd_size,
         cd_end: eocd_abs,
-        zip64,
+        eocd_end,
+        file_len: len,
     })
 }
 
@@ -140,6 +145,38 @@ pub(crate) struct CentralRecord {
     pub raw: Vec<u8>,
     pub utf8: bool,
     pub local_offset: u64,
+    /// General-purpose flags (bit 3: sizes follow the data in a descriptor).
+    pub flags: u16,
+    pub compressed_size: u64,
+    pub size: u64,
+    /// Sizes or offset came from a ZIP64 extra field (a data descriptor then has 8-byte sizes).
+    pub zip64: bool,
+}
+
+/// The ZIP64 extended-information extra field (0x0001): the 64-bit values of the fields that
+/// are saturated in the record, in the order size, compressed size, offset.
+fn zip64_extra(extra: &[u8], size: &mut u64, csize: &mut u64, offset: &mut u64) -> bool {
+    let mut i = 0;
+    while i + 4 <= extra.len() {
+        let id = u16::from_le_bytes([extra[i], extra[i + 1]]);
+        let n = u16::from_le_bytes([extra[i + 2], extra[i + 3]]) as usize;
+        let body = &extra[(i + 4).min(extra.len())..(i + 4 + n).min(extra.len())];
+        if id == 0x0001 {
+            let mut at = 0;
+            let mut next = |v: &mut u64| {
+                if *v == 0xFFFF_FFFF && at + 8 <= body.len() {
+                    *v = u64::from_le_bytes(body[at..at + 8].try_into().unwrap_or_default());
+                    at += 8;
+                }
+            };
+            next(size);
+            next(csize);
+            next(offset);
+            return true;
+        }
+        i += 4 + n;
+    }
+    false
 }
 
 /// The central directory's records in order, read one by one (the zip crate keeps one entry per
@@ -158,20 +195,143 @@ pub(crate) fn central_records<R: Read + Seek + ?Sized>(
             break;
         }
         let n = u16::from_le_bytes([h[28], h[29]]) as usize;
-        let skip =
-            u16::from_le_bytes([h[30], h[31]]) as i64 + u16::from_le_bytes([h[32], h[33]]) as i64;
+        let xn = u16::from_le_bytes([h[30], h[31]]) as usize;
+        let comment = u16::from_le_bytes([h[32], h[33]]) as i64;
         let mut raw = vec![0u8; n];
-        if r.read_exact(&mut raw).is_err() {
+        let mut extra = vec![0u8; xn];
+        if r.read_exact(&mut raw).is_err() || r.read_exact(&mut extra).is_err() {
             break;
         }
-        r.seek_relative(skip)?;
+        r.seek_relative(comment)?;
+        let u32_at = |i: usize| u32::from_le_bytes([h[i], h[i + 1], h[i + 2], h[i + 3]]) as u64;
+        let (mut size, mut csize, mut offset) = (u32_at(24), u32_at(20), u32_at(42));
+        let zip64 = (size == 0xFFFF_FFFF || csize == 0xFFFF_FFFF || offset == 0xFFFF_FFFF)
+            && zip64_extra(&extra, &mut size, &mut csize, &mut offset);
+        let flags = u16::from_le_bytes([h[8], h[9]]);
         records.push(CentralRecord {
             raw,
-            utf8: u16::from_le_bytes([h[8], h[9]]) & 0x0800 != 0,
-            local_offset: u32::from_le_bytes([h[42], h[43], h[44], h[45]]) as u64,
+            utf8: flags & 0x0800 != 0,
+            local_offset: offset,
+            flags,
+            compressed_size: csize,
+            size,
+            zip64,
         });
     }
     Ok(records)
+}
+
+/// Checks that a ZIP is one unambiguous sequence: the entries' local headers (each naming what
+/// its central record names) and data follow one another from byte 0 without gaps or overlaps
+/// (two records sharing a local header overlap), the central directory follows the last entry,
+/// and nothing follows the end record. A directory entry carries no bytes. Returns each
+/// departure as (entry, why); an entry of `None` is about the file as a whole.
+pub(crate) fn layout<R: Read + Seek + ?Sized>(
+    f: &mut R,
+    e: &Eocd,
+    records: &[CentralRecord],
+) -> Result<Vec<(Option<String>, String)>, UnpackError> {
+    let mut out = Vec::new();
+    let name = |raw: &[u8]| String::from_utf8_lossy(raw).to_string();
+    // (start, end, name) of every entry: local header, name, extra, data, descriptor.
+    let mut spans: Vec<(u64, u64, String)> = Vec::with_capacity(records.len());
+    for rec in records {
+        let n = name(&rec.raw);
+        if rec.raw.ends_with(b"/") && (rec.size > 0 || rec.compressed_size > 0) {
+            out.push((Some(n.clone()), "a directory entry carries bytes".into()));
+        }
+        if rec.local_offset.saturating_add(30) > e.file_len {
+            out.push((Some(n), "its local header lies outside the file".into()));
+            continue;
+        }
+        f.seek(SeekFrom::Start(rec.local_offset))?;
+        let mut h = [0u8; 30];
+        f.read_exact(&mut h)?;
+        if h[..4] != [0x50, 0x4b, 0x03, 0x04] {
+            out.push((
+                Some(n),
+                "no local header where the directory puts it".into(),
+            ));
+            continue;
+        }
+        let ln = u16::from_le_bytes([h[26], h[27]]) as u64;
+        let lx = u16::from_le_bytes([h[28], h[29]]) as u64;
+        let mut local = vec![0u8; ln as usize];
+        f.read_exact(&mut local)?;
+        if local != rec.raw {
+            // Its bytes are still accounted for below, so no gap is reported besides.
+            out.push((
+                Some(n.clone()),
+                format!("its local header names {:?}", name(&local)),
+            ));
+        }
+        let mut local_extra = vec![0u8; lx as usize];
+        f.read_exact(&mut local_extra)?;
+        let (mut a, mut b, mut c) = (0xFFFF_FFFF, 0xFFFF_FFFF, 0);
+        // Either record's ZIP64 field means the descriptor carries 8-byte sizes.
+        let zip64 = rec.zip64 || zip64_extra(&local_extra, &mut a, &mut b, &mut c);
+        let mut end = rec.local_offset + 30 + ln + lx + rec.compressed_size;
+        if rec.flags & 0x0008 != 0 {
+            // A data descriptor: an optional signature, the CRC-32 and both sizes.
+            let mut sig = [0u8; 4];
+            f.seek(SeekFrom::Start(end))?;
+            if f.read_exact(&mut sig).is_ok() && sig == [0x50, 0x4b, 0x07, 0x08] {
+                end += 4;
+            }
+            end += if zip64 { 20 } else { 12 };
+        }
+        spans.push((rec.local_offset, end, n));
+    }
+    spans.sort();
+    let mut at = 0u64;
+    let mut prev: Option<&str> = None;
+    for (start, end, n) in &spans {
+        if *start < at {
+            out.push((
+                Some(n.clone()),
+                format!(
+                    "its bytes overlap those of {} (two directory records for one entry?)",
+                    prev.unwrap_or("another entry")
+                ),
+            ));
+        } else if *start > at {
+            out.push((
+                Some(n.clone()),
+                match prev {
+                    None => format!("{} bytes before the first entry belong to no entry", start),
+                    Some(p) => {
+                        format!("{} bytes between {p} and it belong to no entry", start - at)
+                    }
+                },
+            ));
+        }
+        at = at.max(*end);
+        prev = Some(n);
+    }
+    let cd_start = e.cd_end.saturating_sub(e.cd_size);
+    if at != cd_start && !spans.is_empty() {
+        out.push((
+            prev.map(str::to_string),
+            if at > cd_start {
+                "its bytes run into the central directory".into()
+            } else {
+                format!(
+                    "{} bytes between the last entry and the central directory belong to no entry",
+                    cd_start - at
+                )
+            },
+        ));
+    }
+    if e.eocd_end != e.file_len {
+        out.push((
+            None,
+            format!(
+                "{} bytes after the end of the ZIP belong to no entry",
+                e.file_len.saturating_sub(e.eocd_end)
+            ),
+        ));
+    }
+    Ok(out)
 }
 
 /// An opened submission, ready to be listed and read entry by entry.
@@ -245,7 +405,12 @@ fn open_zip(
     // Two entries under one name (exactly, after NFC, or ignoring case, which collide on common
     // file systems) would leave it to the reader which one counts: refused, naming the entry.
     let mut seen_anywhere: std::collections::HashMap<String, String> = Default::default();
-    for rec in central_records(&mut f, &end)? {
+    let records = central_records(&mut f, &end)?;
+    for (entry, why) in layout(&mut f, &end, &records)? {
+        let at = entry.unwrap_or_else(|| "(after the ZIP's end record)".into());
+        problems.push(Problem::file(Code::UnsafePath, at, why));
+    }
+    for rec in records {
         let utf8 = rec
             .utf8
             .then(|| std::str::from_utf8(&rec.raw).ok())

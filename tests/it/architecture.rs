@@ -29,7 +29,14 @@ const LAYERS: &[(&str, &[&str])] = &[
     ),
     (
         "shared parts",
-        &["evidence", "storage", "auth", "tasks", "documents"],
+        &[
+            "evidence",
+            "storage",
+            "staging",
+            "auth",
+            "tasks",
+            "documents",
+        ],
     ),
     ("database", &["db"]),
     (

@@ -371,3 +371,21 @@ pub fn sha256_hex(b: &[u8]) -> String {
 pub fn bin() -> &'static str {
     env!("CARGO_BIN_EXE_guidang")
 }
+
+/// Every file under the data directory's staging root except the processes' lock files: what a
+/// submission, a filing or a disposal left behind.
+pub fn staging_files(data_dir: &Path) -> Vec<PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![data_dir.join("tmp")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+            } else if p.file_name().is_some_and(|n| n != ".lock") {
+                out.push(p);
+            }
+        }
+    }
+    out
+}

@@ -569,3 +569,397 @@ async fn metadata_must_be_well_formed_xml_and_packages_must_hold_only_such() {
         "{check}"
     );
 }
+
+/// A raw HTTP/1.1 request head for a submission of `len` bytes.
+fn submission_head(port: u16, token: &str, len: usize, expect: bool) -> String {
+    format!(
+        "POST /api/v1/cases HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/zip\r\nContent-Length: {len}\r\n{}\r\n",
+        if expect {
+            "Expect: 100-continue\r\n"
+        } else {
+            ""
+        }
+    )
+}
+
+/// Item 2: uploads that stall hold no processing slot; an idle one is ended with 408 and its
+/// spool removed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn stalled_uploads_hold_no_slot_and_time_out() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let app = TestApp::spawn_with(|s| {
+        s.ingest_concurrency = 2;
+        s.limits.receive_idle_secs = 3;
+    })
+    .await;
+    let port: u16 = app.url("").rsplit(':').next().unwrap().parse().unwrap();
+    let body = case_zip("STALL-REAL", "2025-04-04T10:00:00+08:00", "D30");
+    // Sixteen clients send the head and the first 100 bytes of a submission, then fall silent.
+    let mut idle = vec![];
+    for _ in 0..16 {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(submission_head(port, &app.archivist, body.len(), false).as_bytes())
+            .await
+            .unwrap();
+        s.write_all(&body[..100]).await.unwrap();
+        idle.push(s);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let started = std::time::Instant::now();
+    let (s, b) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        app.submit(&app.archivist, body.clone()),
+    )
+    .await
+    .expect("a real submission is not held up by stalled uploads");
+    assert_eq!(s, 201, "{b}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(2),
+        "a real submission waited {:?} behind stalled uploads",
+        started.elapsed()
+    );
+    // Each stalled upload is ended with 408 once it has been silent for receive_idle_secs.
+    for mut s in idle {
+        let mut resp = vec![];
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(15), s.read_to_end(&mut resp))
+            .await
+            .expect("the server ends an idle upload");
+        let text = String::from_utf8_lossy(&resp);
+        assert!(text.starts_with("HTTP/1.1 408"), "{text}");
+        assert!(text.contains("request_timeout"), "{text}");
+    }
+    // Their spool files and partial packages are gone.
+    let mut left = staging_files(app.dir.path());
+    for _ in 0..20 {
+        if left.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        left = staging_files(app.dir.path());
+    }
+    assert!(left.is_empty(), "left in tmp: {left:?}");
+    let (_, trail) = app
+        .get_json(&app.auditor, "/api/v1/audit?action=submit")
+        .await;
+    let timeouts = trail["items"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter(|e| e["outcome"].as_str().is_some_and(|o| o.contains("408")))
+                .count()
+        })
+        .unwrap_or(0);
+    assert_eq!(
+        timeouts, 16,
+        "each ended upload is in the audit trail: {trail}"
+    );
+}
+
+/// Item 2: `Expect: 100-continue` on a submission is answered 100 only while a processing slot
+/// is free; otherwise 503 with Retry-After before the client sends its body.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expect_continue_is_answered_by_a_free_slot() {
+    use std::process::Stdio;
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path()).await;
+    crate::cli::init(dir.path(), &db);
+    let out = crate::cli::guidang(dir.path(), &db)
+        .args(["token", "create", "--role", "archivist"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let mut child = crate::cli::guidang(dir.path(), &db)
+        .arg("serve")
+        .env("GUIDANG_LISTEN", "127.0.0.1:0")
+        .env("GUIDANG_INGEST_CONCURRENCY", "1")
+        .env("GUIDANG_FAILPOINT", "hold_slot")
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let port = crate::cli::wait_for_port(&mut child);
+    let body = case_zip("EXPECT-1", "2025-04-04T10:00:00+08:00", "D30");
+    let expect_answer = || async {
+        let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .unwrap();
+        s.write_all(submission_head(port, &token, 1000, true).as_bytes())
+            .await
+            .unwrap();
+        let mut buf = vec![0u8; 4096];
+        let n = tokio::time::timeout(std::time::Duration::from_secs(5), s.read(&mut buf))
+            .await
+            .expect("an answer to Expect before the body")
+            .unwrap();
+        String::from_utf8_lossy(&buf[..n]).to_string()
+    };
+    assert!(expect_answer().await.starts_with("HTTP/1.1 100 Continue"));
+    // One submission takes the only slot (the failpoint keeps it five seconds).
+    let first = {
+        let (token, body) = (token.clone(), body.clone());
+        tokio::spawn(async move {
+            reqwest::Client::new()
+                .post(format!("http://127.0.0.1:{port}/api/v1/cases"))
+                .bearer_auth(&token)
+                .header("content-type", "application/zip")
+                .body(body)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        })
+    };
+    let mut busy = None;
+    for _ in 0..40 {
+        let a = expect_answer().await;
+        if a.starts_with("HTTP/1.1 503") {
+            busy = Some(a);
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let busy = busy.expect("503 while the only slot is taken");
+    assert!(
+        busy.to_ascii_lowercase().contains("retry-after: 5"),
+        "{busy}"
+    );
+    assert!(busy.contains("\"error\":\"busy\""), "{busy}");
+    assert_eq!(first.await.unwrap(), 201);
+    assert!(expect_answer().await.starts_with("HTTP/1.1 100 Continue"));
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGTERM);
+    }
+    let _ = child.wait();
+}
+
+/// Item 4: a declaration is bounded in size, key count and year; a write that waits too long for
+/// a database lock is answered 503 with Retry-After, never 500.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarations_are_bounded_and_lock_waits_are_503() {
+    let app = TestApp::spawn_with(|s| {
+        s.limits.max_json_bytes = 64 << 10;
+        s.limits.max_declared_keys = 100;
+        s.db_lock_wait_ms = 300;
+    })
+    .await;
+    let put = |year: i64, body: serde_json::Value| {
+        let app = &app;
+        async move {
+            app.send_json(
+                reqwest::Method::PUT,
+                &app.submitter,
+                &format!("/api/v1/filings/{year}/expected"),
+                body,
+            )
+            .await
+        }
+    };
+    let keys = |n: usize| json!({"cases": (0..n).map(|i| json!({"task_code": "T1", "project_id": format!("P-{i}")})).collect::<Vec<_>>()});
+    let (s, b) = put(2025, keys(100)).await;
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = put(2025, keys(101)).await;
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b["message"].as_str().unwrap().contains("more than the 100"),
+        "{b}"
+    );
+    let (s, b) = put(
+        2025,
+        json!({"cases": [], "counts": {"T1": 1}, "pad": "x".repeat(70 << 10)}),
+    )
+    .await;
+    assert_eq!(s, 413, "{b}");
+    for year in [3000, 5019, 1989] {
+        let (s, b) = put(year, keys(1)).await;
+        assert_eq!(s, 400, "{year}: {b}");
+    }
+    let (s, b) = put(
+        2025,
+        json!({"cases": [{"task_code": "T".repeat(37), "project_id": "P"}]}),
+    )
+    .await;
+    assert_eq!(s, 400, "{b}");
+    assert!(
+        b["message"]
+            .as_str()
+            .unwrap()
+            .contains("cases[0].task_code"),
+        "{b}"
+    );
+
+    // Another connection holds the write lock; the declaration waits 300 ms, then 503.
+    use sqlx::{Connection, Executor};
+    sqlx::any::install_default_drivers();
+    let url = app.archive.settings().database_url();
+    let mut holder = sqlx::AnyConnection::connect(&url).await.unwrap();
+    if use_postgres() {
+        holder.execute("BEGIN").await.unwrap();
+        holder
+            .execute("LOCK TABLE filing_expected IN ACCESS EXCLUSIVE MODE")
+            .await
+            .unwrap();
+    } else {
+        holder.execute("BEGIN EXCLUSIVE").await.unwrap();
+    }
+    let client = reqwest::Client::new();
+    let r = client
+        .put(app.url("/api/v1/filings/2025/expected"))
+        .bearer_auth(&app.submitter)
+        .json(&keys(3))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 503);
+    assert_eq!(r.headers()["retry-after"], "5");
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(b["error"], "unavailable", "{b}");
+    holder.execute("ROLLBACK").await.unwrap();
+    let (s, b) = put(2025, keys(3)).await;
+    assert_eq!(s, 200, "{b}");
+    assert_eq!(b["cases"], 3, "{b}");
+}
+
+/// Item 13: after `kill -9` in the middle of an upload, the restarted server removes the dead
+/// process's spool and partial package at once, leaves a live process's staging alone, and
+/// keeps sweeping while it runs.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_killed_process_leaves_no_staging_behind() {
+    use std::process::Stdio;
+    use tokio::io::AsyncWriteExt;
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path()).await;
+    crate::cli::init(dir.path(), &db);
+    let out = crate::cli::guidang(dir.path(), &db)
+        .args(["token", "create", "--role", "archivist"])
+        .output()
+        .unwrap();
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let serve = || {
+        let mut c = crate::cli::guidang(dir.path(), &db);
+        c.arg("serve")
+            .env("GUIDANG_LISTEN", "127.0.0.1:0")
+            .env("GUIDANG_STAGING_SWEEP_EVERY_SECS", "1")
+            .stderr(Stdio::piped());
+        c.spawn().unwrap()
+    };
+    let mut first = serve();
+    let port = crate::cli::wait_for_port(&mut first);
+    // Half of a 40 MiB upload: the valid case followed by padding the ZIP reader never reaches.
+    let mut body = case_zip("KILLED-1", "2025-04-04T10:00:00+08:00", "D30");
+    body.resize(40 << 20, 0);
+    let mut s = tokio::net::TcpStream::connect(("127.0.0.1", port))
+        .await
+        .unwrap();
+    s.write_all(submission_head(port, &token, body.len(), false).as_bytes())
+        .await
+        .unwrap();
+    s.write_all(&body[..20 << 20]).await.unwrap();
+    let mut spooled = 0u64;
+    for _ in 0..100 {
+        spooled = staging_files(dir.path())
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        if spooled >= 10 << 20 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+    assert!(
+        spooled >= 10 << 20,
+        "the upload is being spooled ({spooled} bytes)"
+    );
+    first.kill().unwrap(); // SIGKILL
+    first.wait().unwrap();
+    drop(s);
+    assert!(
+        !staging_files(dir.path()).is_empty(),
+        "the dead process left its staging"
+    );
+
+    // A live process's staging (this test holds its lock) must survive every sweep.
+    let root = dir.path().join("tmp");
+    let live = guidang::staging::Staging::claim(&root, "live-import").unwrap();
+    std::fs::write(live.dir().join("sip-in-progress.zip"), b"PK").unwrap();
+
+    let mut second = serve();
+    let _ = crate::cli::wait_for_port(&mut second);
+    let left: Vec<_> = staging_files(dir.path())
+        .into_iter()
+        .filter(|p| !p.starts_with(live.dir()))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "removed at start, without a grace period: {left:?}"
+    );
+    assert!(live.dir().join("sip-in-progress.zip").exists());
+
+    // A process that dies while the server runs is swept within a few periods.
+    let dead = root.join("dead-import");
+    std::fs::create_dir_all(&dead).unwrap();
+    std::fs::write(dead.join(".lock"), b"").unwrap();
+    std::fs::write(dead.join("sip-x.zip"), vec![0u8; 4096]).unwrap();
+    let mut gone = false;
+    for _ in 0..50 {
+        if !dead.exists() {
+            gone = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(gone, "the periodic sweep removed a dead process's staging");
+    assert!(live.dir().join("sip-in-progress.zip").exists());
+    unsafe {
+        libc::kill(second.id() as i32, libc::SIGTERM);
+    }
+    let _ = second.wait();
+}
+
+/// Items 8 and 16: a package that is not one unambiguous sequence of entries — bytes before,
+/// between or after them, an entry hidden inside another's bytes, a directory with bytes — fails
+/// `guidang verify`, though every digest and the signature still match. (The same shapes as
+/// submissions are in fixtures/bad/unsafe_path-layout-*.zip.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_refuses_bytes_outside_the_entries_and_overlapping_entries() {
+    let app = TestApp::spawn().await;
+    let (s, _) = app
+        .submit(&app.archivist, fixture("valid/food-licence.zip"))
+        .await;
+    assert_eq!(s, 201);
+    let pkg = app.stored_packages().pop().unwrap();
+    let verify = |p: &std::path::Path| {
+        let out = std::process::Command::new(bin())
+            .arg("verify")
+            .arg(p)
+            .output()
+            .unwrap();
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+        )
+    };
+    assert_eq!(verify(&pkg).0, Some(0), "the package as stored verifies");
+    let dir = tempfile::tempdir().unwrap();
+    for (kind, why) in [
+        ("prefix", "before the first entry"),
+        ("gap", "belong to no entry"),
+        ("suffix", "after the end of the ZIP"),
+        ("overlap", "overlap"),
+        ("dirbytes", "directory entry carries bytes"),
+    ] {
+        let out = dir.path().join(format!("{kind}.zip"));
+        let made = std::process::Command::new("python3")
+            .arg(fixtures().join("make_zip_layouts.py"))
+            .args([std::ffi::OsStr::new(kind), pkg.as_os_str(), out.as_os_str()])
+            .status()
+            .unwrap();
+        assert!(made.success());
+        let (code, text) = verify(&out);
+        assert_eq!(code, Some(1), "{kind}: {text}");
+        assert!(text.contains(why), "{kind}: {text}");
+    }
+}

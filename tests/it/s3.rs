@@ -136,12 +136,7 @@ async fn packages_live_in_an_s3_compatible_store() {
         listing.contains(&format!("guidang/packages/{id}/v1.zip")),
         "{listing}"
     );
-    assert!(
-        std::fs::read_dir(dir.path().join("tmp"))
-            .unwrap()
-            .next()
-            .is_none()
-    );
+    assert!(staging_files(dir.path()).is_empty());
 
     // Whole package and one file by range.
     let get = |path: String| {
