@@ -73,6 +73,8 @@ pub struct Principal {
     /// The organisation a submitter token is bound to.
     pub org: Option<String>,
     pub channel: Channel,
+    /// An auditor token created with `--content`: may read files and whole packages.
+    pub content: bool,
 }
 
 impl Principal {
@@ -89,6 +91,7 @@ impl Principal {
             role,
             org: None,
             channel: Channel::Offline,
+            content: true,
         }
     }
 
@@ -100,6 +103,18 @@ impl Principal {
             role: Role::System,
             org: None,
             channel: Channel::System,
+            content: false,
+        }
+    }
+
+    /// Whether this caller may read what a package holds (its files, the whole package), which
+    /// carries personal data: archivists and operators always, auditors only with a token made
+    /// for it (`--content`). Everyone else proves packages from their evidence.
+    pub fn reads_content(&self) -> bool {
+        match self.role {
+            Role::Archivist => true,
+            Role::Auditor => self.content,
+            _ => false,
         }
     }
 
@@ -130,6 +145,10 @@ pub enum TokenError {
     Random(String),
     #[error("--expires {0:?} is not a date (YYYY-MM-DD) or an RFC 3339 time")]
     Expiry(String),
+    #[error(
+        "--content is for auditor tokens (an archivist reads content anyway; a {0} never does)"
+    )]
+    Content(&'static str),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -141,7 +160,7 @@ pub async fn create_token(
     org: Option<&str>,
     name: Option<&str>,
 ) -> Result<(String, TokenRow), TokenError> {
-    create_token_until(db, role, org, name, None).await
+    create_token_until(db, role, org, name, None, false).await
 }
 
 /// An expiry given as `YYYY-MM-DD` (its start, UTC) or an RFC 3339 time, in the stored form
@@ -164,10 +183,14 @@ pub async fn create_token_until(
     org: Option<&str>,
     name: Option<&str>,
     expires_at: Option<String>,
+    content: bool,
 ) -> Result<(String, TokenRow), TokenError> {
     let r = Role::parse(role).ok_or_else(|| TokenError::Role(role.into()))?;
     if r == Role::Submitter && org.is_none() {
         return Err(TokenError::OrgRequired);
+    }
+    if content && r != Role::Auditor {
+        return Err(TokenError::Content(r.as_str()));
     }
     if let Some(o) = org
         && let Some(e) = crate::codes::uscc_problem(o)
@@ -186,6 +209,7 @@ pub async fn create_token_until(
         expires_at,
         last_used_at: None,
         revoked_at: None,
+        content: content as i64,
     };
     db.insert_token(&row, &hash_token(&token)).await?;
     Ok((token, row))
@@ -229,5 +253,6 @@ pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Principal>, DbE
         role,
         org: row.org,
         channel: Channel::Online,
+        content: row.content != 0,
     }))
 }

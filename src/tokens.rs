@@ -22,15 +22,21 @@ impl Tokens {
         org: Option<&str>,
         name: Option<&str>,
         expires_at: Option<String>,
+        content: bool,
         by: &Principal,
     ) -> Result<(String, TokenRow), TokenError> {
-        let (token, row) = create_token_until(&self.db, role, org, name, expires_at).await?;
+        let (token, row) =
+            create_token_until(&self.db, role, org, name, expires_at, content).await?;
         self.evidence
             .audit(
                 by,
                 "token_create",
                 &row.token_id,
-                &format!("role {}", row.role),
+                &if content {
+                    format!("role {}, content", row.role)
+                } else {
+                    format!("role {}", row.role)
+                },
             )
             .await;
         Ok((token, row))

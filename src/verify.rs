@@ -20,6 +20,8 @@ pub enum Status {
     Fail,
     Warn,
     NotConfigured,
+    /// The check needs bytes this download does not carry (an evidence download's payload).
+    NotPresent,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -36,6 +38,8 @@ pub struct Report {
     pub valid: bool,
     pub payload_files: usize,
     pub payload_bytes: u64,
+    /// An evidence download: seal, manifests and archive.xml without the submission's bytes.
+    pub evidence: bool,
     pub checks: Vec<Check>,
     /// The package's SHA-256 manifest (path → digest), for comparison with the database.
     #[serde(skip)]
@@ -334,6 +338,7 @@ fn verify_bag(
         valid: false,
         payload_files: 0,
         payload_bytes: 0,
+        evidence: false,
         checks: vec![],
         manifest_sha256: BTreeMap::new(),
         tagmanifest_sha256: None,
@@ -348,6 +353,15 @@ fn verify_bag(
     };
     report.archive_id = bag.top_name();
     let files = bag.files();
+    report.evidence = files.contains(EVIDENCE_NOTE);
+    let inner_proof = match (proof, files.contains(EVIDENCE_PROOF)) {
+        (None, true) => bag
+            .read_small(EVIDENCE_PROOF)
+            .ok()
+            .map(|b| String::from_utf8_lossy(&b).into_owned()),
+        _ => None,
+    };
+    let proof = proof.or(inner_proof.as_deref());
     let required = [
         "bagit.txt",
         "bag-info.txt",
@@ -461,7 +475,39 @@ fn verify_bag(
         .filter(|p| m_sha.contains_key(*p) != m_sm3.contains_key(*p))
         .cloned()
         .collect();
-    if missing.is_empty() && extra.is_empty() && one_sided.is_empty() {
+    if report.evidence && extra.is_empty() && one_sided.is_empty() {
+        // The payload is withheld on purpose: what can be proved is that the sealed manifests
+        // list exactly the files archive.xml describes.
+        match archive_xml_files(&mut bag) {
+            Ok(described) => {
+                let sealed: BTreeSet<String> = m_sha.keys().cloned().collect();
+                let mut described: BTreeSet<String> =
+                    described.into_iter().map(|p| format!("data/{p}")).collect();
+                described.insert("data/archive.xml".into());
+                if described == sealed {
+                    checks.push(Check {
+                        check: "payload_complete",
+                        status: Status::NotPresent,
+                        detail: format!(
+                            "payload not present (evidence download): {} files are sealed in both manifests, the same as archive.xml describes",
+                            sealed.len()
+                        ),
+                    });
+                } else {
+                    let d: Vec<String> = described.symmetric_difference(&sealed).cloned().collect();
+                    fail(
+                        &mut checks,
+                        "payload_complete",
+                        format!(
+                            "archive.xml and the manifests disagree on {}",
+                            list_some(&d)
+                        ),
+                    );
+                }
+            }
+            Err(e) => fail(&mut checks, "payload_complete", e),
+        }
+    } else if missing.is_empty() && extra.is_empty() && one_sided.is_empty() {
         pass(
             &mut checks,
             "payload_complete",
@@ -528,6 +574,14 @@ fn verify_bag(
 
     let info = text(&mut bag, "bag-info.txt");
     match info.lines().find_map(|l| l.strip_prefix("Payload-Oxum:")) {
+        Some(ox) if report.evidence => checks.push(Check {
+            check: "payload_oxum",
+            status: Status::NotPresent,
+            detail: format!(
+                "bag-info says {}; the payload is not in this download",
+                ox.trim()
+            ),
+        }),
         Some(ox) if ox.trim() == format!("{bytes}.{}", payload.len()) => {
             pass(&mut checks, "payload_oxum", ox.trim().to_string())
         }
@@ -579,6 +633,24 @@ fn verify_bag(
     report.valid = checks.iter().all(|c| c.status != Status::Fail);
     report.checks = checks;
     report
+}
+
+/// In an evidence download: the note that says the payload is withheld, and the log proof.
+pub const EVIDENCE_NOTE: &str = "evidence.txt";
+pub const EVIDENCE_PROOF: &str = "tlog-proof.txt";
+
+/// The payload paths (under `data/`) that archive.xml describes.
+fn archive_xml_files(bag: &mut Bag) -> Result<Vec<String>, String> {
+    let b = bag
+        .read_small("data/archive.xml")
+        .map_err(|e| format!("data/archive.xml: {e}"))?;
+    let text = std::str::from_utf8(&b).map_err(|e| format!("data/archive.xml: {e}"))?;
+    let doc = roxmltree::Document::parse(text).map_err(|e| format!("data/archive.xml: {e}"))?;
+    Ok(doc
+        .descendants()
+        .filter(|n| n.has_tag_name("file") && n.parent().is_some_and(|p| p.has_tag_name("files")))
+        .filter_map(|n| n.attribute("path").map(str::to_string))
+        .collect())
 }
 
 /// The archive's own XML documents (archive.xml and any other at the top of `data/`, and the
@@ -795,7 +867,12 @@ impl Report {
         let mut s = format!(
             "{}: {}\n  archive id: {}\n  payload: {} files, {} bytes\n",
             self.package,
-            if self.valid { "VALID" } else { "INVALID" },
+            match (self.valid, self.evidence) {
+                (true, true) =>
+                    "VALID (evidence: signature and manifests valid; payload not present)",
+                (true, false) => "VALID",
+                (false, _) => "INVALID",
+            },
             self.archive_id.as_deref().unwrap_or("?"),
             self.payload_files,
             self.payload_bytes
@@ -806,6 +883,7 @@ impl Report {
                 Status::Fail => "FAIL",
                 Status::Warn => "warn",
                 Status::NotConfigured => "n/c ",
+                Status::NotPresent => "n/p ",
             };
             s.push_str(&format!("  [{mark}] {:<18} {}\n", c.check, c.detail));
         }

@@ -116,6 +116,13 @@ pub enum ReadError {
     Store(#[from] StoreError),
     #[error("case {0} has no file {1}")]
     NoFile(String, String),
+    /// An auditor token without `--content`: the evidence of a package, not its content.
+    #[error(
+        "this token reads the evidence of a package (GET /api/v1/cases/{0}/evidence), not its content, which holds personal data; an auditor who must read content needs a token created with --content"
+    )]
+    NoContent(String),
+    #[error("cannot build the evidence download: {0}")]
+    Evidence(String),
 }
 
 fn mask_name(s: &str) -> String {
@@ -167,6 +174,9 @@ impl Cases {
         who: &Principal,
         case: &CaseRow,
     ) -> Result<(u64, ByteStream), ReadError> {
+        if !who.reads_content() {
+            return Err(ReadError::NoContent(case.archive_id.clone()));
+        }
         let got = self.store.get(&case.package_key).await?;
         self.evidence
             .audit(who, "read_package", &case.archive_id, "200")
@@ -182,6 +192,9 @@ impl Cases {
         case: &CaseRow,
         path: &str,
     ) -> Result<(FileRow, ByteStream), ReadError> {
+        if !who.reads_content() {
+            return Err(ReadError::NoContent(case.archive_id.clone()));
+        }
         let wanted = crate::pipeline::unpack::normalize_name(path);
         let f = self
             .db
@@ -199,6 +212,35 @@ impl Cases {
             .get_range(&case.package_key, start..start + f.size as u64)
             .await?;
         Ok((f, stream))
+    }
+
+    /// The evidence of `case`'s package: its tag files (bagit.txt, bag-info.txt, both payload
+    /// manifests, the tag manifest), signature.json and data/archive.xml, copied byte for byte,
+    /// with the log's inclusion proof and a note that the payload is withheld. `guidang verify`
+    /// proves from it that the package is sealed, complete as described and in the log, without
+    /// the submission's bytes (and their personal data). Entered in the audit trail.
+    pub async fn evidence(&self, who: &Principal, case: &CaseRow) -> Result<Vec<u8>, ReadError> {
+        let proof = self
+            .evidence
+            .log()
+            .proof_for_case(&case.archive_id)
+            .await
+            .map_err(|e| ReadError::Evidence(e.to_string()))?
+            .map(|p| p.format());
+        let reader = self.store.reader(
+            &case.package_key,
+            case.package_size as u64,
+            tokio::runtime::Handle::current(),
+        );
+        let id = case.archive_id.clone();
+        let zip = tokio::task::spawn_blocking(move || evidence_zip(reader, &id, proof))
+            .await
+            .map_err(|e| ReadError::Evidence(e.to_string()))?
+            .map_err(|e| ReadError::Evidence(e.to_string()))?;
+        self.evidence
+            .audit(who, "read_evidence", &case.archive_id, "200")
+            .await;
+        Ok(zip)
     }
 
     /// Whether `caller` may see the case at all (submitters: their organisation only).
@@ -347,4 +389,55 @@ impl Cases {
             }],
         }))
     }
+}
+
+/// What an evidence download copies from the package, below its top folder.
+const EVIDENCE_FILES: [&str; 7] = [
+    "bagit.txt",
+    "bag-info.txt",
+    "manifest-sha256.txt",
+    "manifest-sm3.txt",
+    "tagmanifest-sha256.txt",
+    "signature.json",
+    "data/archive.xml",
+];
+
+fn evidence_zip(
+    reader: crate::storage::StoreReader,
+    archive_id: &str,
+    proof: Option<String>,
+) -> zip::result::ZipResult<Vec<u8>> {
+    use std::io::Write;
+    let mut pkg = zip::ZipArchive::new(std::io::BufReader::with_capacity(1 << 16, reader))?;
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for rel in EVIDENCE_FILES {
+        let name = format!("{archive_id}/{rel}");
+        let entry = pkg.by_name(&name)?;
+        out.raw_copy_file(entry)?;
+    }
+    let opts = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated);
+    out.start_file(
+        format!("{archive_id}/{}", crate::verify::EVIDENCE_NOTE),
+        opts,
+    )?;
+    out.write_all(
+        format!(
+            "Evidence of archival package {archive_id}.\n\
+             The payload (data/submission/) is withheld: it holds personal data. The tag files,\n\
+             both payload manifests, signature.json and data/archive.xml are the package's own\n\
+             bytes, so `guidang verify` checks the seal, the manifests against archive.xml and\n\
+             the log inclusion proof ({}) without them.\n",
+            crate::verify::EVIDENCE_PROOF
+        )
+        .as_bytes(),
+    )?;
+    if let Some(p) = proof {
+        out.start_file(
+            format!("{archive_id}/{}", crate::verify::EVIDENCE_PROOF),
+            opts,
+        )?;
+        out.write_all(p.as_bytes())?;
+    }
+    Ok(out.finish()?.into_inner())
 }

@@ -110,6 +110,10 @@ pub enum TokenCmd {
         /// When it stops working: YYYY-MM-DD (its start, UTC) or an RFC 3339 time.
         #[arg(long)]
         expires: Option<String>,
+        /// An auditor token that may also read files and whole packages (personal data); without
+        /// it an auditor reads the evidence of packages only.
+        #[arg(long)]
+        content: bool,
     },
     /// List the tokens: id, role, organisation, name, created, expires, last used, revoked.
     List {
@@ -197,8 +201,9 @@ pub async fn run(cli: Cli) -> ExitCode {
                     org,
                     name,
                     expires,
+                    content,
                 },
-        } => token_create(cfg, &role, org, name, expires).await,
+        } => token_create(cfg, &role, org, name, expires, content).await,
         Command::Token {
             cmd: TokenCmd::List { json },
         } => with_app(cfg, |app| async move { token_list(&app, json).await }).await,
@@ -308,6 +313,7 @@ async fn token_create(
     org: Option<String>,
     name: Option<String>,
     expires: Option<String>,
+    content: bool,
 ) -> Result<ExitCode, ExitCode> {
     let by = Principal::operator_as(&cli_user(), Role::Admin);
     let expires = match expires
@@ -324,7 +330,7 @@ async fn token_create(
     with_app(cfg, |app| async move {
         match app
             .tokens()
-            .create(role, org.as_deref(), name.as_deref(), expires, &by)
+            .create(role, org.as_deref(), name.as_deref(), expires, content, &by)
             .await
         {
             Ok((token, row)) => {

@@ -164,6 +164,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (5, "audit_trail", include_str!("../../migrations/0005_audit_trail.sql")),
     (6, "retention_filing", include_str!("../../migrations/0006_retention_filing.sql")),
     (7, "token_lifecycle", include_str!("../../migrations/0007_token_lifecycle.sql")),
+    (8, "token_content", include_str!("../../migrations/0008_token_content.sql")),
 ];
 
 #[derive(Clone)]
@@ -367,7 +368,7 @@ impl Db {
     // ---- tokens ----
 
     pub async fn insert_token(&self, t: &TokenRow, hash: &str) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO tokens (token_id, token_hash, role, org, name, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6, $7)")
+        sqlx::query("INSERT INTO tokens (token_id, token_hash, role, org, name, created_at, expires_at, content) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
             .bind(&t.token_id)
             .bind(hash)
             .bind(&t.role)
@@ -375,6 +376,7 @@ impl Db {
             .bind(t.name.as_deref())
             .bind(&t.created_at)
             .bind(t.expires_at.as_deref())
+            .bind(t.content)
             .execute(&self.pool)
             .await?;
         Ok(())
@@ -526,10 +528,12 @@ pub struct TokenRow {
     pub expires_at: Option<String>,
     pub last_used_at: Option<String>,
     pub revoked_at: Option<String>,
+    /// An auditor token that may read package content (1), not only evidence (0).
+    pub content: i64,
 }
 
 const TOKEN_COLUMNS: &str =
-    "token_id, role, org, name, created_at, expires_at, last_used_at, revoked_at";
+    "token_id, role, org, name, created_at, expires_at, last_used_at, revoked_at, content";
 
 pub fn now_rfc3339() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)

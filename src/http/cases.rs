@@ -152,9 +152,29 @@ impl From<ReadError> for ApiError {
     fn from(e: ReadError) -> Self {
         match e {
             e @ ReadError::NoFile(..) => ApiError::NotFound(e.to_string()),
+            e @ ReadError::NoContent(..) => ApiError::Forbidden(e.to_string()),
             e => ApiError::internal(e),
         }
     }
+}
+
+/// The evidence of a package: everything `guidang verify` needs to prove it sealed, complete as
+/// described and in the log, without the payload (and its personal data).
+pub async fn evidence(
+    c: ContentOf<PackageReaders>,
+    app: web::Data<Arc<App>>,
+) -> Result<HttpResponse, ApiError> {
+    let zip = app.cases().evidence(&c.who, &c.case).await?;
+    Ok(HttpResponse::Ok()
+        .content_type("application/zip")
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!(
+                "attachment; filename=\"{}.evidence.zip\"",
+                c.case.archive_id
+            ),
+        ))
+        .body(zip))
 }
 
 pub async fn package(

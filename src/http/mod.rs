@@ -176,6 +176,10 @@ pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
                         .route("/cases/{archive_id}", web::get().to(cases::show))
                         .route("/cases/{archive_id}/package", web::get().to(cases::package))
                         .route(
+                            "/cases/{archive_id}/evidence",
+                            web::get().to(cases::evidence),
+                        )
+                        .route(
                             "/cases/{archive_id}/files/{path:.*}",
                             web::get().to(cases::file),
                         )

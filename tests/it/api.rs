@@ -78,14 +78,14 @@ async fn a_valid_case_is_archived_and_can_be_inspected_and_downloaded() {
     // One file's bytes, served straight from the stored package.
     let (s, bytes) = app
         .get_bytes(
-            &app.auditor,
+            &app.archivist,
             &format!("{location}/files/files/01-食品经营许可申请书.pdf"),
         )
         .await;
     assert_eq!(s, 200);
     assert_eq!(bytes, fixture("files/application.pdf"));
     let (s, _) = app
-        .get_bytes(&app.auditor, &format!("{location}/files/files/nope.pdf"))
+        .get_bytes(&app.archivist, &format!("{location}/files/files/nope.pdf"))
         .await;
     assert_eq!(s, 404);
 

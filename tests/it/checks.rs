@@ -51,7 +51,7 @@ async fn every_archived_case_carries_its_archiving_check_report() {
     assert_eq!(result_of(&r, "GD-4-2"), "not_applicable");
     // The same report is inside the package.
     let (_, pkg) = app
-        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package"))
+        .get_bytes(&app.archivist, &format!("/api/v1/cases/{id}/package"))
         .await;
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(pkg)).unwrap();
     let mut xml = String::new();

@@ -30,7 +30,7 @@ async fn archived_package(app: &TestApp) -> (std::path::PathBuf, String) {
     assert_eq!(s, 201);
     let id = b["archive_id"].as_str().unwrap().to_string();
     let (_, pkg) = app
-        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package"))
+        .get_bytes(&app.archivist, &format!("/api/v1/cases/{id}/package"))
         .await;
     let path = app.dir.path().join(format!("{id}.zip"));
     std::fs::write(&path, pkg).unwrap();
@@ -347,13 +347,15 @@ async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
     let client = reqwest::Client::new();
 
-    let mut child = guidang(dir.path(), &db)
-        .arg("serve")
-        .env("GUIDANG_LISTEN", "127.0.0.1:0")
-        .env("GUIDANG_FAILPOINT", "after_store")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        guidang(dir.path(), &db)
+            .arg("serve")
+            .env("GUIDANG_LISTEN", "127.0.0.1:0")
+            .env("GUIDANG_FAILPOINT", "after_store")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let port = wait_for_port(&mut child);
     let r = client
         .post(format!("http://127.0.0.1:{port}/api/v1/cases"))
@@ -373,14 +375,16 @@ async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
     );
 
     // Restart: the orphan is removed, the case does not exist, and the case system's retry succeeds.
-    let mut child = guidang(dir.path(), &db)
-        .arg("serve")
-        .env("GUIDANG_LISTEN", "127.0.0.1:0")
-        .env("GUIDANG_RECOVERY_GRACE_SECS", "0")
-        .env("GUIDANG_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        guidang(dir.path(), &db)
+            .arg("serve")
+            .env("GUIDANG_LISTEN", "127.0.0.1:0")
+            .env("GUIDANG_RECOVERY_GRACE_SECS", "0")
+            .env("GUIDANG_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let port = wait_for_port(&mut child);
     assert!(stored().is_empty(), "orphaned package removed at start");
     let base = format!("http://127.0.0.1:{port}");
@@ -431,14 +435,16 @@ async fn sigterm_lets_running_submissions_finish_and_stops_cleanly() {
         .output()
         .unwrap();
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let mut child = guidang(dir.path(), &db)
-        .arg("serve")
-        .env("GUIDANG_LISTEN", "127.0.0.1:0")
-        .env("GUIDANG_AUDIT_HEAD_EVERY_SECS", "1")
-        .env("GUIDANG_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        guidang(dir.path(), &db)
+            .arg("serve")
+            .env("GUIDANG_LISTEN", "127.0.0.1:0")
+            .env("GUIDANG_AUDIT_HEAD_EVERY_SECS", "1")
+            .env("GUIDANG_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let port = wait_for_port(&mut child);
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
@@ -509,12 +515,14 @@ async fn sigterm_lets_running_submissions_finish_and_stops_cleanly() {
     );
 
     // Restarted: every answered case is there with its package, and the log is consistent.
-    let mut child = guidang(dir.path(), &db)
-        .arg("serve")
-        .env("GUIDANG_LISTEN", "127.0.0.1:0")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        guidang(dir.path(), &db)
+            .arg("serve")
+            .env("GUIDANG_LISTEN", "127.0.0.1:0")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let port = wait_for_port(&mut child);
     let base = format!("http://127.0.0.1:{port}");
     let list: serde_json::Value = client
@@ -586,15 +594,17 @@ fn the_fixture_metadata_validates_against_the_schema() {
     let bad = std::fs::read_to_string(fixtures().join("valid/food-licence/metadata.xml"))
         .unwrap()
         .replace("<region_code>370102<", "<region_code>37A102<");
-    let mut child = Command::new("xmllint")
-        .args(["--noout", "--schema"])
-        .arg(&xsd)
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        Command::new("xmllint")
+            .args(["--noout", "--schema"])
+            .arg(&xsd)
+            .arg("-")
+            .stdin(Stdio::piped())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
     child
         .stdin
         .take()

@@ -389,3 +389,27 @@ pub fn staging_files(data_dir: &Path) -> Vec<PathBuf> {
     }
     out
 }
+
+/// A child process (a server under test) killed and reaped when the test that started it ends,
+/// even by a failed assertion: left running, it would hold the test runner's output open.
+pub struct Reaped(pub std::process::Child);
+
+impl std::ops::Deref for Reaped {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+impl std::ops::DerefMut for Reaped {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}

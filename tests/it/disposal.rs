@@ -228,11 +228,11 @@ async fn disposal_needs_a_due_case_an_approval_by_another_admin_and_no_hold() {
             .starts_with("GD01-ZY·2012-D10-")
     );
     let (s, gone) = app
-        .get_json(&app.auditor, &format!("/api/v1/cases/{b}/package"))
+        .get_json(&app.archivist, &format!("/api/v1/cases/{b}/package"))
         .await;
     assert_eq!((s, gone["error"].as_str()), (410, Some("gone")), "{gone}");
     let (s, _) = app
-        .get_bytes(&app.auditor, &format!("/api/v1/cases/{c}/package"))
+        .get_bytes(&app.archivist, &format!("/api/v1/cases/{c}/package"))
         .await;
     assert_eq!(s, 200, "the held case is intact");
 
@@ -351,7 +351,7 @@ async fn there_is_no_other_way_to_delete_a_case() {
         }
     }
     let (s, _) = app
-        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package"))
+        .get_bytes(&app.archivist, &format!("/api/v1/cases/{id}/package"))
         .await;
     assert_eq!(s, 200);
     // Permanent cases are never due; nothing here is due in 2026.

@@ -56,7 +56,7 @@ async fn retention_rules_are_versioned_and_set_each_case() {
     assert!(c["retention_basis"].as_str().unwrap().contains("永久"));
     // The retention is sealed in the signed package's archive.xml.
     let (_, pkg) = app
-        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id1}/package"))
+        .get_bytes(&app.archivist, &format!("/api/v1/cases/{id1}/package"))
         .await;
     let mut z = zip::ZipArchive::new(std::io::Cursor::new(pkg)).unwrap();
     let mut ax = String::new();

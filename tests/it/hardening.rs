@@ -672,14 +672,16 @@ async fn expect_continue_is_answered_by_a_free_slot() {
         .output()
         .unwrap();
     let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
-    let mut child = crate::cli::guidang(dir.path(), &db)
-        .arg("serve")
-        .env("GUIDANG_LISTEN", "127.0.0.1:0")
-        .env("GUIDANG_INGEST_CONCURRENCY", "1")
-        .env("GUIDANG_FAILPOINT", "hold_slot")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = Reaped(
+        crate::cli::guidang(dir.path(), &db)
+            .arg("serve")
+            .env("GUIDANG_LISTEN", "127.0.0.1:0")
+            .env("GUIDANG_INGEST_CONCURRENCY", "1")
+            .env("GUIDANG_FAILPOINT", "hold_slot")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let port = crate::cli::wait_for_port(&mut child);
     let body = case_zip("EXPECT-1", "2025-04-04T10:00:00+08:00", "D30");
     let expect_answer = || async {
@@ -844,7 +846,7 @@ async fn a_killed_process_leaves_no_staging_behind() {
             .env("GUIDANG_LISTEN", "127.0.0.1:0")
             .env("GUIDANG_STAGING_SWEEP_EVERY_SECS", "1")
             .stderr(Stdio::piped());
-        c.spawn().unwrap()
+        Reaped(c.spawn().unwrap())
     };
     let mut first = serve();
     let port = crate::cli::wait_for_port(&mut first);
@@ -961,5 +963,195 @@ async fn verify_refuses_bytes_outside_the_entries_and_overlapping_entries() {
         let (code, text) = verify(&out);
         assert_eq!(code, Some(1), "{kind}: {text}");
         assert!(text.contains(why), "{kind}: {text}");
+    }
+}
+
+/// Item 1: an auditor proves a package complete and unaltered from its evidence download without
+/// reading personal data; content needs a token made for it (`--content`), recorded in the
+/// trail; admins read register-level data, never cases or content.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn auditors_prove_packages_from_evidence_without_personal_data() {
+    use std::io::Read;
+    let app = TestApp::spawn().await;
+    let (s, b) = app
+        .submit(&app.submitter, fixture("valid/food-licence.zip"))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let id = b["archive_id"].as_str().unwrap().to_string();
+    let private: [&[u8]; 2] = ["王小明".as_bytes(), b"370102199001011234"];
+
+    // Content is refused to an ordinary auditor token, pointing at the evidence.
+    for path in [
+        format!("/api/v1/cases/{id}/package"),
+        format!("/api/v1/cases/{id}/files/metadata.xml"),
+        format!("/api/v1/cases/{id}/files/files/01-食品经营许可申请书.pdf"),
+    ] {
+        let (s, body) = app.get_bytes(&app.auditor, &path).await;
+        assert_eq!(s, 403, "{path}");
+        let text = String::from_utf8_lossy(&body);
+        assert!(
+            text.contains("/evidence") && text.contains("--content"),
+            "{text}"
+        );
+    }
+    // The case view masks what an auditor does not need.
+    let (_, v) = app
+        .get_json(&app.auditor, &format!("/api/v1/cases/{id}"))
+        .await;
+    let text = v.to_string();
+    assert!(
+        !text.contains("王小明") && !text.contains("370102199001011234"),
+        "{text}"
+    );
+
+    // The evidence: the package's own tag files and archive.xml, the log proof, no payload.
+    let (s, ev) = app
+        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/evidence"))
+        .await;
+    assert_eq!(s, 200);
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(ev.clone())).unwrap();
+    let mut names = vec![];
+    for i in 0..z.len() {
+        let mut e = z.by_index(i).unwrap();
+        names.push(e.name().unwrap().to_string());
+        let mut bytes = vec![];
+        e.read_to_end(&mut bytes).unwrap();
+        for p in private {
+            assert!(
+                !bytes.windows(p.len()).any(|w| w == p),
+                "personal data in {}",
+                e.name().unwrap()
+            );
+        }
+    }
+    assert!(
+        names.iter().all(|n| !n.contains("/data/submission/")),
+        "{names:?}"
+    );
+    assert!(names.contains(&format!("{id}/tlog-proof.txt")), "{names:?}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(&keys, app.keys().await.to_string()).unwrap();
+    let evidence = dir.path().join("evidence.zip");
+    std::fs::write(&evidence, &ev).unwrap();
+    let verify = |p: &std::path::Path| {
+        let out = std::process::Command::new(bin())
+            .arg("verify")
+            .arg("--json")
+            .arg("--trusted-keys")
+            .arg(&keys)
+            .arg(p)
+            .output()
+            .unwrap();
+        let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        (out.status.code(), r["packages"][0].clone())
+    };
+    let (code, r) = verify(&evidence);
+    assert_eq!(code, Some(0), "{r}");
+    assert_eq!(r["evidence"], true, "{r}");
+    let status = |check: &str| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == check)
+            .map(|c| c["status"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(status("signature"), "pass", "{r}");
+    assert_eq!(status("tag_manifest"), "pass", "{r}");
+    assert_eq!(status("payload_complete"), "not_present", "{r}");
+    assert_eq!(status("log_inclusion"), "pass", "{r}");
+    assert_eq!(status("xml_documents"), "pass", "{r}");
+    let human = std::process::Command::new(bin())
+        .args(["verify", "--trusted-keys"])
+        .arg(&keys)
+        .arg(&evidence)
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&human.stdout)
+            .contains("signature and manifests valid; payload not present"),
+        "{}",
+        String::from_utf8_lossy(&human.stdout)
+    );
+    // An altered manifest in the evidence is caught.
+    let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..z.len() {
+        let mut e = z.by_index(i).unwrap();
+        let name = e.name().unwrap().to_string();
+        let mut bytes = vec![];
+        e.read_to_end(&mut bytes).unwrap();
+        if name.ends_with("manifest-sm3.txt") && !name.contains("tag") {
+            bytes[0] = if bytes[0] == b'0' { b'1' } else { b'0' };
+        }
+        w.start_file(name, zip::write::SimpleFileOptions::default())
+            .unwrap();
+        std::io::Write::write_all(&mut w, &bytes).unwrap();
+    }
+    let altered = dir.path().join("altered.zip");
+    std::fs::write(&altered, w.finish().unwrap().into_inner()).unwrap();
+    let (code, r) = verify(&altered);
+    assert_eq!(code, Some(1), "{r}");
+
+    // An auditor token made for content reads it, and the trail says who.
+    let (content_token, row) = guidang::auth::create_token_until(
+        app.archive.db(),
+        "auditor",
+        None,
+        Some("外部审计"),
+        None,
+        true,
+    )
+    .await
+    .unwrap();
+    let (s, _) = app
+        .get_bytes(&content_token, &format!("/api/v1/cases/{id}/package"))
+        .await;
+    assert_eq!(s, 200);
+    let (_, trail) = app
+        .get_json(
+            &app.auditor,
+            &format!("/api/v1/audit?action=read_package&target={id}"),
+        )
+        .await;
+    assert!(
+        trail["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|i| i["actor"] == row.token_id.as_str()),
+        "{trail}"
+    );
+    let (_, trail) = app
+        .get_json(
+            &app.auditor,
+            &format!("/api/v1/audit?action=read_evidence&target={id}"),
+        )
+        .await;
+    assert_eq!(trail["items"].as_array().unwrap().len(), 1, "{trail}");
+    // --content is for auditors only.
+    assert!(
+        guidang::auth::create_token_until(
+            app.archive.db(),
+            "submitter",
+            Some("11370102MB2854637K"),
+            None,
+            None,
+            true
+        )
+        .await
+        .is_err()
+    );
+
+    // Admins: no case view, no content, no evidence.
+    for path in [
+        format!("/api/v1/cases/{id}"),
+        format!("/api/v1/cases/{id}/package"),
+        format!("/api/v1/cases/{id}/evidence"),
+        "/api/v1/cases".to_string(),
+    ] {
+        assert_eq!(app.get_bytes(&app.admin, &path).await.0, 403, "{path}");
     }
 }

@@ -69,7 +69,7 @@ async fn rotating_the_signing_key_keeps_old_packages_verifiable() {
     std::fs::write(&trusted, keys.to_string()).unwrap();
     let id = a["archive_id"].as_str().unwrap();
     let (_, pkg) = app
-        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package"))
+        .get_bytes(&app.archivist, &format!("/api/v1/cases/{id}/package"))
         .await;
     let path = app.dir.path().join("old.zip");
     std::fs::write(&path, pkg).unwrap();

@@ -214,7 +214,7 @@ async fn the_log_proves_inclusion_and_growth_to_an_independent_verifier() {
 
     // `guidang verify` checks a package's inclusion against a pinned log key.
     let (_, pkg) = app
-        .get_bytes(&app.auditor, &format!("/api/v1/cases/{id0}/package"))
+        .get_bytes(&app.archivist, &format!("/api/v1/cases/{id0}/package"))
         .await;
     let pkg_path = dir.join(format!("{id0}.zip"));
     std::fs::write(&pkg_path, pkg).unwrap();

@@ -88,14 +88,16 @@ async fn packages_live_in_an_s3_compatible_store() {
         );
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     };
-    let (archivist, auditor) = (token("archivist"), token("auditor"));
-    let mut server = cmd()
-        .arg("serve")
-        .env("GUIDANG_LISTEN", "127.0.0.1:0")
-        .env("GUIDANG_LOG", "info")
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let archivist = token("archivist");
+    let mut server = Reaped(
+        cmd()
+            .arg("serve")
+            .env("GUIDANG_LISTEN", "127.0.0.1:0")
+            .env("GUIDANG_LOG", "info")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
     let base = format!(
         "http://127.0.0.1:{}",
         crate::cli::wait_for_port(&mut server)
@@ -140,9 +142,9 @@ async fn packages_live_in_an_s3_compatible_store() {
 
     // Whole package and one file by range.
     let get = |path: String| {
-        let (http, auditor) = (http.clone(), auditor.clone());
+        let (http, reader) = (http.clone(), archivist.clone());
         async move {
-            let r = http.get(path).bearer_auth(&auditor).send().await.unwrap();
+            let r = http.get(path).bearer_auth(&reader).send().await.unwrap();
             (r.status().as_u16(), r.bytes().await.unwrap().to_vec())
         }
     };

@@ -27,14 +27,14 @@ async fn actions_are_recorded_chained_and_tamper_evident() {
         422
     );
     assert_eq!(
-        app.get_bytes(&app.auditor, &format!("/api/v1/cases/{id}/package"))
+        app.get_bytes(&app.archivist, &format!("/api/v1/cases/{id}/package"))
             .await
             .0,
         200
     );
     assert_eq!(
         app.get_bytes(
-            &app.auditor,
+            &app.archivist,
             &format!("/api/v1/cases/{id}/files/metadata.xml")
         )
         .await

@@ -65,7 +65,7 @@ async fn a_data_directory_of_the_previous_release_starts_and_verifies() {
     for c in list["items"].as_array().unwrap() {
         let id = c["archive_id"].as_str().unwrap();
         let (s, pkg) = app
-            .get_bytes(&token("auditor"), &format!("/api/v1/cases/{id}/package"))
+            .get_bytes(&token("archivist"), &format!("/api/v1/cases/{id}/package"))
             .await;
         assert_eq!(s, 200);
         let path = app.dir.path().join(format!("{id}.zip"));
