@@ -10,6 +10,7 @@ mod cli;
 mod disposal;
 mod filing;
 mod fixity;
+mod fuzz;
 mod hardening;
 mod keys;
 mod log;
