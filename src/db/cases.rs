@@ -19,6 +19,9 @@ pub struct FileRow {
     pub mime: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// PRONOM identifier, where the content determines one (derived, not stored).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub puid: Option<&'static str>,
     #[serde(skip)]
     pub pkg_offset: i64,
 }
@@ -203,7 +206,16 @@ impl Db {
                 format_version: r.get("format_version"),
                 mime: r.get("mime"),
                 note: r.get("note"),
+                puid: None,
                 pkg_offset: r.get("pkg_offset"),
+            })
+            .map(|mut f: FileRow| {
+                f.puid = crate::pipeline::identify::pronom(
+                    &f.format,
+                    f.format_version.as_deref(),
+                    f.note.as_deref(),
+                );
+                f
             })
             .collect())
     }

@@ -4,7 +4,18 @@
 
 use serde::Serialize;
 
+use sqlx::Row;
+
 use super::{Db, DbError};
+
+/// See [`Db::batch_check_outcomes`].
+#[derive(Debug, Clone, Copy, Default, Serialize)]
+pub struct CheckOutcomes {
+    pub complete: i64,
+    pub not_configured: i64,
+    pub manual: i64,
+    pub not_checked: i64,
+}
 
 /// A filing batch: its counts, and the documents it left (register, form) once complete.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -68,6 +79,31 @@ pub struct Queued {
 }
 
 impl Db {
+    /// Of a batch's filed cases: how many have every archiving check item `pass` or
+    /// `not_applicable`, and how many carry an item `not_configured`, `manual` or `not_checked`
+    /// (the report is JSON written by serde_json, without spaces).
+    pub async fn batch_check_outcomes(&self, batch_id: &str) -> Result<CheckOutcomes, DbError> {
+        let row = sqlx::query(
+            "SELECT \
+             COALESCE(SUM(CASE WHEN checks_json NOT LIKE '%\"result\":\"not_configured\"%' \
+                 AND checks_json NOT LIKE '%\"result\":\"manual\"%' \
+                 AND checks_json NOT LIKE '%\"result\":\"not_checked\"%' THEN 1 ELSE 0 END), 0) AS complete, \
+             COALESCE(SUM(CASE WHEN checks_json LIKE '%\"result\":\"not_configured\"%' THEN 1 ELSE 0 END), 0) AS not_configured, \
+             COALESCE(SUM(CASE WHEN checks_json LIKE '%\"result\":\"manual\"%' THEN 1 ELSE 0 END), 0) AS manual, \
+             COALESCE(SUM(CASE WHEN checks_json LIKE '%\"result\":\"not_checked\"%' THEN 1 ELSE 0 END), 0) AS not_checked \
+             FROM cases WHERE filing_batch = $1",
+        )
+        .bind(batch_id)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(CheckOutcomes {
+            complete: row.try_get::<i64, _>("complete")?,
+            not_configured: row.try_get::<i64, _>("not_configured")?,
+            manual: row.try_get::<i64, _>("manual")?,
+            not_checked: row.try_get::<i64, _>("not_checked")?,
+        })
+    }
+
     pub async fn batches(&self, year: i64) -> Result<Vec<Batch>, DbError> {
         let rows: Vec<Batch> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT {BATCH_COLUMNS} FROM filing_batches WHERE year = $1 ORDER BY seq"

@@ -18,6 +18,8 @@ pub enum Outcome {
     Manual,
     NotConfigured,
     NotApplicable,
+    /// The item names something this build does not examine; the detail says what and why.
+    NotChecked,
 }
 
 impl Outcome {
@@ -28,6 +30,7 @@ impl Outcome {
             Outcome::Manual => "manual",
             Outcome::NotConfigured => "not_configured",
             Outcome::NotApplicable => "not_applicable",
+            Outcome::NotChecked => "not_checked",
         }
     }
 }
@@ -54,6 +57,12 @@ pub struct GdFacts<'a> {
     /// `None`: no scanner configured; `Some(engine)`: every file scanned clean by it.
     pub virus_scan: Option<String>,
     pub signed_by: &'a str,
+    /// Files carrying electronic signatures or seals of their own.
+    pub signed_files: usize,
+    /// Who submitted, as `name (role, channel)`.
+    pub agent: &'a str,
+    /// Software and platform, as recorded in archive.xml.
+    pub environment: &'a str,
 }
 
 fn item(
@@ -113,7 +122,7 @@ pub fn archiving(f: &GdFacts<'_>) -> Vec<CheckItem> {
             a,
             "metadata accurate: length, type, value range, check characters",
             Pass,
-            "every element checked against schemas/case.xsd rules, GB 32100 and ISO 7064 check characters, times with offsets (failures are rejected as field_invalid)",
+            "metadata.xml held to schemas/case.xsd (element order, occurrences, lengths, patterns, vocabularies: the same verdict as xmllint), GB 32100 and ISO 7064 check characters, times with offsets (field_invalid or metadata_invalid otherwise)",
         ),
         item(
             "GD-1-4",
@@ -127,15 +136,42 @@ pub fn archiving(f: &GdFacts<'_>) -> Vec<CheckItem> {
             a,
             "package structure as specified",
             Pass,
-            "only metadata.xml, files/ and licenses/; every file listed and every listed file present; no unsafe paths",
+            "only metadata.xml, files/ and licenses/; every file listed and every listed file present; one unambiguous ZIP (no duplicate, colliding or unsafe names, no bytes outside the entries)",
+        ),
+        if f.signed_files > 0 {
+            item(
+                "GD-1-6",
+                a,
+                "electronic signatures and seals in the records",
+                NotChecked,
+                format!(
+                    "{} file(s) carry electronic signatures or seals (OFD Signatures.xml, PDF signature dictionaries); their validity needs the signers' SM2 certificates and is not checked by this build",
+                    f.signed_files
+                ),
+            )
+        } else {
+            item(
+                "GD-1-6",
+                a,
+                "electronic signatures and seals in the records",
+                NotApplicable,
+                "no file carries an electronic signature or seal (looked for OFD Signatures.xml and PDF /ByteRange)",
+            )
+        },
+        item(
+            "GD-1-7",
+            a,
+            "no special characters in the metadata",
+            Pass,
+            "metadata.xml is well-formed XML 1.0 with namespaces and holds no character outside XML's Char production (metadata_invalid otherwise)",
         ),
         item(
             "GD-2-1",
             i,
-            "counts and bytes match",
+            "counts match",
             Pass,
             format!(
-                "{} files, {} bytes, as listed in metadata.xml",
+                "{} files received, each listed in metadata.xml, and every listed file present (file_unlisted, file_missing otherwise); {} bytes counted while receiving (metadata.xml declares no sizes to compare)",
                 f.files, f.bytes
             ),
         ),
@@ -144,7 +180,7 @@ pub fn archiving(f: &GdFacts<'_>) -> Vec<CheckItem> {
             i,
             "required metadata elements present",
             Pass,
-            "all required elements of DOMAIN.md §4 present (field_missing otherwise)",
+            "every element schemas/case.xsd requires is present (field_missing otherwise)",
         ),
         item(
             "GD-2-3",
@@ -169,15 +205,15 @@ pub fn archiving(f: &GdFacts<'_>) -> Vec<CheckItem> {
             u,
             "metadata readable",
             Pass,
-            "metadata.xml is well-formed UTF-8 in namespace urn:guidang:case:1",
+            "metadata.xml is well-formed UTF-8 XML 1.0 in namespace urn:guidang:case:1",
         ),
         item(
             "GD-3-2",
             u,
             "content formats allowed and readable",
-            Pass,
+            NotChecked,
             format!(
-                "formats {}; {} warning(s)",
+                "formats identified from content and allowed by the format policy: {} ({} warning(s)); whether each file opens and renders is not checked by this build (identification reads structure, not pages)",
                 f.formats.join(", "),
                 f.warnings
             ),
@@ -226,11 +262,25 @@ pub fn archiving(f: &GdFacts<'_>) -> Vec<CheckItem> {
             "GD-4-3",
             s,
             "process security",
-            Pass,
+            Manual,
             format!(
-                "received {} by an authenticated agent; the package is signed and entered in the transparency log",
-                f.channel
+                "whether the archiving ran in a secure, controlled environment is for a person to confirm; recorded: received {} from {}, an authenticated agent",
+                f.channel, f.agent
             ),
+        ),
+        item(
+            "GD-2-5",
+            i,
+            "no duplicate record",
+            Pass,
+            "the case key (social_code, task_code, project_id) is archived once: an identical resubmission returns the existing case, other content under the key is refused (case_exists)",
+        ),
+        item(
+            "GD-2-6",
+            i,
+            "archiving environment recorded",
+            Pass,
+            format!("archive.xml records {}", f.environment),
         ),
     ]
 }

@@ -136,6 +136,7 @@ pub async fn write_filing(filing: &Filing, b: &Batch) -> Result<Vec<Document>, F
     let reg_xml = xml.store(&filing.store, &prefix).await?;
     let reg_csv = csvw.store(&filing.store, &prefix).await?;
 
+    let outcomes = filing.db.batch_check_outcomes(&b.batch_id).await?;
     let tz = filing.settings.tz();
     let deadline = super::schedule::deadline(b.year, tz);
     let finished = filing.clock.now();
@@ -175,6 +176,24 @@ pub async fn write_filing(filing: &Filing, b: &Batch) -> Result<Vec<Document>, F
             ],
         )?
         .text("passed", &b.cases.to_string())?
+        // What "passed" rests on: cases whose every item was checked and passed (or did not
+        // apply), and cases with items a machine did not decide, by outcome.
+        .text("passed_every_item", &outcomes.complete.to_string())?
+        .text_with(
+            "open_items",
+            &[("result", "not_configured")],
+            &outcomes.not_configured.to_string(),
+        )?
+        .text_with(
+            "open_items",
+            &[("result", "manual")],
+            &outcomes.manual.to_string(),
+        )?
+        .text_with(
+            "open_items",
+            &[("result", "not_checked")],
+            &outcomes.not_checked.to_string(),
+        )?
         .text("refused", &b.refused.to_string())?
         .close("checks")?
         .text("digest_algorithms", "SHA-256 SM3")?;

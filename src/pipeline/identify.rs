@@ -86,6 +86,61 @@ pub struct Identification {
     /// Structural defects worth a warning.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub defect: Option<String>,
+    /// The file carries electronic signatures or seals (OFD `Signatures.xml`, a PDF signature's
+    /// `/ByteRange`): recorded, their validity not checked.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub signed: bool,
+}
+
+/// The PRONOM identifier (PUID) of an identified format, as siegfried and DROID report it, where
+/// the bytes determine one: `None` for formats PRONOM does not list (OFD) and where PRONOM tells
+/// versions apart that the content does not declare (PNG, JPEG, RTF, ODF without a version).
+pub fn pronom(format: &str, version: Option<&str>, note: Option<&str>) -> Option<&'static str> {
+    if format == "pdf"
+        && let Some(part) = note.and_then(|n| n.strip_prefix("PDF/A-"))
+    {
+        return match part.to_ascii_lowercase().as_str() {
+            "1a" => Some("fmt/95"),
+            "1b" => Some("fmt/354"),
+            "2a" => Some("fmt/476"),
+            "2b" => Some("fmt/477"),
+            "2u" => Some("fmt/478"),
+            "3a" => Some("fmt/479"),
+            "3b" => Some("fmt/480"),
+            "3u" => Some("fmt/481"),
+            _ => None,
+        };
+    }
+    Some(match (format, version) {
+        ("pdf", Some("1.0")) => "fmt/14",
+        ("pdf", Some("1.1")) => "fmt/15",
+        ("pdf", Some("1.2")) => "fmt/16",
+        ("pdf", Some("1.3")) => "fmt/17",
+        ("pdf", Some("1.4")) => "fmt/18",
+        ("pdf", Some("1.5")) => "fmt/19",
+        ("pdf", Some("1.6")) => "fmt/20",
+        ("pdf", Some("1.7")) => "fmt/276",
+        ("pdf", Some("2.0")) => "fmt/1129",
+        ("xml", _) => "fmt/101",
+        ("txt", _) => "x-fmt/111",
+        ("tiff", _) => "fmt/353",
+        ("jp2", _) => "x-fmt/392",
+        ("wav", _) => "fmt/141",
+        ("mp3", _) => "fmt/134",
+        ("mp4", _) => "fmt/199",
+        ("docx", _) => "fmt/412",
+        ("xlsx", _) => "fmt/214",
+        ("pptx", _) => "fmt/215",
+        ("doc", _) => "fmt/40",
+        ("xls", _) => "fmt/61",
+        ("ppt", _) => "fmt/126",
+        ("zip", _) => "x-fmt/263",
+        ("rar", _) => "x-fmt/264",
+        ("7z", _) => "fmt/484",
+        ("gzip", _) => "x-fmt/266",
+        ("tar", _) => "x-fmt/265",
+        _ => return None,
+    })
 }
 
 fn ident(format: &str, mime: &str) -> Identification {
@@ -116,8 +171,14 @@ struct PdfScan {
     counted_until: u64,
     encrypt_at: Option<u64>,
     pdfa_part: Option<String>,
+    /// `A`, `B` or `U` (PDF/A's conformance level), which PRONOM tells apart.
+    pdfa_conformance: Option<String>,
+    /// A signature dictionary's `/ByteRange` was seen.
+    signed: bool,
 }
 
+const BYTERANGE: &[u8] = b"/ByteRange";
+const PDFACONF: &[u8] = b"pdfaid:conformance";
 const ENCRYPT: &[u8] = b"/Encrypt";
 const PDFAID: &[u8] = b"pdfaid:part";
 
@@ -130,6 +191,8 @@ impl PdfScan {
             counted_until: 0,
             encrypt_at: None,
             pdfa_part: None,
+            pdfa_conformance: None,
+            signed: false,
         }
     }
 
@@ -153,6 +216,22 @@ impl PdfScan {
                     break;
                 }
             }
+        }
+        if !self.signed {
+            self.signed = memmem::find(w, BYTERANGE).is_some();
+        }
+        if self.pdfa_conformance.is_none()
+            && let Some(p) = memmem::find(w, PDFACONF)
+            && (last || p + CARRY <= w.len())
+        {
+            let v: String = w[p + PDFACONF.len()..]
+                .iter()
+                .skip_while(|c| matches!(c, b'=' | b'"' | b'\'' | b'>' | b' '))
+                .take_while(|c| matches!(c, b'A' | b'B' | b'U' | b'a' | b'b' | b'u'))
+                .take(1)
+                .map(|&c| (c as char).to_ascii_uppercase())
+                .collect();
+            self.pdfa_conformance = (!v.is_empty()).then_some(v);
         }
         if self.pdfa_part.is_none()
             && let Some(p) = memmem::find(w, PDFAID)
@@ -431,8 +510,12 @@ impl Sniffer {
                 ));
             }
             if let Some(part) = &p.pdfa_part {
-                id.note = Some(format!("PDF/A-{part}"));
+                id.note = Some(format!(
+                    "PDF/A-{part}{}",
+                    p.pdfa_conformance.as_deref().unwrap_or("")
+                ));
             }
+            id.signed = p.signed;
             if memmem::find(&self.tail, b"%%EOF").is_none() {
                 id.defect = Some("no %%EOF marker at the end: the PDF may be truncated".into());
             }
@@ -607,6 +690,9 @@ fn inspect_zip<R: Read + Seek>(view: R) -> Identification {
         {
             id.encrypted = Some("OFD.xml declares encryptions: decrypt before archiving".into());
         }
+        id.signed = names
+            .iter()
+            .any(|n| n.to_ascii_lowercase().ends_with("signatures.xml"));
         if let Some(ofd) = read_member(&mut zip, "OFD.xml")
             && let Some(p) = memmem::find(&ofd, b"Version=\"")
         {

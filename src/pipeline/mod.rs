@@ -148,6 +148,17 @@ pub fn content_digest(files: &[FileRow]) -> String {
     hex::encode(Sha256::digest(lines.concat().as_bytes()))
 }
 
+/// The software and platform that archive a case, recorded in its archive.xml (DA/T 70: the
+/// archiving environment is part of the record's context).
+pub fn environment() -> String {
+    format!(
+        "guidang {} on {} {}",
+        env!("CARGO_PKG_VERSION"),
+        std::env::consts::OS,
+        std::env::consts::ARCH
+    )
+}
+
 /// Unpack, describe, identify, digest, package and sign, in one pass over the submission.
 pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
     let limits = &inp.settings.limits;
@@ -276,6 +287,7 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         }
     };
     let mut rows: Vec<FileRow> = Vec::with_capacity(order.len());
+    let mut signed_files = 0usize;
     tracing::debug!(reused, entries = order.len(), "digest pass");
 
     // Everything already digested while receiving needs no SM3 worker at all.
@@ -378,8 +390,12 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
                 format_version: id.version.clone(),
                 mime: id.mime.clone(),
                 note: id.note.clone(),
+                puid: identify::pronom(&id.format, id.version.as_deref(), id.note.as_deref()),
                 pkg_offset: offset as i64,
             });
+            if id.signed {
+                signed_files += 1;
+            }
         }
         Ok(())
     };
@@ -445,6 +461,9 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
         channel: inp.agent.channel.as_str(),
         virus_scan: av.configured().then(|| av.engine()),
         signed_by: &inp.signer.info.key_id,
+        signed_files,
+        agent: &inp.agent.label(),
+        environment: &environment(),
     });
 
     let retention = inp.rules.assign(
@@ -542,6 +561,7 @@ fn archive_xml(
     d.text("project_name", &m.project_name)?
         .text("year", &year)?
         .text("channel", inp.agent.channel.as_str())?
+        .text("environment", &environment())?
         .text("content_digest", &format!("sha256:{content_digest}"))?;
     d.open("retention", &[])?
         .text("proposed", m.retention_period.as_deref().unwrap_or(""))?
@@ -563,6 +583,9 @@ fn archive_xml(
         }
         if let Some(v) = &f.note {
             format.push(("note", v));
+        }
+        if let Some(v) = f.puid {
+            format.push(("puid", v));
         }
         d.empty("format", &format)?
             .text_with("digest", &[("algorithm", "SHA-256")], &f.sha256)?

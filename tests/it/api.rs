@@ -55,7 +55,7 @@ async fn a_valid_case_is_archived_and_can_be_inspected_and_downloaded() {
         .iter()
         .find(|f| f["path"] == "files/04-审查意见.pdf")
         .unwrap();
-    assert_eq!(pdfa["note"], "PDF/A-2");
+    assert_eq!(pdfa["note"], "PDF/A-2B");
 
     // Inspect as archivist: metadata in full, events, package digest.
     let (s, case) = app.get_json(&app.archivist, &location).await;

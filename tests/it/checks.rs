@@ -151,3 +151,123 @@ async fn clamav_rejects_a_submission_carrying_eicar() {
         "nothing stored for the infected submission"
     );
 }
+
+/// Issue 9, item 12: every item performs its check or says it did not (`not_checked`, `manual`)
+/// and why; formats carry their PRONOM identifiers; embedded signatures are found and reported as
+/// not checked; the archiving environment is recorded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn check_items_claim_only_what_they_checked() {
+    use std::io::Write;
+    let app = TestApp::spawn().await;
+    let (s, b) = app
+        .submit(&app.archivist, fixture("valid/food-licence.zip"))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let id = b["archive_id"].as_str().unwrap();
+    let (_, r) = app
+        .get_json(&app.auditor, &format!("/api/v1/cases/{id}/checks"))
+        .await;
+    let detail_of = |code: &str| {
+        r["stages"][0]["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|i| i["code"] == code)
+            .map(|i| i["detail"].as_str().unwrap().to_string())
+            .unwrap_or_default()
+    };
+    assert_eq!(
+        result_of(&r, "GD-3-2"),
+        "not_checked",
+        "readability is not rendered"
+    );
+    assert!(detail_of("GD-3-2").contains("not checked"));
+    assert_eq!(result_of(&r, "GD-4-3"), "manual");
+    assert!(!detail_of("GD-2-1").contains("as listed in metadata.xml"));
+    assert!(detail_of("GD-2-1").contains("declares no sizes"));
+    assert_eq!(result_of(&r, "GD-1-6"), "not_applicable");
+    assert_eq!(result_of(&r, "GD-1-7"), "pass");
+    assert_eq!(result_of(&r, "GD-2-5"), "pass");
+    assert_eq!(result_of(&r, "GD-2-6"), "pass");
+    assert!(
+        detail_of("GD-2-6").contains("guidang "),
+        "{}",
+        detail_of("GD-2-6")
+    );
+    // PRONOM identifiers next to the project's format names.
+    let (_, case) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{id}"))
+        .await;
+    for f in case["files"].as_array().unwrap() {
+        match f["format"].as_str().unwrap() {
+            "pdf" => assert!(
+                f["puid"].as_str().is_some_and(|p| p.starts_with("fmt/")),
+                "{f}"
+            ),
+            "ofd" => assert!(f["puid"].is_null(), "PRONOM has no OFD: {f}"),
+            _ => {}
+        }
+    }
+    let (_, pkg) = app
+        .get_bytes(&app.archivist, &format!("/api/v1/cases/{id}/package"))
+        .await;
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(pkg)).unwrap();
+    let mut xml = String::new();
+    z.by_name(&format!("{id}/data/archive.xml"))
+        .unwrap()
+        .read_to_string(&mut xml)
+        .unwrap();
+    assert!(xml.contains("puid=\"fmt/"), "{xml}");
+    assert!(xml.contains("<environment>guidang "), "{xml}");
+
+    // A licence OFD with a seal: found, and its validity reported as not checked.
+    let entries = valid_entries();
+    let mut signed = vec![];
+    for (name, bytes) in &entries {
+        let bytes = if name.ends_with(".ofd") && name.starts_with("licenses/") {
+            let mut src = zip::ZipArchive::new(std::io::Cursor::new(bytes.clone())).unwrap();
+            let mut w = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+            for i in 0..src.len() {
+                w.raw_copy_file(src.by_index(i).unwrap()).unwrap();
+            }
+            w.start_file(
+                "Doc_0/Signs/Signatures.xml",
+                zip::write::SimpleFileOptions::default(),
+            )
+            .unwrap();
+            w.write_all(b"<?xml version=\"1.0\"?><ofd:Signatures xmlns:ofd=\"http://www.ofdspec.org/2016\"/>")
+                .unwrap();
+            w.finish().unwrap().into_inner()
+        } else {
+            bytes.clone()
+        };
+        signed.push((name.clone(), bytes));
+    }
+    let meta = String::from_utf8(
+        signed
+            .iter()
+            .find(|(n, _)| n == "metadata.xml")
+            .unwrap()
+            .1
+            .clone(),
+    )
+    .unwrap()
+    .replace("370102-SPJY-20250303-0001", "370102-SPJY-20250303-0002");
+    let refs: Vec<(&str, &[u8])> = signed
+        .iter()
+        .map(|(n, b)| {
+            if n == "metadata.xml" {
+                (n.as_str(), meta.as_bytes())
+            } else {
+                (n.as_str(), b.as_slice())
+            }
+        })
+        .collect();
+    let (s, b) = app.submit(&app.archivist, zip_of(&refs)).await;
+    assert_eq!(s, 201, "{b}");
+    let id = b["archive_id"].as_str().unwrap();
+    let (_, r) = app
+        .get_json(&app.auditor, &format!("/api/v1/cases/{id}/checks"))
+        .await;
+    assert_eq!(result_of(&r, "GD-1-6"), "not_checked", "{r}");
+}

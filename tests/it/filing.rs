@@ -356,6 +356,18 @@ async fn filing_over_http_codes_registers_reports_and_files_late_arrivals() {
                         "{text}"
                     );
                     assert!(text.contains("<on_time>true</on_time>"));
+                    // "passed" says what it rests on (issue 9, item 12): no scanner configured,
+                    // readability not checked, process security for a person.
+                    assert!(
+                        text.contains("<passed_every_item>0</passed_every_item>"),
+                        "{text}"
+                    );
+                    for (r, n) in [("not_configured", 2), ("manual", 2), ("not_checked", 2)] {
+                        assert!(
+                            text.contains(&format!("<open_items result=\"{r}\">{n}</open_items>")),
+                            "{r}: {text}"
+                        );
+                    }
                     assert!(
                         text.contains(d["sha256"].as_str().map(|_| "algorithm=\"SM3\"").unwrap())
                     );
