@@ -109,6 +109,12 @@ def main():
                     c.close(); c = http.client.HTTPConnection("127.0.0.1", 18393, timeout=60); code = "conn"
                 with lock:
                     statuses[code] = statuses.get(code, 0) + 1
+                if isinstance(code, int) and code >= 500:
+                    # Kept as a regression input: tests/it/fuzz.rs replays every file there.
+                    import hashlib
+                    keep = os.path.join(ROOT, "fixtures", "fuzz", "submission-http-%s.bin" % hashlib.sha256(body).hexdigest()[:16])
+                    with open(keep, "wb") as f:
+                        f.write(body)
 
         def phase(total, seed):
             per = total // a.clients

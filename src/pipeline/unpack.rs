@@ -256,6 +256,16 @@ pub(crate) fn layout<R: Read + Seek + ?Sized>(
         }
         let ln = u16::from_le_bytes([h[26], h[27]]) as u64;
         let lx = u16::from_le_bytes([h[28], h[29]]) as u64;
+        // A damaged input is the submitter's problem, never an I/O error (500): a header that
+        // runs past the end of the file is a layout problem like any other.
+        let end_of_header = rec.local_offset + 30 + ln + lx;
+        if end_of_header > e.file_len {
+            out.push((
+                Some(n),
+                "its local header runs past the end of the file".into(),
+            ));
+            continue;
+        }
         let mut local = vec![0u8; ln as usize];
         f.read_exact(&mut local)?;
         if local != rec.raw {
@@ -270,7 +280,7 @@ pub(crate) fn layout<R: Read + Seek + ?Sized>(
         let (mut a, mut b, mut c) = (0xFFFF_FFFF, 0xFFFF_FFFF, 0);
         // Either record's ZIP64 field means the descriptor carries 8-byte sizes.
         let zip64 = rec.zip64 || zip64_extra(&local_extra, &mut a, &mut b, &mut c);
-        let mut end = rec.local_offset + 30 + ln + lx + rec.compressed_size;
+        let mut end = end_of_header.saturating_add(rec.compressed_size);
         if rec.flags & 0x0008 != 0 {
             // A data descriptor: an optional signature, the CRC-32 and both sizes.
             let mut sig = [0u8; 4];
@@ -278,7 +288,7 @@ pub(crate) fn layout<R: Read + Seek + ?Sized>(
             if f.read_exact(&mut sig).is_ok() && sig == [0x50, 0x4b, 0x07, 0x08] {
                 end += 4;
             }
-            end += if zip64 { 20 } else { 12 };
+            end = end.saturating_add(if zip64 { 20 } else { 12 });
         }
         spans.push((rec.local_offset, end, n));
     }

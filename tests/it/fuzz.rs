@@ -193,7 +193,7 @@ impl Harness {
                 let path = self.settings.tmp_dir().join("fuzz-input.zip");
                 std::fs::write(&path, input).map_err(|e| e.to_string())?;
                 let source = guidang::pipeline::unpack::Source::Zip(path);
-                let _ = guidang::pipeline::prepare(guidang::pipeline::PrepareInput {
+                let r = guidang::pipeline::prepare(guidang::pipeline::PrepareInput {
                     source: &source,
                     settings: &self.settings,
                     policy: &self.policy,
@@ -204,7 +204,13 @@ impl Harness {
                     rules: &self.rules,
                     early: None,
                 });
-                Ok(())
+                // A damaged submission is a client error; an I/O error would answer 500.
+                match r {
+                    Err(guidang::pipeline::PrepareError::Io(e)) => {
+                        Err(format!("a damaged submission ended in an I/O error: {e}"))
+                    }
+                    _ => Ok(()),
+                }
             }
             Target::Metadata => {
                 let mut problems = guidang::problem::Problems::default();
