@@ -166,8 +166,10 @@ impl Harness {
     /// A harness over a fresh scratch directory; `sealed` is the valid package's entries.
     fn new(sealed: BTreeMap<String, Vec<u8>>) -> Harness {
         let dir = tempfile::tempdir().unwrap();
-        let mut settings = guidang::config::Settings::default();
-        settings.data_dir = dir.path().to_path_buf();
+        let settings = guidang::config::Settings {
+            data_dir: dir.path().to_path_buf(),
+            ..Default::default()
+        };
         std::fs::create_dir_all(settings.tmp_dir()).unwrap();
         Harness {
             signer: guidang::signing::Signer::load_or_create(&dir.path().join("signing.ed25519"))
