@@ -210,11 +210,8 @@ impl Db {
                 pkg_offset: r.get("pkg_offset"),
             })
             .map(|mut f: FileRow| {
-                f.puid = crate::pipeline::identify::pronom(
-                    &f.format,
-                    f.format_version.as_deref(),
-                    f.note.as_deref(),
-                );
+                f.puid =
+                    crate::codes::pronom(&f.format, f.format_version.as_deref(), f.note.as_deref());
                 f
             })
             .collect())

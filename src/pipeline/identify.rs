@@ -92,56 +92,7 @@ pub struct Identification {
     pub signed: bool,
 }
 
-/// The PRONOM identifier (PUID) of an identified format, as siegfried and DROID report it, where
-/// the bytes determine one: `None` for formats PRONOM does not list (OFD) and where PRONOM tells
-/// versions apart that the content does not declare (PNG, JPEG, RTF, ODF without a version).
-pub fn pronom(format: &str, version: Option<&str>, note: Option<&str>) -> Option<&'static str> {
-    if format == "pdf"
-        && let Some(part) = note.and_then(|n| n.strip_prefix("PDF/A-"))
-    {
-        return match part.to_ascii_lowercase().as_str() {
-            "1a" => Some("fmt/95"),
-            "1b" => Some("fmt/354"),
-            "2a" => Some("fmt/476"),
-            "2b" => Some("fmt/477"),
-            "2u" => Some("fmt/478"),
-            "3a" => Some("fmt/479"),
-            "3b" => Some("fmt/480"),
-            "3u" => Some("fmt/481"),
-            _ => None,
-        };
-    }
-    Some(match (format, version) {
-        ("pdf", Some("1.0")) => "fmt/14",
-        ("pdf", Some("1.1")) => "fmt/15",
-        ("pdf", Some("1.2")) => "fmt/16",
-        ("pdf", Some("1.3")) => "fmt/17",
-        ("pdf", Some("1.4")) => "fmt/18",
-        ("pdf", Some("1.5")) => "fmt/19",
-        ("pdf", Some("1.6")) => "fmt/20",
-        ("pdf", Some("1.7")) => "fmt/276",
-        ("pdf", Some("2.0")) => "fmt/1129",
-        ("xml", _) => "fmt/101",
-        ("txt", _) => "x-fmt/111",
-        ("tiff", _) => "fmt/353",
-        ("jp2", _) => "x-fmt/392",
-        ("wav", _) => "fmt/141",
-        ("mp3", _) => "fmt/134",
-        ("mp4", _) => "fmt/199",
-        ("docx", _) => "fmt/412",
-        ("xlsx", _) => "fmt/214",
-        ("pptx", _) => "fmt/215",
-        ("doc", _) => "fmt/40",
-        ("xls", _) => "fmt/61",
-        ("ppt", _) => "fmt/126",
-        ("zip", _) => "x-fmt/263",
-        ("rar", _) => "x-fmt/264",
-        ("7z", _) => "fmt/484",
-        ("gzip", _) => "x-fmt/266",
-        ("tar", _) => "x-fmt/265",
-        _ => return None,
-    })
-}
+pub use crate::codes::pronom;
 
 fn ident(format: &str, mime: &str) -> Identification {
     Identification {
