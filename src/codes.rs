@@ -139,52 +139,6 @@ pub fn mask_id(s: &str) -> String {
     out
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn uscc_check_character() {
-        // A code built with the published algorithm validates; one changed character does not.
-        let code = uscc_with_check("91370100MA3C5XY7").map(|_| ());
-        assert!(code.is_none(), "16 characters are refused");
-        let code = uscc_with_check("91370102MA3C5XY7K").unwrap();
-        assert_eq!(uscc_problem(&code), None);
-        let mut bad = code.clone();
-        bad.replace_range(5..6, "9");
-        assert!(uscc_problem(&bad).is_some());
-        assert!(
-            uscc_problem("91370102MA3C5XY7KO").is_some(),
-            "O is not in the alphabet"
-        );
-    }
-
-    #[test]
-    fn license_identifier_example_from_the_standard() {
-        let ex = "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.U";
-        assert_eq!(license_id_problem(ex, true), None);
-        let wrong = ex.replace(".U", ".V");
-        assert!(
-            license_id_problem(&wrong, true)
-                .unwrap()
-                .contains("expected U")
-        );
-        assert_eq!(license_id_problem(&wrong, false), None);
-    }
-
-    #[test]
-    fn region_codes() {
-        assert_eq!(region_problem("370102"), None);
-        assert!(region_problem("990102").is_some());
-        assert!(region_problem("37010").is_some());
-    }
-
-    #[test]
-    fn masking() {
-        assert_eq!(mask_id("370102199001011234"), "3701************34");
-    }
-}
-
 /// The PRONOM identifier (PUID) of an identified format, as siegfried and DROID report it, where
 /// the bytes determine one: `None` for formats PRONOM does not list (OFD) and where PRONOM tells
 /// versions apart that the content does not declare (PNG, JPEG, RTF, ODF without a version).
@@ -234,4 +188,50 @@ pub fn pronom(format: &str, version: Option<&str>, note: Option<&str>) -> Option
         ("tar", _) => "x-fmt/265",
         _ => return None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn uscc_check_character() {
+        // A code built with the published algorithm validates; one changed character does not.
+        let code = uscc_with_check("91370100MA3C5XY7").map(|_| ());
+        assert!(code.is_none(), "16 characters are refused");
+        let code = uscc_with_check("91370102MA3C5XY7K").unwrap();
+        assert_eq!(uscc_problem(&code), None);
+        let mut bad = code.clone();
+        bad.replace_range(5..6, "9");
+        assert!(uscc_problem(&bad).is_some());
+        assert!(
+            uscc_problem("91370102MA3C5XY7KO").is_some(),
+            "O is not in the alphabet"
+        );
+    }
+
+    #[test]
+    fn license_identifier_example_from_the_standard() {
+        let ex = "1.2.156.3005.2.11100000000013338W011.11430000006122244L.20230000403.001.U";
+        assert_eq!(license_id_problem(ex, true), None);
+        let wrong = ex.replace(".U", ".V");
+        assert!(
+            license_id_problem(&wrong, true)
+                .unwrap()
+                .contains("expected U")
+        );
+        assert_eq!(license_id_problem(&wrong, false), None);
+    }
+
+    #[test]
+    fn region_codes() {
+        assert_eq!(region_problem("370102"), None);
+        assert!(region_problem("990102").is_some());
+        assert!(region_problem("37010").is_some());
+    }
+
+    #[test]
+    fn masking() {
+        assert_eq!(mask_id("370102199001011234"), "3701************34");
+    }
 }
