@@ -8,6 +8,7 @@
 //! lease in the database). Cases of year Y arriving after a batch are filed by a later,
 //! supplementary batch and flagged late.
 
+pub mod code_check;
 pub mod register;
 pub mod schedule;
 pub mod status;

@@ -137,6 +137,17 @@ pub async fn write_filing(filing: &Filing, b: &Batch) -> Result<Vec<Document>, F
     let reg_csv = csvw.store(&filing.store, &prefix).await?;
 
     let outcomes = filing.db.batch_check_outcomes(&b.batch_id).await?;
+    let codes = super::code_check::check_year(filing, b.year).await?;
+    if !codes.form_ok() || !codes.continuity_ok() {
+        tracing::warn!(
+            year = b.year,
+            malformed = codes.malformed,
+            gaps = codes.gaps,
+            duplicates = codes.duplicates,
+            "archival codes of the year fail their check"
+        );
+    }
+    let verdict = |ok: bool| if ok { "pass" } else { "fail" };
     let tz = filing.settings.tz();
     let deadline = super::schedule::deadline(b.year, tz);
     let finished = filing.clock.now();
@@ -195,6 +206,24 @@ pub async fn write_filing(filing: &Filing, b: &Batch) -> Result<Vec<Document>, F
             &outcomes.not_checked.to_string(),
         )?
         .text("refused", &b.refused.to_string())?
+        // Over every case of the year coded so far, this batch's included.
+        .text_with(
+            "archival_code_form",
+            &[
+                ("cases", &codes.cases.to_string()),
+                ("malformed", &codes.malformed.to_string()),
+            ],
+            verdict(codes.form_ok()),
+        )?
+        .text_with(
+            "item_continuity",
+            &[
+                ("classes", &codes.classes.to_string()),
+                ("gaps", &codes.gaps.to_string()),
+                ("duplicates", &codes.duplicates.to_string()),
+            ],
+            verdict(codes.continuity_ok()),
+        )?
         .close("checks")?
         .text("digest_algorithms", "SHA-256 SM3")?;
     for d in [&reg_xml, &reg_csv] {

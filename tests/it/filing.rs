@@ -362,6 +362,14 @@ async fn filing_over_http_codes_registers_reports_and_files_late_arrivals() {
                         text.contains("<passed_every_item>0</passed_every_item>"),
                         "{text}"
                     );
+                    assert!(
+                        text.contains("<archival_code_form cases=\"2\" malformed=\"0\">pass</archival_code_form>"),
+                        "{text}"
+                    );
+                    assert!(
+                        text.contains("<item_continuity classes=\"1\" gaps=\"0\" duplicates=\"0\">pass</item_continuity>"),
+                        "{text}"
+                    );
                     for (r, n) in [("not_configured", 2), ("manual", 2), ("not_checked", 2)] {
                         assert!(
                             text.contains(&format!("<open_items result=\"{r}\">{n}</open_items>")),
@@ -751,4 +759,72 @@ async fn a_case_whose_recorded_archiving_check_failed_is_not_filed() {
         .get_json(&app.archivist, &format!("/api/v1/cases/{good}"))
         .await;
     assert_eq!(c["status"], "filed");
+}
+
+/// Issue 9, item 12: the archival codes of the year are checked at every batch — each has the
+/// configured form, and item numbers run without a gap or a repeat — and the form says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn archival_codes_are_checked_for_form_and_continuity() {
+    use sqlx::{Connection, Executor};
+    let app = TestApp::spawn().await;
+    for i in 1..=3 {
+        app.archive_case(
+            &format!("CODE-{i}"),
+            &format!("2025-04-0{i}T10:00:00+08:00"),
+            "D30",
+        )
+        .await;
+    }
+    let (s, b) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2025}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let form = |b: serde_json::Value| {
+        let app = &app;
+        async move {
+            let batch = b["batch_id"].as_str().unwrap().to_string();
+            let (s, bytes) = app
+                .get_bytes(
+                    &app.auditor,
+                    &format!("/api/v1/filings/2025/batches/{batch}/form.xml"),
+                )
+                .await;
+            assert_eq!(s, 200);
+            String::from_utf8(bytes).unwrap()
+        }
+    };
+    let text = form(b).await;
+    assert!(
+        text.contains("malformed=\"0\">pass</archival_code_form>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gaps=\"0\" duplicates=\"0\">pass</item_continuity>"),
+        "{text}"
+    );
+
+    // Someone rewrites the second code behind the archive's back; the next batch's check sees
+    // the broken form and the gap it leaves.
+    sqlx::any::install_default_drivers();
+    let mut conn = sqlx::AnyConnection::connect(&app.archive.settings().database_url())
+        .await
+        .unwrap();
+    conn.execute("UPDATE cases SET archival_code = 'BROKEN' WHERE project_id = 'CODE-2'")
+        .await
+        .unwrap();
+    app.archive_case("CODE-4", "2025-04-04T10:00:00+08:00", "D30")
+        .await;
+    let (s, b) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2025}))
+        .await;
+    assert_eq!(s, 201, "{b}");
+    let text = form(b).await;
+    assert!(
+        text.contains("<archival_code_form cases=\"4\" malformed=\"1\">fail</archival_code_form>"),
+        "{text}"
+    );
+    assert!(
+        text.contains("gaps=\"1\" duplicates=\"0\">fail</item_continuity>"),
+        "{text}"
+    );
 }
