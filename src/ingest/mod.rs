@@ -346,9 +346,10 @@ impl Ingest {
             .map_err(|e| IngestError::Internal(Box::new(e)))
     }
 
-    /// Whether a processing slot is free now (`Expect: 100-continue` is answered by it).
+    /// Whether a submission sent now would be received and processed without waiting: a
+    /// receive permit and a processing slot are free (`Expect: 100-continue` is answered by it).
     pub fn has_free_slot(&self) -> bool {
-        self.slots.available_permits() > 0
+        self.slots.available_permits() > 0 && self.receiving.available_permits() > 0
     }
 
     /// Metrics and one log line around an ingest.
