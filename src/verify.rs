@@ -362,15 +362,7 @@ fn verify_bag(
         _ => None,
     };
     let proof = proof.or(inner_proof.as_deref());
-    let required = [
-        "bagit.txt",
-        "bag-info.txt",
-        "manifest-sha256.txt",
-        "manifest-sm3.txt",
-        "tagmanifest-sha256.txt",
-        "signature.json",
-    ];
-    let missing: Vec<String> = required
+    let missing: Vec<String> = REQUIRED_TAG_FILES
         .iter()
         .filter(|r| !files.contains(**r))
         .map(|s| s.to_string())
@@ -634,6 +626,16 @@ fn verify_bag(
     report.checks = checks;
     report
 }
+
+/// What every package carries at its top, besides `data/` (and what an evidence download copies).
+pub const REQUIRED_TAG_FILES: [&str; 6] = [
+    "bagit.txt",
+    "bag-info.txt",
+    "manifest-sha256.txt",
+    "manifest-sm3.txt",
+    "tagmanifest-sha256.txt",
+    "signature.json",
+];
 
 /// In an evidence download: the note that says the payload is withheld, and the log proof.
 pub const EVIDENCE_NOTE: &str = "evidence.txt";

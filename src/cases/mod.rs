@@ -391,17 +391,6 @@ impl Cases {
     }
 }
 
-/// What an evidence download copies from the package, below its top folder.
-const EVIDENCE_FILES: [&str; 7] = [
-    "bagit.txt",
-    "bag-info.txt",
-    "manifest-sha256.txt",
-    "manifest-sm3.txt",
-    "tagmanifest-sha256.txt",
-    "signature.json",
-    "data/archive.xml",
-];
-
 fn evidence_zip(
     reader: crate::storage::StoreReader,
     archive_id: &str,
@@ -410,7 +399,11 @@ fn evidence_zip(
     use std::io::Write;
     let mut pkg = zip::ZipArchive::new(std::io::BufReader::with_capacity(1 << 16, reader))?;
     let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
-    for rel in EVIDENCE_FILES {
+    // The package's tag files and archive.xml: everything verify checks but the payload.
+    let copied = crate::verify::REQUIRED_TAG_FILES
+        .into_iter()
+        .chain(["data/archive.xml"]);
+    for rel in copied {
         let name = format!("{archive_id}/{rel}");
         let entry = pkg.by_name(&name)?;
         out.raw_copy_file(entry)?;

@@ -247,18 +247,12 @@ pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
                     && !app.ingest().has_free_slot();
                 async move {
                     if busy {
-                        let res = HttpResponse::ServiceUnavailable()
-                            .insert_header((
-                                actix_web::http::header::RETRY_AFTER,
-                                error::RETRY_AFTER_SECS.to_string(),
-                            ))
-                            .force_close()
-                            .json(json!({
-                                "error": "busy",
-                                "message": "every processing slot is taken; send the body after Retry-After seconds",
-                                "problems": [],
-                            }));
-                        Err(actix_web::error::InternalError::from_response("busy", res).into())
+                        // The same 503 body and Retry-After as every other busy answer.
+                        Err(error::ApiError::Ingest(crate::ingest::IngestError::Busy(
+                            "every processing slot is taken; send the body after Retry-After seconds"
+                                .into(),
+                        ))
+                        .into())
                     } else {
                         Ok::<_, actix_web::Error>(req)
                     }

@@ -13,6 +13,22 @@ pub(crate) fn guidang(dir: &std::path::Path, db: &str) -> Command {
     c
 }
 
+/// A new archive in `dir` and an archivist token for it, made with the command line as an
+/// operator would before the first `serve`.
+pub(crate) fn init_with_archivist(dir: &std::path::Path, db: &str) -> String {
+    init(dir, db);
+    let out = guidang(dir, db)
+        .args(["token", "create", "--role", "archivist"])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 /// `guidang init`: only `serve` and `init` start an archive; other commands need one.
 pub(crate) fn init(dir: &std::path::Path, db: &str) {
     let out = guidang(dir, db).arg("init").output().unwrap();
@@ -339,12 +355,7 @@ pub(crate) fn wait_for_port(child: &mut std::process::Child) -> u16 {
 async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path()).await;
-    init(dir.path(), &db);
-    let out = guidang(dir.path(), &db)
-        .args(["token", "create", "--role", "archivist"])
-        .output()
-        .unwrap();
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let token = init_with_archivist(dir.path(), &db);
     let client = reqwest::Client::new();
 
     let mut child = Reaped(
@@ -429,12 +440,7 @@ async fn a_crash_between_store_and_record_leaves_nothing_half_archived() {
 async fn sigterm_lets_running_submissions_finish_and_stops_cleanly() {
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path()).await;
-    init(dir.path(), &db);
-    let out = guidang(dir.path(), &db)
-        .args(["token", "create", "--role", "archivist"])
-        .output()
-        .unwrap();
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let token = init_with_archivist(dir.path(), &db);
     let mut child = Reaped(
         guidang(dir.path(), &db)
             .arg("serve")

@@ -188,24 +188,32 @@ impl Harness {
         }
     }
 
+    /// The whole pipeline short of the database, on the submission ZIP at `path`.
+    fn prepare(
+        &self,
+        path: PathBuf,
+    ) -> Result<guidang::pipeline::Prepared, guidang::pipeline::PrepareError> {
+        let source = guidang::pipeline::unpack::Source::Zip(path);
+        guidang::pipeline::prepare(guidang::pipeline::PrepareInput {
+            source: &source,
+            settings: &self.settings,
+            policy: &self.policy,
+            signer: &self.signer,
+            archive_id: "01a00000-0000-7000-8000-00000000f022",
+            agent: &self.agent,
+            received_at: chrono::Utc::now().fixed_offset(),
+            rules: &self.rules,
+            early: None,
+        })
+    }
+
     /// Runs one input; `Err` says what is wrong with the outcome (a panic is caught outside).
     fn run(&self, target: Target, input: &[u8]) -> Result<(), String> {
         match target {
             Target::Submission => {
                 let path = self.settings.tmp_dir().join("fuzz-input.zip");
                 std::fs::write(&path, input).map_err(|e| e.to_string())?;
-                let source = guidang::pipeline::unpack::Source::Zip(path);
-                let r = guidang::pipeline::prepare(guidang::pipeline::PrepareInput {
-                    source: &source,
-                    settings: &self.settings,
-                    policy: &self.policy,
-                    signer: &self.signer,
-                    archive_id: "01a00000-0000-7000-8000-00000000f022",
-                    agent: &self.agent,
-                    received_at: chrono::Utc::now().fixed_offset(),
-                    rules: &self.rules,
-                    early: None,
-                });
+                let r = self.prepare(path);
                 // A damaged submission is a client error; an I/O error would answer 500.
                 match r {
                     Err(guidang::pipeline::PrepareError::Io(e)) => {
@@ -325,19 +333,9 @@ fn package_seed() -> Vec<u8> {
     let h = Harness::new(BTreeMap::new());
     let path = h.settings.tmp_dir().join("seed.zip");
     std::fs::write(&path, fixture("valid/food-licence.zip")).unwrap();
-    let source = guidang::pipeline::unpack::Source::Zip(path);
-    let prepared = guidang::pipeline::prepare(guidang::pipeline::PrepareInput {
-        source: &source,
-        settings: &h.settings,
-        policy: &h.policy,
-        signer: &h.signer,
-        archive_id: "01a00000-0000-7000-8000-00000000f022",
-        agent: &h.agent,
-        received_at: chrono::Utc::now().fixed_offset(),
-        rules: &h.rules,
-        early: None,
-    })
-    .unwrap_or_else(|_| panic!("the valid case packages"));
+    let prepared = h
+        .prepare(path)
+        .unwrap_or_else(|_| panic!("the valid case packages"));
     std::fs::read(&prepared.staged).unwrap()
 }
 

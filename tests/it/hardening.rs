@@ -666,12 +666,7 @@ async fn expect_continue_is_answered_by_a_free_slot() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path()).await;
-    crate::cli::init(dir.path(), &db);
-    let out = crate::cli::guidang(dir.path(), &db)
-        .args(["token", "create", "--role", "archivist"])
-        .output()
-        .unwrap();
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let token = crate::cli::init_with_archivist(dir.path(), &db);
     let mut child = Reaped(
         crate::cli::guidang(dir.path(), &db)
             .arg("serve")
@@ -834,12 +829,7 @@ async fn a_killed_process_leaves_no_staging_behind() {
     use tokio::io::AsyncWriteExt;
     let dir = tempfile::tempdir().unwrap();
     let db = database_url(dir.path()).await;
-    crate::cli::init(dir.path(), &db);
-    let out = crate::cli::guidang(dir.path(), &db)
-        .args(["token", "create", "--role", "archivist"])
-        .output()
-        .unwrap();
-    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let token = crate::cli::init_with_archivist(dir.path(), &db);
     let serve = || {
         let mut c = crate::cli::guidang(dir.path(), &db);
         c.arg("serve")
