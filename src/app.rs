@@ -9,6 +9,7 @@ use crate::cases::Cases;
 use crate::clock::{Clock, SystemClock};
 use crate::config::Settings;
 use crate::db::{Db, DbError};
+use crate::digitised::Digitised;
 use crate::disposal::Disposal;
 use crate::evidence::Evidence;
 use crate::evidence::log::Log;
@@ -23,6 +24,7 @@ use crate::staging::Staging;
 use crate::storage::{Store, StoreError};
 use crate::tasks::{Leased, Tasks};
 use crate::tokens::Tokens;
+use crate::versions::Versions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum OpenError {
@@ -70,6 +72,8 @@ pub struct App {
     filing: Arc<Filing>,
     disposal: Disposal,
     fixity: Arc<Fixity>,
+    versions: Versions,
+    digitised: Digitised,
 }
 
 impl App {
@@ -174,7 +178,17 @@ impl App {
             tz: settings.filing.tz(),
             staging: settings.tmp_dir(),
         });
+        let versions = Versions::new(
+            settings.clone(),
+            db.clone(),
+            store.clone(),
+            evidence.clone(),
+            keys.clone(),
+        );
+        let digitised = Digitised::new(versions.clone());
         let app = App {
+            versions,
+            digitised,
             tokens: Tokens::new(db.clone(), evidence.clone()),
             cases: Cases::new(db.clone(), store.clone(), evidence.clone()),
             settings,
@@ -342,5 +356,11 @@ impl App {
     }
     pub fn fixity(&self) -> &Fixity {
         &self.fixity
+    }
+    pub fn versions(&self) -> &Versions {
+        &self.versions
+    }
+    pub fn digitised(&self) -> &Digitised {
+        &self.digitised
     }
 }

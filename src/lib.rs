@@ -5,7 +5,8 @@
 //! - interfaces: `http`, `cli`
 //! - wiring: `app`
 //! - capabilities and the package format: `ingest`, `cases`, `keys`, `retention`, `filing`,
-//!   `disposal`, `fixity`, `pipeline` (the ingest's stages), `verify`
+//!   `disposal`, `fixity`, `digitised`, `versions`, `transfer`, `pipeline` (the ingest's stages),
+//!   `verify`
 //! - shared parts: `evidence` (log, trail, checks, the recorder), `storage`, `staging`, `auth`,
 //!   `tasks`, `documents`
 //! - the database: `db`
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod codes;
 pub mod config;
 pub mod db;
+pub mod digitised;
 pub mod disposal;
 pub mod documents;
 pub mod evidence;
@@ -40,4 +42,5 @@ pub mod tasks;
 pub mod telemetry;
 pub mod tokens;
 pub mod verify;
+pub mod versions;
 pub mod xml;

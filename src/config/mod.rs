@@ -110,6 +110,33 @@ pub struct Settings {
     pub log_format: LogFormat,
     pub retention: RetentionSettings,
     pub filing: FilingSettings,
+    pub digitisation: DigitisationSettings,
+}
+
+/// Quality control of digitised copies (DA/T 31-2017).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct DigitisationSettings {
+    /// Lowest resolution accepted, pixels per inch (DA/T 31: at least 200; 300 where text is
+    /// small or unclear).
+    pub min_dpi: u32,
+    /// Formats a scan batch may use: `tiff`, `jpeg`, `jp2`, `pdf`, `ofd`.
+    pub formats: Vec<String>,
+    /// How far (in per cent) a declared resolution, or a recorded one against the pixels over the
+    /// declared paper size, may differ before it is a `declaration_mismatch`.
+    pub tolerance_percent: u32,
+}
+
+impl Default for DigitisationSettings {
+    fn default() -> Self {
+        DigitisationSettings {
+            min_dpi: 200,
+            formats: ["tiff", "jpeg", "jp2", "pdf", "ofd"]
+                .map(String::from)
+                .to_vec(),
+            tolerance_percent: 5,
+        }
+    }
 }
 
 /// Retention rules live in the database (`PUT /api/v1/retention/rules`); these bound them.
@@ -240,6 +267,7 @@ impl Default for Settings {
             log_format: LogFormat::Text,
             retention: RetentionSettings::default(),
             filing: FilingSettings::default(),
+            digitisation: DigitisationSettings::default(),
         }
     }
 }
@@ -383,6 +411,10 @@ impl Settings {
         if let Some(v) = get(k) {
             self.db_lock_wait_ms = num(k, v)?;
         }
+        let k = "GUIDANG_DIGITISATION_MIN_DPI";
+        if let Some(v) = get(k) {
+            self.digitisation.min_dpi = num(k, v)?;
+        }
         Ok(())
     }
 
@@ -395,6 +427,18 @@ impl Settings {
         if self.limits.max_receiving == 0 || self.limits.receive_idle_secs == 0 {
             return Err(ConfigError::Invalid(
                 "limits.max_receiving and limits.receive_idle_secs must be at least 1".into(),
+            ));
+        }
+        for f in &self.digitisation.formats {
+            if !["tiff", "jpeg", "jp2", "pdf", "ofd"].contains(&f.as_str()) {
+                return Err(ConfigError::Invalid(format!(
+                    "digitisation.formats: {f:?} is not one of tiff, jpeg, jp2, pdf, ofd"
+                )));
+            }
+        }
+        if self.digitisation.min_dpi == 0 {
+            return Err(ConfigError::Invalid(
+                "digitisation.min_dpi must be at least 1".into(),
             ));
         }
         if self.fonds_code.trim().is_empty() {

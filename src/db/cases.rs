@@ -24,6 +24,8 @@ pub struct FileRow {
     pub puid: Option<&'static str>,
     #[serde(skip)]
     pub pkg_offset: i64,
+    /// The package version that holds the file (its offset is inside that version's package).
+    pub version: i64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -118,6 +120,12 @@ pub struct CaseRow {
     /// Files in the package and their bytes, recorded at ingest.
     pub file_count: Option<i64>,
     pub file_bytes: Option<i64>,
+    /// Pages of paper originals the metadata declares (`paper_pages`), if any.
+    pub paper_pages: Option<i64>,
+    /// Pages of digitised copies added to the case.
+    pub digitised_pages: i64,
+    /// The filing batch whose facts a version of the package signs.
+    pub sealed_filing: Option<String>,
 }
 
 pub const CASE_COLUMNS: &str = "archive_id, social_code, task_code, project_id, content_digest, version, status, year, \
@@ -125,7 +133,7 @@ pub const CASE_COLUMNS: &str = "archive_id, social_code, task_code, project_id, 
     retention_proposed, retention, archival_code, receive_time, transact_time, source, submitted_by, package_key, \
     package_size, tagmanifest_sha256, signature_json, key_id, metadata_json, warnings_json, archived_at, checks_json, \
     retention_rule_version, retention_basis, filing_batch, filed_at, filing_late, filing_problem, disposed_at, disposal_list, \
-    file_count, file_bytes";
+    file_count, file_bytes, paper_pages, digitised_pages, sealed_filing";
 
 /// A case row read with [`CASE_COLUMNS`].
 pub fn case_from(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
@@ -188,7 +196,7 @@ impl Db {
 
     pub async fn case_files(&self, archive_id: &str) -> Result<Vec<FileRow>, DbError> {
         let rows = sqlx::query(
-            "SELECT path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset FROM case_files \
+            "SELECT path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset, version FROM case_files \
              WHERE archive_id = $1 ORDER BY path",
         )
         .bind(archive_id)
@@ -208,6 +216,7 @@ impl Db {
                 note: r.get("note"),
                 puid: None,
                 pkg_offset: r.get("pkg_offset"),
+                version: r.get("version"),
             })
             .map(|mut f: FileRow| {
                 f.puid =
@@ -310,39 +319,45 @@ pub async fn insert_case_on(
     bind_all(sqlx::query(sqlx::AssertSqlSafe(sql.clone())), &binds)
         .execute(&mut *conn)
         .await?;
-    // Multi-row inserts of 100 rows: sqlx binds SQLite parameters in time that grows faster than
-    // their number.
-    for chunk in files.chunks(100) {
-        let mut binds = Vec::with_capacity(chunk.len() * 11);
-        for f in chunk {
-            binds.extend([
-                Bind::S(c.archive_id.clone()),
-                Bind::S(f.path.clone()),
-                Bind::S(f.role.clone()),
-                Bind::I(f.size),
-                Bind::S(f.sha256.clone()),
-                Bind::S(f.sm3.clone()),
-                Bind::S(f.format.clone()),
-                Bind::OptS(f.format_version.clone()),
-                Bind::S(f.mime.clone()),
-                Bind::OptS(f.note.clone()),
-                Bind::I(f.pkg_offset),
-            ]);
-        }
-        let sql = format!(
-            "INSERT INTO case_files (archive_id, path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset) VALUES {}",
-            value_rows(chunk.len(), 11)
-        );
-        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
-            .execute(&mut *conn)
-            .await?;
-    }
+    insert_files_on(&mut *conn, &c.archive_id, 1, files).await?;
+    super::versions::insert_on(
+        &mut *conn,
+        &super::versions::VersionRow {
+            archive_id: c.archive_id.clone(),
+            version: 1,
+            kind: "submission".into(),
+            package_key: c.package_key.clone(),
+            package_size: c.package_size,
+            tagmanifest_sha256: c.tagmanifest_sha256.clone(),
+            previous_sha256: None,
+            signature_json: c.signature_json.clone(),
+            key_id: c.key_id.clone(),
+            created_at: c.archived_at.clone(),
+            created_by: c.submitted_by.clone(),
+            detail_json: None,
+        },
+    )
+    .await?;
+    insert_events_on(&mut *conn, &c.archive_id, events).await?;
+    sqlx::query("DELETE FROM ingest_intents WHERE archive_id = $1")
+        .bind(&c.archive_id)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records events of a case.
+pub async fn insert_events_on(
+    conn: &mut sqlx::AnyConnection,
+    archive_id: &str,
+    events: &[EventRow],
+) -> Result<(), DbError> {
     if !events.is_empty() {
         let mut binds = Vec::with_capacity(events.len() * 6);
         for e in events {
             binds.extend([
                 Bind::S(uuid::Uuid::now_v7().to_string()),
-                Bind::S(c.archive_id.clone()),
+                Bind::S(archive_id.to_string()),
                 Bind::S(e.kind.clone()),
                 Bind::S(e.at.clone()),
                 Bind::S(e.agent.clone()),
@@ -357,10 +372,44 @@ pub async fn insert_case_on(
             .execute(&mut *conn)
             .await?;
     }
-    sqlx::query("DELETE FROM ingest_intents WHERE archive_id = $1")
-        .bind(&c.archive_id)
-        .execute(&mut *conn)
-        .await?;
+    Ok(())
+}
+
+/// Records the files a package version holds.
+pub async fn insert_files_on(
+    conn: &mut sqlx::AnyConnection,
+    archive_id: &str,
+    version: i64,
+    files: &[FileRow],
+) -> Result<(), DbError> {
+    // Multi-row inserts of 100 rows: sqlx binds SQLite parameters in time that grows faster than
+    // their number.
+    for chunk in files.chunks(100) {
+        let mut binds = Vec::with_capacity(chunk.len() * 12);
+        for f in chunk {
+            binds.extend([
+                Bind::S(archive_id.to_string()),
+                Bind::S(f.path.clone()),
+                Bind::S(f.role.clone()),
+                Bind::I(f.size),
+                Bind::S(f.sha256.clone()),
+                Bind::S(f.sm3.clone()),
+                Bind::S(f.format.clone()),
+                Bind::OptS(f.format_version.clone()),
+                Bind::S(f.mime.clone()),
+                Bind::OptS(f.note.clone()),
+                Bind::I(f.pkg_offset),
+                Bind::I(version),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO case_files (archive_id, path, role, size, sha256, sm3, format, format_version, mime, note, pkg_offset, version) VALUES {}",
+            value_rows(chunk.len(), 12)
+        );
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 
@@ -409,6 +458,9 @@ pub fn case_binds(c: &CaseRow) -> Vec<Bind> {
         Bind::OptS(c.disposal_list.clone()),
         Bind::OptI(c.file_count),
         Bind::OptI(c.file_bytes),
+        Bind::OptI(c.paper_pages),
+        Bind::I(c.digitised_pages),
+        Bind::OptS(c.sealed_filing.clone()),
     ]
 }
 

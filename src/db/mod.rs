@@ -16,6 +16,8 @@ pub mod locks;
 pub mod log;
 pub mod rules;
 pub mod trail;
+pub mod transfers;
+pub mod versions;
 
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
@@ -23,6 +25,9 @@ pub enum DbError {
     Sqlx(#[from] sqlx::Error),
     #[error("database: {0}")]
     Failed(String),
+    /// A row changed under a conditional update: the caller's view is stale.
+    #[error("{0}")]
+    Conflict(String),
     #[error("migration {0} failed: {1}")]
     Migration(String, #[source] sqlx::Error),
     /// The first connection failed: where to, why, and what to do, without driver internals.
@@ -165,6 +170,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (6, "retention_filing", include_str!("../../migrations/0006_retention_filing.sql")),
     (7, "token_lifecycle", include_str!("../../migrations/0007_token_lifecycle.sql")),
     (8, "token_content", include_str!("../../migrations/0008_token_content.sql")),
+    (9, "versions_transfer", include_str!("../../migrations/0009_versions_transfer.sql")),
 ];
 
 #[derive(Clone)]

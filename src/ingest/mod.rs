@@ -529,6 +529,9 @@ impl Ingest {
         let m = &p.metadata;
         let now = crate::db::now_rfc3339();
         let row = CaseRow {
+            paper_pages: m.paper_pages.map(i64::from),
+            digitised_pages: 0,
+            sealed_filing: None,
             archive_id: p.archive_id.clone(),
             social_code: m.social_code.clone(),
             task_code: m.task_code.clone(),

@@ -99,6 +99,10 @@ pub struct CaseMetadata {
     pub security_classification: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub retention_period: Option<String>,
+    /// The case has paper originals of this many pages (their digitised copies travel with the
+    /// case at transfer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paper_pages: Option<u32>,
     pub partners: Vec<Partner>,
     pub process: Vec<Step>,
     pub files: Vec<DeclaredFile>,
@@ -221,6 +225,7 @@ pub fn describe(
             .text_of("security_classification")
             .unwrap_or_else(|| "none".into()),
         retention_period: root.text_of("retention_period"),
+        paper_pages: root.text_of("paper_pages").and_then(|p| p.parse().ok()),
         ..Default::default()
     };
     r.length("project_id", &m.project_id.clone(), 1, 64);

@@ -82,11 +82,22 @@ pub struct PrepareInput<'a> {
 }
 
 /// A read-only view of a byte range of a file: a file as stored inside the package being built.
-struct Window {
+pub struct Window {
     file: File,
     start: u64,
     len: u64,
     pos: u64,
+}
+
+impl Window {
+    pub fn new(file: File, start: u64, len: u64) -> Window {
+        Window {
+            file,
+            start,
+            len,
+            pos: 0,
+        }
+    }
 }
 
 impl Read for Window {
@@ -129,7 +140,7 @@ fn rfc3339(t: &DateTime<FixedOffset>) -> String {
     t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-fn read_small(opened: &mut unpack::Opened, e: &unpack::Entry, max: u64) -> io::Result<Vec<u8>> {
+pub fn read_small(opened: &mut unpack::Opened, e: &unpack::Entry, max: u64) -> io::Result<Vec<u8>> {
     opened.read_entry(e, |r| {
         let mut v = Vec::with_capacity(e.size.min(max) as usize);
         r.take(max).read_to_end(&mut v)?;
@@ -392,6 +403,7 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
                 note: id.note.clone(),
                 puid: identify::pronom(&id.format, id.version.as_deref(), id.note.as_deref()),
                 pkg_offset: offset as i64,
+                version: 1,
             });
             if id.signed {
                 signed_files += 1;

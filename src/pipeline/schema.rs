@@ -88,6 +88,9 @@ fn social_code(s: &str) -> bool {
 fn region_code(s: &str) -> bool {
     s.len() == 6 && s.bytes().all(|c| c.is_ascii_digit())
 }
+fn page_count(s: &str) -> bool {
+    (1..=6).contains(&s.len()) && s.bytes().all(|c| c.is_ascii_digit()) && !s.starts_with('0')
+}
 fn sha256(s: &str) -> bool {
     s.len() == 64 && s.bytes().all(|c| c.is_ascii_hexdigit())
 }
@@ -192,6 +195,10 @@ const CASE: &[El] = &[
     opt("result_code", tok(1, 64)),
     opt("security_classification", Ty::Enum(CLASSIFICATIONS)),
     opt("retention_period", Ty::Enum(RETENTIONS)),
+    opt(
+        "paper_pages",
+        pat(6, page_count, "a page count 1 to 999999"),
+    ),
     El {
         name: "partners",
         min: 0,

@@ -23,6 +23,8 @@ const LAYERS: &[(&str, &[&str])] = &[
             "disposal",
             "fixity",
             "transfer",
+            "digitised",
+            "versions",
             "pipeline",
             "verify",
         ],

@@ -1,0 +1,1 @@
+//! Transfer batches before transfer: drafts, their cases, decisions and approval.

@@ -1,0 +1,429 @@
+//! Package versions. A case's package is never changed: what is added later (digitised copies of
+//! paper originals, the filing facts) makes version N+1, a complete BagIt bag of its own that
+//! holds the new payload and an `archive.xml` naming every earlier version's tag-manifest SHA-256
+//! in its signed part. Earlier payload is referenced, not copied: version N stays where it is,
+//! still verifiable alone, and the chain proves N+1 extends it (README, "Package versions").
+//!
+//! Making a version: [`Versions::base`] reads the case, the caller builds the bag in staging with
+//! [`begin`] and [`finish`], and [`Versions::commit`] stores it under a key of its own and records
+//! it (version row, files, case row, log entry `guidang-aip-v1`, audit trail) in one transaction.
+//! The case row is updated only if it still describes version N, so two versions made at once
+//! cannot both become N+1; the loser's object is removed.
+
+use std::io;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use chrono::{DateTime, FixedOffset};
+
+use crate::auth::Principal;
+use crate::config::Settings;
+use crate::db::cases::{CaseRow, CaseStatus, FileRow};
+use crate::db::versions::{CaseUpdate, VersionRow, record_on};
+use crate::db::{Db, DbError};
+use crate::evidence::{Evidence, note::aip_entry, trail_event};
+use crate::keys::Keys;
+use crate::pipeline::package::{BagInfo, Finished, PackageWriter};
+use crate::signing::Signer;
+use crate::storage::{Store, StoreError};
+use crate::xml::Doc;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VersionError {
+    #[error("no case {0}")]
+    NotFound(String),
+    #[error("case {0} has been disposed of; its package no longer exists")]
+    Disposed(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error(transparent)]
+    Db(DbError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("I/O while making a package version: {0}")]
+    Io(#[from] io::Error),
+}
+
+impl From<DbError> for VersionError {
+    fn from(e: DbError) -> Self {
+        match e {
+            DbError::Conflict(m) => VersionError::Conflict(m),
+            e => VersionError::Db(e),
+        }
+    }
+}
+
+/// The case a new version extends.
+#[derive(Debug, Clone)]
+pub struct Base {
+    pub case: CaseRow,
+    pub earlier: Vec<VersionRow>,
+    pub next: i64,
+    /// The filing facts, when the case is filed: sealed into every later version.
+    pub filing: Option<FilingFacts>,
+}
+
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct FilingFacts {
+    pub archival_code: String,
+    pub batch: String,
+    pub filed_at: String,
+    pub late: bool,
+}
+
+impl Base {
+    pub fn previous_sha256(&self) -> &str {
+        &self.case.tagmanifest_sha256
+    }
+}
+
+/// What kind of version, recorded with it and in its archive.xml.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Kind {
+    Digitised,
+    Filing,
+}
+
+impl Kind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Digitised => "digitised",
+            Kind::Filing => "filing",
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct Versions {
+    settings: Arc<Settings>,
+    db: Db,
+    store: Store,
+    evidence: Evidence,
+    keys: Arc<Keys>,
+}
+
+/// A version recorded.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Made {
+    pub archive_id: String,
+    pub version: i64,
+    pub kind: &'static str,
+    pub tagmanifest_sha256: String,
+    pub previous_sha256: String,
+    pub package_size: i64,
+    pub files: Vec<FileRow>,
+}
+
+impl Versions {
+    pub fn new(
+        settings: Arc<Settings>,
+        db: Db,
+        store: Store,
+        evidence: Evidence,
+        keys: Arc<Keys>,
+    ) -> Versions {
+        Versions {
+            settings,
+            db,
+            store,
+            evidence,
+            keys,
+        }
+    }
+
+    pub fn signer(&self) -> Arc<Signer> {
+        self.keys.signer()
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// The case a new version would extend: 404 if there is none, 410 if it was disposed of.
+    pub async fn base(&self, archive_id: &str) -> Result<Base, VersionError> {
+        let case = self
+            .db
+            .case(archive_id)
+            .await?
+            .ok_or_else(|| VersionError::NotFound(archive_id.to_string()))?;
+        if case.status == CaseStatus::Disposed {
+            return Err(VersionError::Disposed(archive_id.to_string()));
+        }
+        let earlier = self.db.versions(archive_id).await?;
+        let filing = match (&case.archival_code, &case.filing_batch, &case.filed_at) {
+            (Some(code), Some(batch), Some(at)) if case.status == CaseStatus::Filed => {
+                Some(FilingFacts {
+                    archival_code: code.clone(),
+                    batch: batch.clone(),
+                    filed_at: at.clone(),
+                    late: case.filing_late != 0,
+                })
+            }
+            _ => None,
+        };
+        Ok(Base {
+            next: case.version + 1,
+            case,
+            earlier,
+            filing,
+        })
+    }
+
+    /// Where the bag of a new version is built (removed unless committed).
+    pub fn staging_path(&self, base: &Base) -> io::Result<PathBuf> {
+        let dir = self.settings.tmp_dir();
+        std::fs::create_dir_all(&dir)?;
+        Ok(dir.join(format!(
+            "{}.v{}.{}.zip",
+            base.case.archive_id,
+            base.next,
+            uuid::Uuid::now_v7().simple()
+        )))
+    }
+
+    /// Stores the finished bag and records it. `files` are the payload files the version adds
+    /// (paths as the case lists them, offsets inside this version's package).
+    #[allow(clippy::too_many_arguments)]
+    pub async fn commit(
+        &self,
+        base: &Base,
+        kind: Kind,
+        finished: Finished,
+        staged: tempfile::TempPath,
+        files: Vec<FileRow>,
+        update: CaseUpdate<'_>,
+        detail: serde_json::Value,
+        agent: &Principal,
+    ) -> Result<Made, VersionError> {
+        let archive_id = base.case.archive_id.clone();
+        // A key of its own: a version that loses a race never overwrites the winner's object.
+        let claim = uuid::Uuid::now_v7().simple().to_string();
+        let key = format!("packages/{archive_id}/v{}-{}.zip", base.next, &claim[..12]);
+        let intent = format!("{archive_id}@v{}-{}", base.next, &claim[..12]);
+        self.evidence
+            .record(crate::evidence::recorder::Write::Intent {
+                archive_id: intent.clone(),
+                object_key: key.clone(),
+            })
+            .await?;
+        if let Err(e) = self.store.commit(&staged, &key).await {
+            let _ = self.db.delete_intent(&intent).await;
+            return Err(e.into());
+        }
+        let row = VersionRow {
+            archive_id: archive_id.clone(),
+            version: base.next,
+            kind: kind.as_str().into(),
+            package_key: key.clone(),
+            package_size: finished.size as i64,
+            tagmanifest_sha256: finished.tagmanifest_sha256.clone(),
+            previous_sha256: Some(base.previous_sha256().to_string()),
+            signature_json: serde_json::to_string(&finished.signature)
+                .map_err(|e| VersionError::Io(io::Error::other(e)))?,
+            key_id: finished.signature.key_id.clone(),
+            created_at: crate::db::now_rfc3339(),
+            created_by: agent.label(),
+            detail_json: Some(detail.to_string()),
+        };
+        let recorded: Result<(), DbError> = async {
+            let mut tx = self.db.begin_write().await?;
+            record_on(&mut tx, &row, &files, &update, &intent).await?;
+            crate::db::cases::insert_events_on(
+                &mut tx,
+                &archive_id,
+                &[crate::db::cases::EventRow {
+                    kind: format!("version_{}", kind.as_str()),
+                    at: row.created_at.clone(),
+                    agent: agent.label(),
+                    detail: Some(format!("version {} stored as {key}", base.next)),
+                }],
+            )
+            .await?;
+            self.evidence
+                .log_on(
+                    &mut tx,
+                    "aip",
+                    Some(&archive_id),
+                    &aip_entry(&archive_id, &row.tagmanifest_sha256),
+                )
+                .await?;
+            self.evidence
+                .trail_on(
+                    &mut tx,
+                    &trail_event(
+                        agent,
+                        match kind {
+                            Kind::Digitised => "add_digitised",
+                            Kind::Filing => "seal_filing",
+                        },
+                        &archive_id,
+                        &format!("version {}", base.next),
+                    ),
+                )
+                .await?;
+            tx.commit().await?;
+            Ok(())
+        }
+        .await;
+        match recorded {
+            Ok(()) => {
+                self.evidence.committed();
+                Ok(Made {
+                    archive_id,
+                    version: base.next,
+                    kind: kind.as_str(),
+                    tagmanifest_sha256: row.tagmanifest_sha256,
+                    previous_sha256: base.previous_sha256().to_string(),
+                    package_size: row.package_size,
+                    files,
+                })
+            }
+            Err(e) => {
+                let _ = self.store.delete(&key).await;
+                let _ = self.db.delete_intent(&intent).await;
+                Err(e.into())
+            }
+        }
+    }
+}
+
+/// Starts the bag of version `base.next` at `path`.
+pub fn begin(
+    path: &std::path::Path,
+    base: &Base,
+    now: &DateTime<FixedOffset>,
+) -> io::Result<PackageWriter> {
+    PackageWriter::create(path, &base.case.archive_id, now)
+}
+
+/// `archive.xml` of a later version: the case's identity, every earlier version's tag-manifest
+/// digest, the filing facts if filed, this version's payload files, and what `body` adds.
+pub fn archive_xml(
+    base: &Base,
+    kind: Kind,
+    fonds_code: &str,
+    files: &[FileRow],
+    agent: &Principal,
+    at: &str,
+    body: impl FnOnce(&mut Doc<Vec<u8>>) -> io::Result<()>,
+) -> io::Result<String> {
+    let c = &base.case;
+    let mut d = Doc::in_memory()?;
+    d.open(
+        "archive",
+        &[("xmlns", "urn:guidang:archive:1"), ("version", "1")],
+    )?;
+    let next = base.next.to_string();
+    d.text("archive_id", &c.archive_id)?
+        .text("package_version", &next)?
+        .text("version_kind", kind.as_str())?
+        .text("fonds_code", fonds_code)?;
+    d.open("case_key", &[])?
+        .text("social_code", &c.social_code)?
+        .text("task_code", &c.task_code)?
+        .text("project_id", &c.project_id)?
+        .close("case_key")?;
+    d.text("project_name", &c.project_name)?
+        .text("year", &c.year.to_string())?
+        .text("content_digest", &format!("sha256:{}", c.content_digest))?;
+    d.open("previous_versions", &[])?;
+    for v in &base.earlier {
+        let n = v.version.to_string();
+        d.empty(
+            "version",
+            &[
+                ("number", n.as_str()),
+                ("kind", v.kind.as_str()),
+                ("tagmanifest_sha256", v.tagmanifest_sha256.as_str()),
+                ("created_at", v.created_at.as_str()),
+            ],
+        )?;
+    }
+    d.close("previous_versions")?;
+    if let Some(f) = &base.filing {
+        d.empty(
+            "filing",
+            &[
+                ("archival_code", f.archival_code.as_str()),
+                ("batch", f.batch.as_str()),
+                ("filed_at", f.filed_at.as_str()),
+                ("late", if f.late { "true" } else { "false" }),
+            ],
+        )?;
+    }
+    d.open("retention", &[])?
+        .text("assigned", c.retention.as_deref().unwrap_or(""))?
+        .text("basis", c.retention_basis.as_deref().unwrap_or(""))?
+        .close("retention")?;
+    d.text("security_classification", &c.security_classification)?;
+    d.open("files", &[])?;
+    for f in files {
+        let size = f.size.to_string();
+        d.open(
+            "file",
+            &[
+                ("path", f.path.as_str()),
+                ("role", &f.role),
+                ("size", &size),
+            ],
+        )?;
+        let mut format = vec![("id", f.format.as_str()), ("mime", f.mime.as_str())];
+        if let Some(v) = &f.format_version {
+            format.push(("version", v));
+        }
+        if let Some(v) = f.puid {
+            format.push(("puid", v));
+        }
+        d.empty("format", &format)?
+            .text_with("digest", &[("algorithm", "SHA-256")], &f.sha256)?
+            .text_with("digest", &[("algorithm", "SM3")], &f.sm3)?
+            .close("file")?;
+    }
+    d.close("files")?;
+    body(&mut d)?;
+    let by = agent.label();
+    d.open("events", &[])?
+        .empty(
+            "event",
+            &[
+                ("type", kind.as_str()),
+                ("time", at),
+                ("agent", by.as_str()),
+            ],
+        )?
+        .close("events")?
+        .close("archive")?;
+    Ok(d.into_string())
+}
+
+/// Writes `archive.xml`, the manifests and the signature. bag-info names the version and the
+/// previous version's tag manifest, so the link is covered by the signature twice over.
+pub fn finish(
+    mut pkg: PackageWriter,
+    base: &Base,
+    fonds_code: &str,
+    archive_xml: &str,
+    signer: &Signer,
+    now: &DateTime<FixedOffset>,
+) -> io::Result<Finished> {
+    pkg.add_payload_bytes("archive.xml", archive_xml.as_bytes())?;
+    let c = &base.case;
+    let info = BagInfo {
+        source_organization: c.lead_department.clone(),
+        external_identifier: format!("{}/{}/{}", c.social_code, c.task_code, c.project_id),
+        bagging_date: now.format("%Y-%m-%d").to_string(),
+        extra: vec![
+            ("Guidang-Fonds-Code".into(), fonds_code.to_string()),
+            ("Guidang-Package-Version".into(), base.next.to_string()),
+            (
+                "Guidang-Previous-Version".into(),
+                format!("{} sha256:{}", base.next - 1, base.previous_sha256()),
+            ),
+        ],
+    };
+    pkg.finish(
+        info,
+        signer,
+        &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+    )
+}
