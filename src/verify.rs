@@ -44,8 +44,14 @@ pub struct Report {
     /// The package's SHA-256 manifest (path → digest), for comparison with the database.
     #[serde(skip)]
     pub manifest_sha256: BTreeMap<String, String>,
-    #[serde(skip)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub tagmanifest_sha256: Option<String>,
+    /// Which version of the case's package this is (1 for a package without
+    /// `Guidang-Package-Version`).
+    pub version: i64,
+    /// The version this one extends and the tag-manifest SHA-256 it signs for it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub previous: Option<(i64, String)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -342,6 +348,8 @@ fn verify_bag(
         checks: vec![],
         manifest_sha256: BTreeMap::new(),
         tagmanifest_sha256: None,
+        version: 1,
+        previous: None,
     };
     let mut bag = match bag {
         Ok(b) => b,
@@ -519,6 +527,8 @@ fn verify_bag(
         fail(&mut checks, "payload_complete", d.join("; "));
     }
     xml_documents(&mut checks, &mut bag, &payload);
+    let bag_info = text(&mut bag, "bag-info.txt");
+    version_of(&mut report, &mut checks, &mut bag, &bag_info);
     if !payload_digests {
         return finish_seal(report, checks, &mut bag, &tagmanifest_bytes, trusted);
     }
@@ -625,6 +635,149 @@ fn verify_bag(
     report.valid = checks.iter().all(|c| c.status != Status::Fail);
     report.checks = checks;
     report
+}
+
+/// Reads which version this package is (bag-info, signed through the tag manifest) and checks
+/// that its archive.xml says the same: its number and the previous version's tag manifest.
+fn version_of(report: &mut Report, checks: &mut Vec<Check>, bag: &mut Bag, info: &str) {
+    let field = |name: &str| {
+        info.lines()
+            .find_map(|l| l.strip_prefix(name))
+            .map(|v| v.trim().to_string())
+    };
+    let Some(v) = field("Guidang-Package-Version:") else {
+        return;
+    };
+    let Ok(version) = v.parse::<i64>() else {
+        return fail(
+            checks,
+            "version",
+            format!("bag-info: Guidang-Package-Version {v:?} is not a number"),
+        );
+    };
+    report.version = version;
+    if version <= 1 {
+        return;
+    }
+    let previous = field("Guidang-Previous-Version:").and_then(|p| {
+        let (n, d) = p.split_once(' ')?;
+        Some((
+            n.parse::<i64>().ok()?,
+            d.strip_prefix("sha256:")?.to_string(),
+        ))
+    });
+    let Some((pv, pd)) = previous else {
+        return fail(
+            checks,
+            "version",
+            format!(
+                "version {version} names no previous version in bag-info (Guidang-Previous-Version)"
+            ),
+        );
+    };
+    report.previous = Some((pv, pd.clone()));
+    let xml = bag
+        .read_small("data/archive.xml")
+        .ok()
+        .and_then(|b| String::from_utf8(b).ok());
+    let Some(xml) = xml else {
+        return fail(checks, "version", "data/archive.xml cannot be read");
+    };
+    let Ok(doc) = roxmltree::Document::parse(&xml) else {
+        return fail(checks, "version", "data/archive.xml is not well-formed");
+    };
+    let said = doc
+        .descendants()
+        .find(|n| n.has_tag_name("package_version"))
+        .and_then(|n| n.text())
+        .and_then(|t| t.trim().parse::<i64>().ok());
+    let last = doc
+        .descendants()
+        .filter(|n| {
+            n.has_tag_name("version")
+                && n.parent()
+                    .is_some_and(|p| p.has_tag_name("previous_versions"))
+        })
+        .last()
+        .map(|n| {
+            (
+                n.attribute("number").and_then(|x| x.parse::<i64>().ok()),
+                n.attribute("tagmanifest_sha256").map(str::to_string),
+            )
+        });
+    if said != Some(version) || pv != version - 1 || last != Some((Some(pv), Some(pd.clone()))) {
+        return fail(
+            checks,
+            "version",
+            format!(
+                "bag-info says version {version} extending version {pv} (sha256:{pd}); archive.xml says version {said:?} after {last:?}"
+            ),
+        );
+    }
+    pass(
+        checks,
+        "version",
+        format!(
+            "version {version} of the case's package; it signs version {pv}'s tag manifest sha256:{pd}"
+        ),
+    );
+}
+
+/// Checks the chain between versions of one case given together: each version N > 1 must name
+/// the tag manifest of the version N-1 beside it, and that one must be valid. A version whose
+/// predecessor was not given says so (`not_configured`), never `pass`.
+pub fn chain(reports: &mut [Report]) {
+    let known: Vec<(Option<String>, i64, Option<String>, bool, String)> = reports
+        .iter()
+        .map(|r| {
+            (
+                r.archive_id.clone(),
+                r.version,
+                r.tagmanifest_sha256.clone(),
+                r.valid,
+                r.package.clone(),
+            )
+        })
+        .collect();
+    for r in reports.iter_mut() {
+        let Some((pv, pd)) = r.previous.clone() else {
+            continue;
+        };
+        let prev = known
+            .iter()
+            .find(|(id, v, _, _, _)| *id == r.archive_id && *v == pv);
+        let check = match prev {
+            None => Check {
+                check: "version_chain",
+                status: Status::NotConfigured,
+                detail: format!(
+                    "extends version {pv} (tag manifest sha256:{pd}); give that version too (guidang verify OLD NEW) to check the chain"
+                ),
+            },
+            Some((_, _, Some(d), true, name)) if *d == pd => Check {
+                check: "version_chain",
+                status: Status::Pass,
+                detail: format!(
+                    "extends {name} (version {pv}), whose tag manifest is the one this version signs"
+                ),
+            },
+            Some((_, _, _, false, name)) => Check {
+                check: "version_chain",
+                status: Status::Fail,
+                detail: format!("the version it extends, {name}, is not valid"),
+            },
+            Some((_, _, d, _, name)) => Check {
+                check: "version_chain",
+                status: Status::Fail,
+                detail: format!(
+                    "this version signs sha256:{pd} for version {pv}, but {name} has tag manifest sha256:{}",
+                    d.as_deref().unwrap_or("?")
+                ),
+            },
+        };
+        r.checks.push(check);
+        r.valid = r.checks.iter().all(|c| c.status != Status::Fail);
+    }
 }
 
 /// What every package carries at its top, besides `data/` (and what an evidence download copies).
@@ -867,7 +1020,7 @@ fn check_signature(
 impl Report {
     pub fn human(&self) -> String {
         let mut s = format!(
-            "{}: {}\n  archive id: {}\n  payload: {} files, {} bytes\n",
+            "{}: {}\n  archive id: {} (package version {})\n  payload: {} files, {} bytes\n",
             self.package,
             match (self.valid, self.evidence) {
                 (true, true) =>
@@ -876,6 +1029,7 @@ impl Report {
                 (false, _) => "INVALID",
             },
             self.archive_id.as_deref().unwrap_or("?"),
+            self.version,
             self.payload_files,
             self.payload_bytes
         );

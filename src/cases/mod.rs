@@ -8,6 +8,7 @@ use crate::auth::{Principal, Role};
 use crate::db::cases::FileRow;
 use crate::db::cases::{CaseFilter, CaseRow, CaseStatus, EventRow};
 use crate::db::holds::Hold;
+use crate::db::versions::VersionRow;
 use crate::db::{Db, DbError};
 use crate::evidence::Evidence;
 use crate::ingest::PackageInfo;
@@ -46,6 +47,11 @@ pub struct CaseView {
     pub warnings: Value,
     pub events: Vec<EventRow>,
     pub checks: Value,
+    /// Every version of the package, oldest first; the newest is the one `package` describes.
+    pub versions: Vec<VersionRow>,
+    /// Pages of paper originals the metadata declares, and pages of digitised copies added.
+    pub paper_pages: Option<i64>,
+    pub digitised_pages: i64,
 }
 
 #[derive(Debug, Serialize)]
@@ -116,6 +122,8 @@ pub enum ReadError {
     Store(#[from] StoreError),
     #[error("case {0} has no file {1}")]
     NoFile(String, String),
+    #[error("case {0} has no package version {1}")]
+    NoVersion(String, i64),
     /// An auditor token without `--content`: the evidence of a package, not its content.
     #[error(
         "this token reads the evidence of a package (GET /api/v1/cases/{0}/evidence), not its content, which holds personal data; an auditor who must read content needs a token created with --content"
@@ -168,20 +176,42 @@ impl Cases {
         Ok(v)
     }
 
-    /// The stored package of `case` (whose content exists), entered in the audit trail.
+    /// Version `version` (default: the newest) of `case`'s package.
+    pub async fn version(
+        &self,
+        case: &CaseRow,
+        version: Option<i64>,
+    ) -> Result<VersionRow, ReadError> {
+        let want = version.unwrap_or(case.version);
+        self.db
+            .versions(&case.archive_id)
+            .await?
+            .into_iter()
+            .find(|v| v.version == want)
+            .ok_or_else(|| ReadError::NoVersion(case.archive_id.clone(), want))
+    }
+
+    /// A stored package version of `case` (whose content exists), entered in the audit trail.
     pub async fn package(
         &self,
         who: &Principal,
         case: &CaseRow,
-    ) -> Result<(u64, ByteStream), ReadError> {
+        version: Option<i64>,
+    ) -> Result<(VersionRow, u64, ByteStream), ReadError> {
         if !who.reads_content() {
             return Err(ReadError::NoContent(case.archive_id.clone()));
         }
-        let got = self.store.get(&case.package_key).await?;
+        let v = self.version(case, version).await?;
+        let (size, stream) = self.store.get(&v.package_key).await?;
         self.evidence
-            .audit(who, "read_package", &case.archive_id, "200")
+            .audit(
+                who,
+                "read_package",
+                &case.archive_id,
+                &format!("200 version {}", v.version),
+            )
             .await;
-        Ok(got)
+        Ok((v, size, stream))
     }
 
     /// One file of `case`'s package, read where it lies, entered in the audit trail (by case:
@@ -207,9 +237,10 @@ impl Cases {
             .audit(who, "read_file", &case.archive_id, "200")
             .await;
         let start = f.pkg_offset as u64;
+        let v = self.version(case, Some(f.version)).await?;
         let stream = self
             .store
-            .get_range(&case.package_key, start..start + f.size as u64)
+            .get_range(&v.package_key, start..start + f.size as u64)
             .await?;
         Ok((f, stream))
     }
@@ -219,17 +250,23 @@ impl Cases {
     /// with the log's inclusion proof and a note that the payload is withheld. `guidang verify`
     /// proves from it that the package is sealed, complete as described and in the log, without
     /// the submission's bytes (and their personal data). Entered in the audit trail.
-    pub async fn evidence(&self, who: &Principal, case: &CaseRow) -> Result<Vec<u8>, ReadError> {
+    pub async fn evidence(
+        &self,
+        who: &Principal,
+        case: &CaseRow,
+        version: Option<i64>,
+    ) -> Result<Vec<u8>, ReadError> {
+        let v = self.version(case, version).await?;
         let proof = self
             .evidence
             .log()
-            .proof_for_case(&case.archive_id)
+            .proof_for_version(&case.archive_id, &v.tagmanifest_sha256)
             .await
             .map_err(|e| ReadError::Evidence(e.to_string()))?
             .map(|p| p.format());
         let reader = self.store.reader(
-            &case.package_key,
-            case.package_size as u64,
+            &v.package_key,
+            v.package_size as u64,
             tokio::runtime::Handle::current(),
         );
         let id = case.archive_id.clone();
@@ -301,6 +338,9 @@ impl Cases {
         let licenses = metadata.get("licenses").cloned().unwrap_or(json!([]));
         let sum = crate::ingest::summary(&c, files, vec![]);
         Ok(Some(CaseView {
+            versions: self.db.versions(&c.archive_id).await?,
+            paper_pages: c.paper_pages,
+            digitised_pages: c.digitised_pages,
             holds: self.db.holds_of(&c.archive_id).await?,
             warnings: serde_json::from_str(&c.warnings_json).unwrap_or(json!([])),
             checks: serde_json::from_str(&c.checks_json).unwrap_or(json!([])),

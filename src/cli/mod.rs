@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod digitised;
 mod filing;
 mod log;
 
@@ -62,6 +63,15 @@ pub enum Command {
         /// A c2sp.org/tlog-proof@v1 inclusion proof (default: PACKAGE.tlog-proof if present).
         #[arg(long)]
         proof: Option<PathBuf>,
+        /// Earlier versions of the same case's package: each is verified too, and every version
+        /// must extend the one before it. (Versions given as PATHs are chained the same way.)
+        #[arg(long)]
+        previous: Vec<PathBuf>,
+    },
+    /// Digitised copies of paper originals.
+    Digitised {
+        #[command(subcommand)]
+        cmd: DigitisedCmd,
     },
     /// The transparency log.
     Log {
@@ -77,6 +87,19 @@ pub enum Command {
     Filing {
         #[command(subcommand)]
         cmd: FilingCmd,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum DigitisedCmd {
+    /// Add scans of a case's paper originals (a folder or ZIP with digitisation.xml) as the next
+    /// version of its package. Exit 0 added, 1 refused, 2 could not run.
+    Add {
+        archive_id: String,
+        path: PathBuf,
+        /// Who is adding them (recorded in the version's events; default: $USER).
+        #[arg(long)]
+        name: Option<String>,
     },
 }
 
@@ -222,7 +245,8 @@ pub async fn run(cli: Cli) -> ExitCode {
             trusted_keys,
             json,
             proof,
-        } => Ok(verify_cmd(paths, trusted_keys, json, proof)),
+            previous,
+        } => Ok(verify_cmd(paths, trusted_keys, json, proof, previous)),
         Command::Log {
             cmd:
                 LogCmd::Consistency {
@@ -246,6 +270,20 @@ pub async fn run(cli: Cli) -> ExitCode {
         Command::Keys {
             cmd: KeysCmd::Rotate,
         } => keys_rotate(cfg).await,
+        Command::Digitised {
+            cmd:
+                DigitisedCmd::Add {
+                    archive_id,
+                    path,
+                    name,
+                },
+        } => {
+            let user = name.unwrap_or_else(cli_user);
+            with_app(cfg, |app| async move {
+                digitised::add(&app, &archive_id, &path, &Principal::operator(&user)).await
+            })
+            .await
+        }
         Command::Filing {
             cmd: FilingCmd::Run { year },
         } => {
@@ -547,6 +585,7 @@ fn verify_cmd(
     trusted_keys: Option<PathBuf>,
     json: bool,
     proof: Option<PathBuf>,
+    previous: Vec<PathBuf>,
 ) -> ExitCode {
     let trusted = match trusted_keys
         .as_deref()
@@ -569,6 +608,17 @@ fn verify_cmd(
             }
         }
     }
+    // Earlier versions: the explicit proof belongs to the packages named first, not to these.
+    for p in &previous {
+        match verify::verify_package(p, trusted.as_deref(), None) {
+            Ok(r) => reports.push(r),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::from(2);
+            }
+        }
+    }
+    verify::chain(&mut reports);
     if json {
         let all_valid = reports.iter().all(|r| r.valid);
         println!(

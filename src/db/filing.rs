@@ -74,6 +74,8 @@ pub struct Queued {
     pub transact_time: String,
     pub file_count: Option<i64>,
     pub file_bytes: Option<i64>,
+    /// The newest package version (earlier ones are checked too).
+    pub version: i64,
     /// The archiving-stage check report, only when it holds a failed item.
     pub failed_checks: Option<String>,
 }
@@ -136,7 +138,7 @@ impl Db {
         // The report is JSON written by serde_json (no spaces), so a failed item reads `"fail"`.
         Ok(sqlx::query_as(
             "SELECT archive_id, social_code, task_type, retention, source, package_key, package_size, \
-             tagmanifest_sha256, transact_time, file_count, file_bytes, \
+             tagmanifest_sha256, transact_time, file_count, file_bytes, version, \
              CASE WHEN checks_json LIKE '%\"result\":\"fail\"%' THEN checks_json END AS failed_checks \
              FROM cases WHERE year = $1 AND status = 'archived' \
              AND (filing_problem_batch IS NULL OR filing_problem_batch <> $2) \

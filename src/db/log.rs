@@ -87,6 +87,9 @@ pub struct EntryCheck {
     pub archive_id: Option<String>,
     pub entry: String,
     pub leaf_hash: Option<String>,
+    /// The case the entry names, if it still has a row.
+    pub case_id: Option<String>,
+    /// The digest of the case's package version this entry names, if one matches.
     pub case_digest: Option<String>,
 }
 
@@ -131,6 +134,17 @@ impl Db {
         )
     }
 
+    /// The index of an exact entry about a case.
+    pub async fn entry_index(&self, archive_id: &str, entry: &str) -> Result<Option<i64>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT idx FROM log_entries WHERE archive_id = $1 AND entry = $2 ORDER BY idx LIMIT 1",
+        )
+        .bind(archive_id)
+        .bind(entry)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
     /// The index of the newest package entry of a case.
     pub async fn aip_entry_index(&self, archive_id: &str) -> Result<Option<i64>, DbError> {
         Ok(sqlx::query_scalar(
@@ -148,10 +162,13 @@ impl Db {
         limit: i64,
     ) -> Result<Vec<EntryCheck>, DbError> {
         Ok(sqlx::query_as(
-            "SELECT e.idx, e.kind, e.archive_id, e.entry, h.hash AS leaf_hash, c.tagmanifest_sha256 AS case_digest \
+            "SELECT e.idx, e.kind, e.archive_id, e.entry, h.hash AS leaf_hash, c.archive_id AS case_id, \
+             v.tagmanifest_sha256 AS case_digest \
              FROM log_entries e \
              LEFT JOIN log_hashes h ON h.level = 0 AND h.idx = e.idx \
              LEFT JOIN cases c ON c.archive_id = e.archive_id \
+             LEFT JOIN package_versions v ON e.kind = 'aip' AND v.archive_id = e.archive_id \
+                 AND v.tagmanifest_sha256 = SUBSTR(e.entry, LENGTH(e.entry) - 64, 64) \
              WHERE e.idx > $1 ORDER BY e.idx LIMIT $2",
         )
         .bind(after)
@@ -170,10 +187,13 @@ impl Db {
         .await?)
     }
 
-    /// Every case's id and status (reconciliation: each must have its entry).
-    pub async fn case_statuses(&self) -> Result<Vec<(String, String)>, DbError> {
-        Ok(sqlx::query_as("SELECT archive_id, status FROM cases")
-            .fetch_all(&self.pool)
-            .await?)
+    /// Every case's id, status and newest package digest (reconciliation: each must have its
+    /// entry).
+    pub async fn case_statuses(&self) -> Result<Vec<(String, String, String)>, DbError> {
+        Ok(
+            sqlx::query_as("SELECT archive_id, status, tagmanifest_sha256 FROM cases")
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 }

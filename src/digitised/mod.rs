@@ -37,6 +37,8 @@ pub enum DigitisedError {
     #[error("{0}")]
     Unreadable(String),
     #[error(transparent)]
+    Receive(#[from] crate::pipeline::receive::ReceiveError),
+    #[error(transparent)]
     Version(#[from] VersionError),
     #[error("I/O while checking the scans: {0}")]
     Io(#[from] io::Error),
@@ -64,8 +66,64 @@ impl Digitised {
         Digitised { versions, policy }
     }
 
+    /// [`Digitised::add`] for a ZIP arriving as a byte stream (online), spooled to disk first.
+    pub async fn add_body<S, E>(
+        &self,
+        archive_id: &str,
+        body: S,
+        agent: &Principal,
+    ) -> Result<Added, DigitisedError>
+    where
+        S: futures_util::Stream<Item = Result<bytes::Bytes, E>> + Unpin,
+        E: std::fmt::Display,
+    {
+        // A case that cannot take scans is refused before its body is read.
+        self.versions.base(archive_id).await?;
+        let settings = self.versions.settings();
+        let limits = &settings.limits;
+        let dir = settings.tmp_dir();
+        std::fs::create_dir_all(&dir)?;
+        let (spooled, _) = crate::pipeline::receive::spool(
+            body,
+            limits.max_body_bytes,
+            std::time::Duration::from_secs(limits.receive_idle_secs),
+            &dir,
+            None,
+        )
+        .await?;
+        let r = self
+            .add(archive_id, Source::Zip(spooled.path.to_path_buf()), agent)
+            .await;
+        drop(spooled);
+        r
+    }
+
     /// Checks the scans in `source` and adds them to case `archive_id` as its next version.
+    /// Every outcome is entered in the audit trail.
     pub async fn add(
+        &self,
+        archive_id: &str,
+        source: Source,
+        agent: &Principal,
+    ) -> Result<Added, DigitisedError> {
+        let r = self.add_inner(archive_id, source, agent).await;
+        if let Err(e) = &r {
+            let outcome = match e {
+                DigitisedError::Rejected(p) => format!("422 {} problem(s)", p.errors.len()),
+                DigitisedError::Version(VersionError::NotFound(_)) => "404".into(),
+                DigitisedError::Version(VersionError::Disposed(_)) => "410".into(),
+                DigitisedError::Version(VersionError::Conflict(_)) => "409".into(),
+                DigitisedError::Unreadable(_) => "400".into(),
+                _ => "500".into(),
+            };
+            self.versions
+                .audit(agent, "add_digitised", archive_id, &outcome)
+                .await;
+        }
+        r
+    }
+
+    async fn add_inner(
         &self,
         archive_id: &str,
         source: Source,

@@ -233,17 +233,19 @@ pub fn check(
             height_px: first.height_px,
         });
     }
-    // Every page of every original once: declared images that could not be read still count for
-    // their first page, so a broken file is not also reported as a missing page.
-    for s in scans.iter().filter(|s| s.facts.is_none()) {
-        coverage
-            .entry(s.declared.original.as_str())
-            .or_default()
-            .entry(s.declared.page)
-            .or_default()
-            .push(s.declared.path.as_str());
-    }
-    for o in &decl.originals {
+    // Every page of every original once. An original with an image that could not be read (its
+    // problem is listed already) is not also reported for pages: how many that file holds is
+    // unknown.
+    let unread: BTreeSet<&str> = scans
+        .iter()
+        .filter(|s| s.facts.is_none())
+        .map(|s| s.declared.original.as_str())
+        .collect();
+    for o in decl
+        .originals
+        .iter()
+        .filter(|o| !unread.contains(o.id.as_str()))
+    {
         let cov = coverage.remove(o.id.as_str()).unwrap_or_default();
         let missing: Vec<u32> = (1..=o.pages).filter(|n| !cov.contains_key(n)).collect();
         if !missing.is_empty() {

@@ -674,6 +674,10 @@ async fn execute(
                 .cases_disposed
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+        // Every version of the package goes; their digests stay in the log and the register.
+        for (_, key) in disposal.db.version_keys(&c.archive_id).await? {
+            disposal.store.delete(&key).await?;
+        }
         disposal.store.delete(&c.package_key).await?;
     }
     let docs = write_register(disposal, list_id).await?;

@@ -206,6 +206,23 @@ impl Log {
         let Some(index) = self.db.aip_entry_index(archive_id).await? else {
             return Ok(None);
         };
+        self.proof_at(index).await
+    }
+
+    /// The inclusion proof of the entry for one version of a package (its tag-manifest digest).
+    pub async fn proof_for_version(
+        &self,
+        archive_id: &str,
+        tagmanifest_sha256: &str,
+    ) -> Result<Option<InclusionProof>, DbError> {
+        let entry = super::note::aip_entry(archive_id, tagmanifest_sha256);
+        let Some(index) = self.db.entry_index(archive_id, &entry).await? else {
+            return Ok(None);
+        };
+        self.proof_at(index).await
+    }
+
+    async fn proof_at(&self, index: i64) -> Result<Option<InclusionProof>, DbError> {
         let index = index as u64;
         let mut latest = self.latest().await?;
         if latest.as_ref().is_none_or(|l| l.size <= index) {
@@ -271,18 +288,18 @@ pub async fn reconcile(db: &Db, log: &Log) -> Result<Vec<String>, DbError> {
                 findings.push(format!("log entry {idx} does not match its stored leaf hash: the entry or the tree was rewritten"));
             }
             if r.kind == "aip" {
-                let digest = r.case_digest;
                 let id = r.archive_id.unwrap_or_default();
-                match digest {
-                    None => findings.push(format!(
+                match (&r.case_id, &r.case_digest) {
+                    (None, _) => findings.push(format!(
                         "log entry {idx} records package {id}, which has no case in the database"
                     )),
-                    Some(d) if super::note::aip_entry(&id, &d) != entry => findings.push(format!(
-                        "case {id} in the database does not match log entry {idx}"
+                    (Some(_), Some(d)) if super::note::aip_entry(&id, d) == entry => {
+                        logged_cases.insert((id, d.clone()));
+                    }
+                    (Some(_), _) => findings.push(format!(
+                        "case {id} in the database does not match log entry {idx}: no version of its package has the digest it names"
                     )),
-                    Some(_) => {}
                 }
-                logged_cases.insert(id);
             } else if r.kind == "disposed"
                 && let Some(id) = entry.lines().nth(1)
             {
@@ -291,9 +308,12 @@ pub async fn reconcile(db: &Db, log: &Log) -> Result<Vec<String>, DbError> {
         }
     }
     // Cases without an entry.
-    for (id, status) in db.case_statuses().await? {
-        if !logged_cases.contains(&id) {
-            findings.push(format!("case {id} has no entry in the transparency log"));
+    for (id, status, digest) in db.case_statuses().await? {
+        // The newest version's digest, as the case row records it, must be one the log holds.
+        if !logged_cases.contains(&(id.clone(), digest)) {
+            findings.push(format!(
+                "case {id} has no entry in the transparency log for its newest package version"
+            ));
         }
         // A case is disposed of only by an execution that logs it; a row marked disposed
         // without that entry was edited.

@@ -348,11 +348,65 @@ async fn check_case(
             None => "the archiving-stage check report records a failure".into(),
         });
     }
-    let name = c.package_key.clone();
-    let recorded = c.package_size as u64;
+    if c.version > 1 {
+        // Every earlier version too, each a bag of its own, each signing the one before it.
+        let versions = filing
+            .db
+            .versions(&c.archive_id)
+            .await
+            .map_err(|e| format!("the package versions cannot be read: {e}"))?;
+        let mut before: Option<String> = None;
+        for v in &versions {
+            let r = check_package(
+                filing,
+                &v.package_key,
+                v.package_size,
+                &v.tagmanifest_sha256,
+                keys,
+                full,
+            )
+            .await
+            .map_err(|e| format!("version {}: {e}", v.version))?;
+            if r.previous.map(|p| p.1) != before {
+                return Err(format!(
+                    "version {} does not extend the version before it",
+                    v.version
+                ));
+            }
+            before = Some(v.tagmanifest_sha256.clone());
+        }
+        if before.as_deref() != Some(c.tagmanifest_sha256.as_str()) {
+            return Err("the newest package version is not the one recorded".into());
+        }
+        return Ok(());
+    }
+    check_package(
+        filing,
+        &c.package_key,
+        c.package_size,
+        &c.tagmanifest_sha256,
+        keys,
+        full,
+    )
+    .await
+    .map(|_| ())
+}
+
+/// Checks one stored package: its recorded size, its seal (and with `full` every payload byte)
+/// and that its tag manifest is the one recorded.
+async fn check_package(
+    filing: &Filing,
+    key: &str,
+    package_size: i64,
+    tagmanifest_sha256: &str,
+    keys: &Arc<Vec<crate::signing::PublicKeyInfo>>,
+    full: bool,
+) -> Result<crate::verify::Report, String> {
+    let name = key.to_string();
+    let recorded = package_size as u64;
     let size_mismatch =
         move |size: u64| format!("the stored package is {size} bytes, {recorded} were recorded");
-    let report = if let Some(path) = filing.store.local_path(&c.package_key) {
+    let report = if let Some(path) = filing.store.local_path(key) {
         let keys = keys.clone();
         tokio::task::spawn_blocking(move || {
             let f = std::fs::File::open(&path)
@@ -375,7 +429,7 @@ async fn check_case(
     } else {
         let size = filing
             .store
-            .size(&c.package_key)
+            .size(key)
             .await
             .map_err(|e| format!("the stored package cannot be read: {e}"))?;
         if size != recorded {
@@ -383,7 +437,7 @@ async fn check_case(
         }
         let reader = filing
             .store
-            .reader(&c.package_key, size, tokio::runtime::Handle::current());
+            .reader(key, size, tokio::runtime::Handle::current());
         let keys = keys.clone();
         tokio::task::spawn_blocking(move || {
             crate::verify::verify_reader_depth(&name, Box::new(reader), Some(&keys), None, full)
@@ -400,10 +454,10 @@ async fn check_case(
     if !failed.is_empty() {
         return Err(failed.join("; "));
     }
-    if report.tagmanifest_sha256.as_deref() != Some(c.tagmanifest_sha256.as_str()) {
+    if report.tagmanifest_sha256.as_deref() != Some(tagmanifest_sha256) {
         return Err("the stored package's tag manifest is not the one recorded".into());
     }
-    Ok(())
+    Ok(report)
 }
 
 /// Rows a multi-row statement carries: sqlx binds SQLite parameters in time that grows faster

@@ -122,57 +122,100 @@ impl Fixity {
 
 async fn audit_case(fixity: &Fixity, case: &CaseRow) -> Result<Audit, AuditError> {
     let keys = fixity.keys.published().await?;
-    let proof = fixity
-        .evidence
-        .log()
-        .proof_for_case(&case.archive_id)
-        .await?
-        .map(|p| p.format());
     let mut findings = Vec::new();
-    let (report, bytes) = match fixity.store.size(&case.package_key).await {
-        Ok(size) => {
-            let reader =
-                fixity
-                    .store
-                    .reader(&case.package_key, size, tokio::runtime::Handle::current());
-            let name = case.package_key.clone();
-            let (keys2, proof2) = (keys.clone(), proof.clone());
-            let report = tokio::task::spawn_blocking(move || {
-                verify_reader(&name, Box::new(reader), Some(&keys2), proof2.as_deref())
-            })
-            .await
-            .map_err(|e| AuditError::Store(e.to_string()))?;
-            (Some(report), size)
-        }
-        Err(e) => {
-            findings.push(format!("the stored package cannot be read: {e}"));
-            (None, 0)
-        }
-    };
     let mut checks = Vec::new();
-    if let Some(r) = &report {
-        for c in r.checks.iter().filter(|c| c.status == Status::Fail) {
-            findings.push(format!("{}: {}", c.check, c.detail));
+    let mut bytes = 0u64;
+    let files = fixity.db.case_files(&case.archive_id).await?;
+    let versions = fixity.db.versions(&case.archive_id).await?;
+    let several = versions.len() > 1;
+    let newest = versions.last().map(|v| v.tagmanifest_sha256.clone());
+    if newest.as_deref() != Some(case.tagmanifest_sha256.as_str()) {
+        findings.push("the case row's package digest is not its newest version's".into());
+    }
+    // Every version: each is a complete bag that must verify alone, be in the log, and sign the
+    // tag manifest of the version before it.
+    let mut before: Option<String> = None;
+    for v in &versions {
+        let at = |m: String| {
+            if several {
+                format!("version {}: {m}", v.version)
+            } else {
+                m
+            }
+        };
+        let proof = fixity
+            .evidence
+            .log()
+            .proof_for_version(&case.archive_id, &v.tagmanifest_sha256)
+            .await?
+            .map(|p| p.format());
+        if proof.is_none() {
+            findings.push(at("the case has no entry in the transparency log".into()));
         }
-        if r.tagmanifest_sha256.as_deref() != Some(case.tagmanifest_sha256.as_str()) {
-            findings.push(
-                "the database's package digest differs from the stored package's tag manifest"
-                    .into(),
-            );
-        }
-        for f in fixity.db.case_files(&case.archive_id).await? {
-            let key = format!("data/submission/{}", f.path);
-            if r.manifest_sha256.get(&key) != Some(&f.sha256) {
-                findings.push(format!(
-                    "the database's SHA-256 of {} differs from the package manifest",
-                    f.path
+        let report = match fixity.store.size(&v.package_key).await {
+            Ok(size) => {
+                bytes += size;
+                let reader =
+                    fixity
+                        .store
+                        .reader(&v.package_key, size, tokio::runtime::Handle::current());
+                let name = v.package_key.clone();
+                let (keys2, proof2) = (keys.clone(), proof.clone());
+                let report = tokio::task::spawn_blocking(move || {
+                    verify_reader(&name, Box::new(reader), Some(&keys2), proof2.as_deref())
+                })
+                .await
+                .map_err(|e| AuditError::Store(e.to_string()))?;
+                Some(report)
+            }
+            Err(e) => {
+                findings.push(at(format!("the stored package cannot be read: {e}")));
+                None
+            }
+        };
+        if let Some(r) = &report {
+            for c in r.checks.iter().filter(|c| c.status == Status::Fail) {
+                findings.push(at(format!("{}: {}", c.check, c.detail)));
+            }
+            if r.tagmanifest_sha256.as_deref() != Some(v.tagmanifest_sha256.as_str()) {
+                findings.push(at(
+                    "the database's package digest differs from the stored package's tag manifest"
+                        .into(),
                 ));
             }
+            if r.version != v.version
+                || r.previous.as_ref().map(|p| &p.1) != before.as_ref()
+                || v.previous_sha256 != before
+            {
+                findings.push(at(format!(
+                    "the package does not extend the version before it (it says version {} after {:?})",
+                    r.version, r.previous
+                )));
+            }
+            for f in files.iter().filter(|f| f.version == v.version) {
+                let key = if f.version == 1 {
+                    format!("data/submission/{}", f.path)
+                } else {
+                    format!("data/{}", f.path)
+                };
+                if r.manifest_sha256.get(&key) != Some(&f.sha256) {
+                    findings.push(at(format!(
+                        "the database's SHA-256 of {} differs from the package manifest",
+                        f.path
+                    )));
+                }
+            }
+            checks.extend(r.checks.iter().cloned().map(|mut c| {
+                if several {
+                    c.detail = format!("version {}: {}", v.version, c.detail);
+                }
+                c
+            }));
         }
-        checks = r.checks.clone();
+        before = Some(v.tagmanifest_sha256.clone());
     }
-    if proof.is_none() {
-        findings.push("the case has no entry in the transparency log".into());
+    if versions.is_empty() {
+        findings.push("the case has no package version recorded".into());
     }
     let at = crate::db::now_rfc3339();
     let audit = Audit {

@@ -148,10 +148,18 @@ pub async fn audits(
     Ok(HttpResponse::Ok().json(serde_json::json!({"items": items})))
 }
 
+/// `?version=N`: one version of a case's package (default: the newest).
+#[derive(Deserialize)]
+pub struct VersionQuery {
+    pub version: Option<i64>,
+}
+
 impl From<ReadError> for ApiError {
     fn from(e: ReadError) -> Self {
         match e {
-            e @ ReadError::NoFile(..) => ApiError::NotFound(e.to_string()),
+            e @ (ReadError::NoFile(..) | ReadError::NoVersion(..)) => {
+                ApiError::NotFound(e.to_string())
+            }
             e @ ReadError::NoContent(..) => ApiError::Forbidden(e.to_string()),
             e => ApiError::internal(e),
         }
@@ -162,9 +170,10 @@ impl From<ReadError> for ApiError {
 /// described and in the log, without the payload (and its personal data).
 pub async fn evidence(
     c: ContentOf<PackageReaders>,
+    q: web::Query<VersionQuery>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let zip = app.cases().evidence(&c.who, &c.case).await?;
+    let zip = app.cases().evidence(&c.who, &c.case, q.version).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((
@@ -179,16 +188,21 @@ pub async fn evidence(
 
 pub async fn package(
     c: ContentOf<PackageReaders>,
+    q: web::Query<VersionQuery>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
-    let (size, stream) = app.cases().package(&c.who, &c.case).await?;
+    let (v, size, stream) = app.cases().package(&c.who, &c.case, q.version).await?;
     Ok(HttpResponse::Ok()
         .content_type("application/zip")
         .insert_header((
             header::CONTENT_DISPOSITION,
-            format!("attachment; filename=\"{}.zip\"", c.case.archive_id),
+            format!(
+                "attachment; filename=\"{}.v{}.zip\"",
+                c.case.archive_id, v.version
+            ),
         ))
-        .insert_header((header::ETAG, format!("\"{}\"", c.case.tagmanifest_sha256)))
+        .insert_header(("X-Package-Version", v.version.to_string()))
+        .insert_header((header::ETAG, format!("\"{}\"", v.tagmanifest_sha256)))
         .no_chunking(size)
         .streaming(stream.map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))))
 }

@@ -256,3 +256,40 @@ impl From<crate::disposal::DisposalError> for ApiError {
         }
     }
 }
+
+impl From<crate::versions::VersionError> for ApiError {
+    fn from(e: crate::versions::VersionError) -> Self {
+        use crate::versions::VersionError as V;
+        match e {
+            V::NotFound(_) => ApiError::NotFound(e.to_string()),
+            V::Disposed(_) => ApiError::Gone(e.to_string()),
+            V::Conflict(m) => ApiError::Conflict("version_conflict", m),
+            e @ (V::Db(_) | V::Store(_) | V::Io(_)) => ApiError::internal(e),
+        }
+    }
+}
+
+impl From<crate::digitised::DigitisedError> for ApiError {
+    fn from(e: crate::digitised::DigitisedError) -> Self {
+        use crate::digitised::DigitisedError as D;
+        use crate::pipeline::receive::ReceiveError as R;
+        match e {
+            D::Rejected(p) => ApiError::Unprocessable(
+                "rejected",
+                format!(
+                    "the scans were refused with {} problem(s); the case's package is unchanged",
+                    p.errors.len()
+                ),
+                serde_json::to_value(&p.errors).unwrap_or_else(|_| json!([])),
+            ),
+            D::Unreadable(m) => ApiError::Ingest(IngestError::Unreadable(m)),
+            D::Version(v) => v.into(),
+            D::Receive(R::TooLarge(l)) => ApiError::TooLarge(l),
+            D::Receive(R::Idle(s)) => ApiError::Ingest(IngestError::Idle(s)),
+            D::Receive(R::Interrupted(m)) => {
+                ApiError::BadRequest(format!("the upload was interrupted: {m}"))
+            }
+            e @ (D::Receive(R::Io(_)) | D::Io(_)) => ApiError::internal(e),
+        }
+    }
+}

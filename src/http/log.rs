@@ -23,13 +23,15 @@ pub async fn checkpoint(
 
 pub async fn proof(
     c: CaseOf<CaseReaders>,
+    q: web::Query<super::cases::VersionQuery>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = &c.case.archive_id;
+    let v = app.cases().version(&c.case, q.version).await?;
     let p = app
         .evidence()
         .log()
-        .proof_for_case(id)
+        .proof_for_version(id, &v.tagmanifest_sha256)
         .await?
         .ok_or_else(|| ApiError::NotFound(format!("case {id} has no log entry")))?;
     Ok(HttpResponse::Ok()

@@ -3,6 +3,7 @@
 
 mod auth;
 mod cases;
+mod digitised;
 mod disposal;
 pub mod error;
 mod filing;
@@ -184,6 +185,10 @@ pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
                             web::get().to(cases::file),
                         )
                         .route("/cases/{archive_id}/proof", web::get().to(log::proof))
+                        .route(
+                            "/cases/{archive_id}/digitised",
+                            web::post().to(digitised::add),
+                        )
                         .route("/cases/{archive_id}/checks", web::get().to(cases::checks))
                         .route(
                             "/cases/{archive_id}/verify",

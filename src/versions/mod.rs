@@ -139,6 +139,11 @@ impl Versions {
         &self.settings
     }
 
+    /// An audit-trail row about a case's versions (refusals; successes are written with them).
+    pub async fn audit(&self, who: &Principal, action: &str, target: &str, outcome: &str) {
+        self.evidence.audit(who, action, target, outcome).await;
+    }
+
     /// The case a new version would extend: 404 if there is none, 410 if it was disposed of.
     pub async fn base(&self, archive_id: &str) -> Result<Base, VersionError> {
         let case = self

@@ -1,0 +1,39 @@
+//! `POST /api/v1/cases/{id}/digitised`: scans of a case's paper originals, as a new package version.
+
+use std::sync::Arc;
+
+use actix_web::http::header;
+use actix_web::{HttpRequest, HttpResponse, web};
+
+use super::auth::{Archivists, Authorized};
+use super::error::ApiError;
+use crate::app::App;
+
+pub async fn add(
+    req: HttpRequest,
+    who: Authorized<Archivists>,
+    path: web::Path<String>,
+    body: web::Payload,
+    app: web::Data<Arc<App>>,
+) -> Result<HttpResponse, ApiError> {
+    let id = path.into_inner();
+    let limit = app.settings().limits.max_body_bytes;
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    let added = app.digitised().add_body(&id, body, &who).await?;
+    Ok(HttpResponse::Created()
+        .insert_header((
+            header::LOCATION,
+            format!(
+                "/api/v1/cases/{id}/package?version={}",
+                added.version.version
+            ),
+        ))
+        .json(added))
+}
