@@ -81,3 +81,6 @@ CREATE TABLE transfer_decisions (
     decided_at TEXT NOT NULL,
     PRIMARY KEY (transfer_id, archive_id)
 );
+
+-- The newest audit of each case in a transfer batch (a failing one blocks the batch).
+CREATE INDEX fixity_audits_archive ON fixity_audits (archive_id, at);

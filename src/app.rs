@@ -24,6 +24,7 @@ use crate::staging::Staging;
 use crate::storage::{Store, StoreError};
 use crate::tasks::{Leased, Tasks};
 use crate::tokens::Tokens;
+use crate::transfer::Transfers;
 use crate::versions::Versions;
 
 #[derive(Debug, thiserror::Error)]
@@ -74,6 +75,7 @@ pub struct App {
     fixity: Arc<Fixity>,
     versions: Versions,
     digitised: Digitised,
+    transfers: Transfers,
 }
 
 impl App {
@@ -186,7 +188,9 @@ impl App {
             keys.clone(),
         );
         let digitised = Digitised::new(versions.clone());
+        let transfers = Transfers::new(db.clone(), evidence.clone(), versions.clone());
         let app = App {
+            transfers,
             versions,
             digitised,
             tokens: Tokens::new(db.clone(), evidence.clone()),
@@ -257,6 +261,31 @@ impl App {
                 async move {
                     if let Err(e) = filing.tick().await {
                         tracing::error!(error = %e, "the filing scheduler failed; it tries again");
+                    }
+                }
+            },
+        );
+        // After a filing batch: each filed case's archival code and filing facts are sealed into
+        // a new version of its package, a bounded number per round, until none is left. The
+        // database says which are left, so a crash loses nothing.
+        let versions = self.versions.clone();
+        self.tasks.every(
+            "filing seal",
+            Duration::from_secs(30),
+            true,
+            leased("filing-seal"),
+            move || {
+                let versions = versions.clone();
+                async move {
+                    match versions.seal_pending(500).await {
+                        Ok(0) => {}
+                        Ok(n) => tracing::info!(
+                            cases = n,
+                            "filing facts sealed into new package versions"
+                        ),
+                        Err(e) => {
+                            tracing::error!(error = %e, "cannot seal filing facts; tries again")
+                        }
                     }
                 }
             },
@@ -362,5 +391,8 @@ impl App {
     }
     pub fn digitised(&self) -> &Digitised {
         &self.digitised
+    }
+    pub fn transfers(&self) -> &Transfers {
+        &self.transfers
     }
 }

@@ -41,6 +41,7 @@ pub mod storage;
 pub mod tasks;
 pub mod telemetry;
 pub mod tokens;
+pub mod transfer;
 pub mod verify;
 pub mod versions;
 pub mod xml;

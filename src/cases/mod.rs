@@ -204,12 +204,7 @@ impl Cases {
         let v = self.version(case, version).await?;
         let (size, stream) = self.store.get(&v.package_key).await?;
         self.evidence
-            .audit(
-                who,
-                "read_package",
-                &case.archive_id,
-                &format!("200 version {}", v.version),
-            )
+            .audit(who, "read_package", &case.archive_id, "200")
             .await;
         Ok((v, size, stream))
     }

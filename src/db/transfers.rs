@@ -1,1 +1,399 @@
-//! Transfer batches before transfer: drafts, their cases, decisions and approval.
+//! Transfer batches before transfer: drafts, their cases and exclusions, classification decisions
+//! and access opinions, approval. Written to run unchanged on SQLite and PostgreSQL.
+
+use serde::Serialize;
+use sqlx::Row;
+
+use super::cases::value_rows;
+use super::{Bind, Db, DbError, bind_all};
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct TransferRow {
+    pub transfer_id: String,
+    pub year: i64,
+    #[serde(skip)]
+    pub filters_json: String,
+    pub state: String,
+    pub prepared_by: String,
+    pub prepared_by_name: Option<String>,
+    pub created_at: String,
+    pub approved_by: Option<String>,
+    pub approved_by_name: Option<String>,
+    pub approved_at: Option<String>,
+    pub approved_digest: Option<String>,
+    pub reopened: i64,
+    #[serde(skip)]
+    pub rules_json: String,
+}
+
+const COLUMNS: &str = "transfer_id, year, filters_json, state, prepared_by, prepared_by_name, created_at, \
+    approved_by, approved_by_name, approved_at, approved_digest, reopened, rules_json";
+
+/// A case as a transfer batch sees it.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct BatchCase {
+    pub archive_id: String,
+    pub archival_code: Option<String>,
+    pub project_name: String,
+    pub task_name: String,
+    pub task_type: String,
+    pub task_code: String,
+    pub result: String,
+    pub retention: Option<String>,
+    pub lead_department: String,
+    pub transact_time: String,
+    /// The classification the case's metadata gives: the starting point of the decision.
+    pub security_classification: String,
+    pub package_size: i64,
+    pub file_count: Option<i64>,
+    pub version: i64,
+    pub paper_pages: Option<i64>,
+    pub digitised_pages: i64,
+    pub filing_batch: Option<String>,
+    pub sealed_filing: Option<String>,
+}
+
+const CASE_COLUMNS: &str = "c.archive_id, c.archival_code, c.project_name, c.task_name, c.task_type, \
+    c.task_code, c.result, c.retention, c.lead_department, c.transact_time, c.security_classification, \
+    c.package_size, c.file_count, c.version, c.paper_pages, c.digitised_pages, c.filing_batch, c.sealed_filing";
+
+/// A candidate for a new batch, with what may keep it out.
+#[derive(Debug, Clone, sqlx::FromRow)]
+pub struct Candidate {
+    pub archive_id: String,
+    pub status: String,
+    pub archival_code: Option<String>,
+    pub on_hold: i64,
+    pub open_batch: Option<String>,
+    pub transferred_in: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct DecisionRow {
+    pub archive_id: String,
+    /// `keep`, `change` or `release`.
+    pub classification: String,
+    /// The level after the decision (`none` when released).
+    pub level: String,
+    pub basis: String,
+    /// `open` or `restricted`.
+    pub access: String,
+    pub access_reason: Option<String>,
+    pub access_until: Option<i64>,
+    pub access_note: Option<String>,
+    /// `rule N` or `manual`.
+    pub source: String,
+    pub decided_by: String,
+    pub decided_at: String,
+}
+
+const DECISION_COLUMNS: &str = "archive_id, classification, level, basis, access, access_reason, \
+    access_until, access_note, source, decided_by, decided_at";
+
+/// The filters a draft selects by; SQL conditions on `cases c` with their binds.
+#[derive(Debug, Clone, Default, Serialize, serde::Deserialize)]
+pub struct Filters {
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retention: Vec<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub task_codes: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archival_code_from: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub archival_code_to: Option<String>,
+}
+
+impl Db {
+    /// Cases of `year` (not yet filed) that keep the year from being transferred.
+    pub async fn unfiled_count(&self, year: i64) -> Result<i64, DbError> {
+        Ok(
+            sqlx::query_scalar(
+                "SELECT COUNT(*) FROM cases WHERE year = $1 AND status = 'archived'",
+            )
+            .bind(year)
+            .fetch_one(&self.pool)
+            .await?,
+        )
+    }
+
+    /// Filed or disposed cases of `year` matching `f`, each with what may keep it out of a batch.
+    pub async fn transfer_candidates(
+        &self,
+        year: i64,
+        f: &Filters,
+    ) -> Result<Vec<Candidate>, DbError> {
+        let mut sql = String::from(
+            "SELECT c.archive_id, c.status, c.archival_code, \
+             (SELECT COUNT(*) FROM holds h WHERE h.archive_id = c.archive_id AND h.released_at IS NULL) AS on_hold, \
+             (SELECT t.transfer_id FROM transfer_cases t WHERE t.open_key = c.archive_id) AS open_batch, \
+             (SELECT MIN(t.transfer_id) FROM transfer_cases t JOIN transfers x ON x.transfer_id = t.transfer_id \
+                 WHERE t.archive_id = c.archive_id AND x.state = 'transferred') AS transferred_in \
+             FROM cases c WHERE c.year = $1 AND c.status IN ('filed', 'disposed')",
+        );
+        let mut binds = vec![Bind::I(year)];
+        let list = |sql: &mut String, col: &str, vals: &[String], binds: &mut Vec<Bind>| {
+            if vals.is_empty() {
+                return;
+            }
+            let ps: Vec<String> = vals
+                .iter()
+                .map(|v| {
+                    binds.push(Bind::S(v.clone()));
+                    format!("${}", binds.len())
+                })
+                .collect();
+            sql.push_str(&format!(" AND {col} IN ({})", ps.join(", ")));
+        };
+        list(&mut sql, "c.retention", &f.retention, &mut binds);
+        list(&mut sql, "c.task_code", &f.task_codes, &mut binds);
+        if let Some(from) = &f.archival_code_from {
+            binds.push(Bind::S(from.clone()));
+            sql.push_str(&format!(" AND c.archival_code >= ${}", binds.len()));
+        }
+        if let Some(to) = &f.archival_code_to {
+            binds.push(Bind::S(to.clone()));
+            sql.push_str(&format!(" AND c.archival_code <= ${}", binds.len()));
+        }
+        sql.push_str(" ORDER BY c.archival_code, c.archive_id");
+        let rows = bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| <Candidate as sqlx::FromRow<_>>::from_row(r).map_err(Into::into))
+            .collect()
+    }
+
+    pub async fn transfer(&self, id: &str) -> Result<Option<TransferRow>, DbError> {
+        let sql = format!("SELECT {COLUMNS} FROM transfers WHERE transfer_id = $1");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    pub async fn transfers(&self) -> Result<Vec<TransferRow>, DbError> {
+        let sql = format!("SELECT {COLUMNS} FROM transfers ORDER BY created_at DESC, transfer_id");
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn batch_cases(&self, id: &str) -> Result<Vec<BatchCase>, DbError> {
+        let sql = format!(
+            "SELECT {CASE_COLUMNS} FROM transfer_cases t JOIN cases c ON c.archive_id = t.archive_id \
+             WHERE t.transfer_id = $1 ORDER BY c.archival_code, c.archive_id"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    pub async fn batch_excluded(&self, id: &str) -> Result<Vec<(String, String)>, DbError> {
+        let rows = sqlx::query(
+            "SELECT archive_id, reason FROM transfer_excluded WHERE transfer_id = $1 ORDER BY archive_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
+    }
+
+    pub async fn decisions(&self, id: &str) -> Result<Vec<DecisionRow>, DbError> {
+        let sql = format!(
+            "SELECT {DECISION_COLUMNS} FROM transfer_decisions WHERE transfer_id = $1 ORDER BY archive_id"
+        );
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?)
+    }
+
+    /// Cases of a batch whose newest fixity audit failed.
+    pub async fn batch_fixity_failed(&self, id: &str) -> Result<Vec<String>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT a.archive_id FROM fixity_audits a JOIN transfer_cases t ON t.archive_id = a.archive_id \
+             WHERE t.transfer_id = $1 AND a.ok = 0 \
+             AND a.at = (SELECT MAX(b.at) FROM fixity_audits b WHERE b.archive_id = a.archive_id) \
+             ORDER BY a.archive_id",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
+/// Creates a draft with its cases (each claimed: a case is in one open batch at most) and the
+/// cases left out, on the caller's transaction.
+pub async fn insert_draft_on(
+    conn: &mut sqlx::AnyConnection,
+    t: &TransferRow,
+    cases: &[String],
+    excluded: &[(String, String)],
+) -> Result<(), DbError> {
+    let sql = format!(
+        "INSERT INTO transfers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(&t.transfer_id)
+        .bind(t.year)
+        .bind(&t.filters_json)
+        .bind(&t.state)
+        .bind(&t.prepared_by)
+        .bind(&t.prepared_by_name)
+        .bind(&t.created_at)
+        .bind(&t.approved_by)
+        .bind(&t.approved_by_name)
+        .bind(&t.approved_at)
+        .bind(&t.approved_digest)
+        .bind(t.reopened)
+        .bind(&t.rules_json)
+        .execute(&mut *conn)
+        .await?;
+    for chunk in cases.chunks(100) {
+        let mut binds = Vec::with_capacity(chunk.len() * 3);
+        for id in chunk {
+            binds.extend([
+                Bind::S(t.transfer_id.clone()),
+                Bind::S(id.clone()),
+                Bind::S(id.clone()),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO transfer_cases (transfer_id, archive_id, open_key) VALUES {}",
+            value_rows(chunk.len(), 3)
+        );
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+            .execute(&mut *conn)
+            .await?;
+    }
+    for chunk in excluded.chunks(100) {
+        let mut binds = Vec::with_capacity(chunk.len() * 3);
+        for (id, why) in chunk {
+            binds.extend([
+                Bind::S(t.transfer_id.clone()),
+                Bind::S(id.clone()),
+                Bind::S(why.clone()),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO transfer_excluded (transfer_id, archive_id, reason) VALUES {}",
+            value_rows(chunk.len(), 3)
+        );
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Writes decisions (replacing a case's earlier one) on the caller's transaction.
+pub async fn upsert_decisions_on(
+    conn: &mut sqlx::AnyConnection,
+    transfer_id: &str,
+    rows: &[DecisionRow],
+) -> Result<(), DbError> {
+    for chunk in rows.chunks(100) {
+        let ids: Vec<Bind> = chunk
+            .iter()
+            .map(|d| Bind::S(d.archive_id.clone()))
+            .collect();
+        let ps: Vec<String> = (0..ids.len()).map(|i| format!("${}", i + 2)).collect();
+        let sql = format!(
+            "DELETE FROM transfer_decisions WHERE transfer_id = $1 AND archive_id IN ({})",
+            ps.join(", ")
+        );
+        let mut binds = vec![Bind::S(transfer_id.to_string())];
+        binds.extend(ids);
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+            .execute(&mut *conn)
+            .await?;
+        let mut binds = Vec::with_capacity(chunk.len() * 12);
+        for d in chunk {
+            binds.extend([
+                Bind::S(transfer_id.to_string()),
+                Bind::S(d.archive_id.clone()),
+                Bind::S(d.classification.clone()),
+                Bind::S(d.level.clone()),
+                Bind::S(d.basis.clone()),
+                Bind::S(d.access.clone()),
+                Bind::OptS(d.access_reason.clone()),
+                Bind::OptI(d.access_until),
+                Bind::OptS(d.access_note.clone()),
+                Bind::S(d.source.clone()),
+                Bind::S(d.decided_by.clone()),
+                Bind::S(d.decided_at.clone()),
+            ]);
+        }
+        let sql = format!(
+            "INSERT INTO transfer_decisions (transfer_id, {DECISION_COLUMNS}) VALUES {}",
+            value_rows(chunk.len(), 12)
+        );
+        bind_all(sqlx::query(sqlx::AssertSqlSafe(sql)), &binds)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Removes rule-made decisions (a new rule set replaces them; manual ones stay).
+pub async fn clear_rule_decisions_on(
+    conn: &mut sqlx::AnyConnection,
+    transfer_id: &str,
+) -> Result<(), DbError> {
+    sqlx::query("DELETE FROM transfer_decisions WHERE transfer_id = $1 AND source <> 'manual'")
+        .bind(transfer_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Sets a batch's state and approval fields; `from` guards against a concurrent change.
+#[allow(clippy::too_many_arguments)]
+pub async fn set_state_on(
+    conn: &mut sqlx::AnyConnection,
+    transfer_id: &str,
+    from: &str,
+    to: &str,
+    approved_by: Option<&str>,
+    approved_by_name: Option<&str>,
+    approved_at: Option<&str>,
+    approved_digest: Option<&str>,
+) -> Result<(), DbError> {
+    let n = sqlx::query(
+        "UPDATE transfers SET state = $1, approved_by = $2, approved_by_name = $3, approved_at = $4, \
+         approved_digest = $5, reopened = reopened + (CASE WHEN $6 = 'approved' AND $7 = 'draft' THEN 1 ELSE 0 END) \
+         WHERE transfer_id = $8 AND state = $9",
+    )
+    .bind(to)
+    .bind(approved_by)
+    .bind(approved_by_name)
+    .bind(approved_at)
+    .bind(approved_digest)
+    .bind(from)
+    .bind(to)
+    .bind(transfer_id)
+    .bind(from)
+    .execute(conn)
+    .await?
+    .rows_affected();
+    if n != 1 {
+        return Err(DbError::Conflict(format!(
+            "transfer {transfer_id} is no longer {from}"
+        )));
+    }
+    Ok(())
+}
+
+pub async fn set_rules_on(
+    conn: &mut sqlx::AnyConnection,
+    transfer_id: &str,
+    rules_json: &str,
+) -> Result<(), DbError> {
+    sqlx::query("UPDATE transfers SET rules_json = $1 WHERE transfer_id = $2")
+        .bind(rules_json)
+        .bind(transfer_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}

@@ -121,6 +121,18 @@ impl Db {
             .collect()
     }
 
+    /// Filed cases whose filing facts no package version signs yet, oldest filing first.
+    pub async fn unsealed_filed(&self, limit: i64) -> Result<Vec<String>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT archive_id FROM cases WHERE status = 'filed' AND filing_batch IS NOT NULL \
+             AND (sealed_filing IS NULL OR sealed_filing <> filing_batch) \
+             ORDER BY filed_at, archive_id LIMIT $1",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
     /// Every version's object key for a set of cases, for disposal and audits.
     pub async fn version_keys(&self, archive_id: &str) -> Result<Vec<(i64, String)>, DbError> {
         let rows = sqlx::query(

@@ -293,3 +293,27 @@ impl From<crate::digitised::DigitisedError> for ApiError {
         }
     }
 }
+
+impl From<crate::transfer::TransferError> for ApiError {
+    fn from(e: crate::transfer::TransferError) -> Self {
+        use crate::transfer::TransferError as T;
+        match e {
+            T::NotFound(_) => ApiError::NotFound(e.to_string()),
+            T::Invalid(m) => ApiError::BadRequest(m),
+            T::Refused {
+                code,
+                message,
+                problems,
+            } => ApiError::Unprocessable(code, message, serde_json::Value::Array(problems)),
+            T::State(m) => ApiError::Conflict("wrong_state", m),
+            T::FourEyes(m) => ApiError::Forbidden(m),
+            T::NotReady(ref blockers) => ApiError::Unprocessable(
+                "not_ready",
+                e.to_string(),
+                serde_json::to_value(blockers).unwrap_or_else(|_| json!([])),
+            ),
+            T::Version(v) => v.into(),
+            T::Db(d) => ApiError::internal(d),
+        }
+    }
+}

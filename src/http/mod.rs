@@ -9,6 +9,7 @@ pub mod error;
 mod filing;
 mod log;
 mod tokens;
+mod transfers;
 
 use std::net::TcpListener;
 use std::sync::Arc;
@@ -231,6 +232,17 @@ pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
                         .route(
                             "/disposal/lists/{list_id}/{name}",
                             web::get().to(disposal::document),
+                        )
+                        .route("/transfers", web::post().to(transfers::draft))
+                        .route("/transfers", web::get().to(transfers::list))
+                        .route("/transfers/{transfer_id}", web::get().to(transfers::show))
+                        .route(
+                            "/transfers/{transfer_id}/decisions",
+                            web::put().to(transfers::decide),
+                        )
+                        .route(
+                            "/transfers/{transfer_id}/approve",
+                            web::post().to(transfers::approve),
                         )
                         .route("/audits", web::get().to(cases::audits))
                         .route("/audit", web::get().to(log::trail))

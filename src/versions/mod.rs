@@ -174,6 +174,73 @@ impl Versions {
         })
     }
 
+    /// Seals a filed case's archival code, filing batch and time into its package: a new version
+    /// whose archive.xml carries them (unless a version already signs this filing). Returns the
+    /// version made, if one was.
+    pub async fn seal_filing_if_needed(
+        &self,
+        archive_id: &str,
+        who: &Principal,
+    ) -> Result<Option<Made>, VersionError> {
+        let base = self.base(archive_id).await?;
+        let Some(f) = base.filing.clone() else {
+            return Ok(None);
+        };
+        if base.case.sealed_filing.as_deref() == Some(f.batch.as_str()) {
+            return Ok(None);
+        }
+        let path = self.staging_path(&base)?;
+        let staged = tempfile::TempPath::try_from_path(&path)?;
+        let (signer, fonds, agent, b2) = (
+            self.signer(),
+            self.settings.fonds_code.clone(),
+            who.clone(),
+            base.clone(),
+        );
+        let finished = tokio::task::spawn_blocking(move || -> io::Result<Finished> {
+            let now = chrono::Utc::now().fixed_offset();
+            let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let pkg = begin(&path, &b2, &now)?;
+            let xml = archive_xml(&b2, Kind::Filing, &fonds, &[], &agent, &at, |_| Ok(()))?;
+            finish(pkg, &b2, &fonds, &xml, &signer, &now)
+        })
+        .await
+        .map_err(|e| VersionError::Io(io::Error::other(e)))??;
+        let made = self
+            .commit(
+                &base,
+                Kind::Filing,
+                finished,
+                staged,
+                vec![],
+                CaseUpdate {
+                    digitised_pages: 0,
+                    sealed_filing: Some(&f.batch),
+                },
+                serde_json::to_value(&f).unwrap_or_default(),
+                who,
+            )
+            .await?;
+        Ok(Some(made))
+    }
+
+    /// Seals the filing facts of up to `limit` filed cases whose packages do not sign them yet
+    /// (the background catch-up after a filing batch). Returns how many were sealed.
+    pub async fn seal_pending(&self, limit: i64) -> Result<usize, VersionError> {
+        let who = Principal::scheduler();
+        let mut n = 0;
+        for id in self.db.unsealed_filed(limit).await? {
+            match self.seal_filing_if_needed(&id, &who).await {
+                Ok(Some(_)) => n += 1,
+                Ok(None) => {}
+                // Disposed or versioned meanwhile: the next round sees the new state.
+                Err(VersionError::Conflict(_) | VersionError::Disposed(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(n)
+    }
+
     /// Where the bag of a new version is built (removed unless committed).
     pub fn staging_path(&self, base: &Base) -> io::Result<PathBuf> {
         let dir = self.settings.tmp_dir();

@@ -18,4 +18,5 @@ mod log;
 mod s3;
 mod schema;
 mod trail;
+mod transfer;
 mod upgrade;
