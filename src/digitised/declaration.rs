@@ -136,6 +136,68 @@ pub fn parse(bytes: &[u8], problems: &mut Problems) -> Option<Declaration> {
             }
         };
     let before = problems.errors.len();
+    // What the schema allows under each element: anything else is named, not ignored.
+    let allowed =
+        |n: roxmltree::Node<'_, '_>, at: &str, names: &[&str], problems: &mut Problems| {
+            for c in n.children().filter(|c| c.is_element()) {
+                let name = c.tag_name().name();
+                if !names.contains(&name) || c.tag_name().namespace() != Some(NAMESPACE) {
+                    bad(
+                        problems,
+                        Code::FieldInvalid,
+                        format!("{at}{name}"),
+                        format!(
+                            "<{name}> is not an element of digitisation.xml here (allowed: {})",
+                            names.join(", ")
+                        ),
+                    );
+                }
+            }
+        };
+    allowed(
+        root,
+        "",
+        &["scanner", "operator", "date", "originals", "images"],
+        problems,
+    );
+    if let Some(o) = child(root, "originals") {
+        allowed(o, "originals/", &["original"], problems);
+        for (i, x) in o
+            .children()
+            .filter(|c| c.is_element() && c.tag_name().name() == "original")
+            .enumerate()
+        {
+            allowed(
+                x,
+                &format!("originals/original[{}]/", i + 1),
+                &["id", "title", "pages", "paper"],
+                problems,
+            );
+        }
+    }
+    if let Some(o) = child(root, "images") {
+        allowed(o, "images/", &["image"], problems);
+        for (i, x) in o
+            .children()
+            .filter(|c| c.is_element() && c.tag_name().name() == "image")
+            .enumerate()
+        {
+            allowed(
+                x,
+                &format!("images/image[{}]/", i + 1),
+                &[
+                    "path",
+                    "original",
+                    "page",
+                    "resolution",
+                    "colour_mode",
+                    "format",
+                    "sha256",
+                ],
+                problems,
+            );
+        }
+    }
     let scanner = need(problems, root, "", "scanner", 200);
     let operator = need(problems, root, "", "operator", 100);
     let date = need(problems, root, "", "date", 10);

@@ -104,6 +104,15 @@ async fn scans_are_checked_from_the_images_and_every_problem_is_listed() {
         .await;
     assert_eq!(case["version"], 1, "refusals change nothing: {case}");
     assert_eq!(case["versions"].as_array().unwrap().len(), 1);
+    // Nothing half-written: one stored package for the case, nothing left in staging.
+    let stored = |app: &TestApp| {
+        app.stored_packages()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(id.as_str()))
+            .count()
+    };
+    assert_eq!(stored(&app), 1);
+    assert_eq!(staging_files(app.dir.path()), Vec::<PathBuf>::new());
 
     let mut version = 1;
     let mut pages = 0;
@@ -125,6 +134,11 @@ async fn scans_are_checked_from_the_images_and_every_problem_is_listed() {
         .get_json(&app.auditor, &format!("/api/v1/cases/{id}"))
         .await;
     assert_eq!(case["version"], version);
+    assert_eq!(
+        stored(&app) as i64,
+        version,
+        "one stored object per version"
+    );
     assert_eq!(case["digitised_pages"], pages);
     let versions = case["versions"].as_array().unwrap();
     assert_eq!(versions.len() as i64, version);
@@ -437,4 +451,112 @@ async fn audits_and_filing_check_every_version() {
         case["filing"]["problem"].to_string().contains("version 1"),
         "{case}"
     );
+}
+
+/// digitisation.xml is held to `schemas/digitisation.xsd`: each variant xmllint refuses, the
+/// service refuses too, naming the element; the fixture's own declaration passes both.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn declarations_are_held_to_their_schema() {
+    let app = TestApp::spawn().await;
+    let id = app
+        .archive_case("D-5", "2025-05-10T10:00:00+08:00", "D30")
+        .await;
+    let dir = scans_dir("jpeg-ok");
+    let base = std::fs::read_to_string(dir.join("digitisation.xml")).unwrap();
+    let variants: Vec<(&str, String, &str, &str)> = vec![
+        ("unchanged", base.clone(), "", ""),
+        (
+            "duplicate id",
+            base.replace("<id>licence</id>", "<id>form</id>"),
+            "field_invalid",
+            "originals/original[2]/id",
+        ),
+        (
+            "colour mode",
+            base.replacen("<colour_mode>color", "<colour_mode>sepia", 1),
+            "field_invalid",
+            "images/image[1]/colour_mode",
+        ),
+        (
+            "no scanner",
+            base.replace("<scanner>Fujitsu fi-7160</scanner>", ""),
+            "field_missing",
+            "scanner",
+        ),
+        (
+            "page zero",
+            base.replacen("<page>1</page>", "<page>0</page>", 1),
+            "field_invalid",
+            "images/image[1]/page",
+        ),
+        (
+            "bad date",
+            base.replace("2026-11-30", "2026-13-40"),
+            "field_invalid",
+            "date",
+        ),
+        (
+            "bad paper",
+            base.replacen("<paper>A4</paper>", "<paper>A9</paper>", 1),
+            "field_invalid",
+            "originals/original[1]/paper",
+        ),
+        (
+            "unknown element",
+            base.replacen(
+                "<format>jpeg</format>",
+                "<format>jpeg</format><comment>x</comment>",
+                1,
+            ),
+            "field_invalid",
+            "images/image[1]/comment",
+        ),
+        (
+            "namespace",
+            base.replace("urn:guidang:digitisation:1", "urn:example:other"),
+            "metadata_invalid",
+            "digitisation",
+        ),
+    ];
+    let images: Vec<(String, Vec<u8>)> = std::fs::read_dir(dir.join("images"))
+        .unwrap()
+        .flatten()
+        .map(|e| {
+            (
+                format!("images/{}", e.file_name().to_string_lossy()),
+                std::fs::read(e.path()).unwrap(),
+            )
+        })
+        .collect();
+    for (name, xml, code, field) in &variants {
+        let path = app.dir.path().join("variant.xml");
+        std::fs::write(&path, xml).unwrap();
+        let out = std::process::Command::new("xmllint")
+            .args(["--noout", "--schema"])
+            .arg(fixtures().join("../schemas/digitisation.xsd"))
+            .arg(&path)
+            .output()
+            .expect("xmllint (libxml2-utils, installed by .ci/run)");
+        assert_eq!(
+            out.status.success(),
+            code.is_empty(),
+            "xmllint on {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        if code.is_empty() {
+            continue;
+        }
+        let mut entries: Vec<(&str, &[u8])> = vec![("digitisation.xml", xml.as_bytes())];
+        entries.extend(images.iter().map(|(n, b)| (n.as_str(), b.as_slice())));
+        let (s, b) = post_scans(&app, &app.archivist, &id, zip_of(&entries)).await;
+        assert_eq!(s, 422, "{name}: {b}");
+        assert!(
+            b["problems"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|p| p["code"] == *code && p["field"] == *field),
+            "{name}: expected {code} at {field}: {b}"
+        );
+    }
 }
