@@ -83,7 +83,8 @@ def main():
                 "<scanner>bench</scanner><operator>bench</operator><date>2026-12-01</date>"
                 f"<originals><original><id>o</id><title>bench</title><pages>{a.pages}</pages><paper>A4</paper></original></originals>"
                 f"<images>{''.join(images)}</images></digitisation>\n")
-    env = dict(os.environ, GUIDANG_DATA_DIR=data, DATABASE_URL=f"sqlite://{data}/guidang.db")
+    env = dict(os.environ, GUIDANG_DATA_DIR=data)
+    env.pop("DATABASE_URL", None)
     env.pop("GUIDANG_FAILPOINT", None)
     run([BIN, "init"], env, cwd=work)
     out = run([BIN, "import", os.path.join(ROOT, "fixtures/valid/food-licence.zip")], env, cwd=work).stdout
