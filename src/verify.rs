@@ -693,12 +693,11 @@ fn version_of(report: &mut Report, checks: &mut Vec<Check>, bag: &mut Bag, info:
         .and_then(|t| t.trim().parse::<i64>().ok());
     let last = doc
         .descendants()
-        .filter(|n| {
+        .rfind(|n| {
             n.has_tag_name("version")
                 && n.parent()
                     .is_some_and(|p| p.has_tag_name("previous_versions"))
         })
-        .last()
         .map(|n| {
             (
                 n.attribute("number").and_then(|x| x.parse::<i64>().ok()),
@@ -727,7 +726,9 @@ fn version_of(report: &mut Report, checks: &mut Vec<Check>, bag: &mut Bag, info:
 /// the tag manifest of the version N-1 beside it, and that one must be valid. A version whose
 /// predecessor was not given says so (`not_configured`), never `pass`.
 pub fn chain(reports: &mut [Report]) {
-    let known: Vec<(Option<String>, i64, Option<String>, bool, String)> = reports
+    /// Archive id, version, tag-manifest digest, valid, name.
+    type Known = (Option<String>, i64, Option<String>, bool, String);
+    let known: Vec<Known> = reports
         .iter()
         .map(|r| {
             (

@@ -776,11 +776,11 @@ fn pdf(r: &mut dyn ReadSeek) -> Result<Vec<Page>, String> {
         // The object's text up to `stream` or `endobj`, bounded.
         let mut body: Vec<u8> = line[at + 4..].to_vec();
         loop {
-            if let Some(k) = find(&body, b"stream") {
-                if !body[..k].ends_with(b"end") {
-                    body.truncate(k);
-                    break;
-                }
+            if let Some(k) = find(&body, b"stream")
+                && !body[..k].ends_with(b"end")
+            {
+                body.truncate(k);
+                break;
             }
             if let Some(k) = find(&body, b"endobj") {
                 body.truncate(k);

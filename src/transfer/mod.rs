@@ -143,7 +143,7 @@ impl Transfers {
     ) -> Result<BatchView, TransferError> {
         let this_year = chrono::Utc::now().format("%Y").to_string();
         let this_year: i64 = this_year.parse().unwrap_or(2100);
-        if req.year < 1990 || req.year >= this_year + 1 {
+        if req.year < 1990 || req.year > this_year {
             return Err(TransferError::Invalid(format!(
                 "year {} is not a year whose cases can be transferred",
                 req.year
