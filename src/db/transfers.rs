@@ -44,6 +44,7 @@ pub struct BatchCase {
     pub transact_time: String,
     /// The classification the case's metadata gives: the starting point of the decision.
     pub security_classification: String,
+    /// Bytes of every version of the package (a transfer carries them all).
     pub package_size: i64,
     pub file_count: Option<i64>,
     pub version: i64,
@@ -55,7 +56,8 @@ pub struct BatchCase {
 
 const CASE_COLUMNS: &str = "c.archive_id, c.archival_code, c.project_name, c.task_name, c.task_type, \
     c.task_code, c.result, c.retention, c.lead_department, c.transact_time, c.security_classification, \
-    c.package_size, c.file_count, c.version, c.paper_pages, c.digitised_pages, c.filing_batch, c.sealed_filing";
+    (SELECT SUM(v.package_size) FROM package_versions v WHERE v.archive_id = c.archive_id) AS package_size, \
+    c.file_count, c.version, c.paper_pages, c.digitised_pages, c.filing_batch, c.sealed_filing";
 
 /// A candidate for a new batch, with what may keep it out.
 #[derive(Debug, Clone, sqlx::FromRow)]

@@ -130,6 +130,7 @@ impl Digitised {
         agent: &Principal,
     ) -> Result<Added, DigitisedError> {
         let base = self.versions.base(archive_id).await?;
+        let known = self.versions.digitised_digests(archive_id).await?;
         let path = self.versions.staging_path(&base)?;
         let staged = tempfile::TempPath::try_from_path(&path)?;
         let settings = Arc::new(self.versions.settings().clone());
@@ -148,6 +149,7 @@ impl Digitised {
                 base: &base2,
                 path: &path,
                 agent: &agent2,
+                known: &known,
             })
         })
         .await
@@ -193,6 +195,8 @@ struct Input<'a> {
     base: &'a Base,
     path: &'a std::path::Path,
     agent: &'a Principal,
+    /// Scans the case holds already (SHA-256 → where): the same bytes again are a duplicate.
+    known: &'a std::collections::HashMap<String, String>,
 }
 
 struct Prepared {
@@ -364,6 +368,15 @@ fn prepare(inp: &Input<'_>) -> Result<Prepared, DigitisedError> {
             facts,
         })
         .collect();
+    for s in &scans {
+        if let Some(at) = inp.known.get(&s.sha256) {
+            problems.push(Problem::file(
+                Code::PageDuplicate,
+                s.declared.path.clone(),
+                format!("the same bytes are in the case already ({at})"),
+            ));
+        }
+    }
     let measured = qc::check(&decl, &scans, &inp.settings.digitisation, &mut problems);
 
     let av = &inp.settings.antivirus;

@@ -139,6 +139,21 @@ impl Versions {
         &self.settings
     }
 
+    /// The SHA-256 of every digitised file the case holds already, with where it is.
+    pub async fn digitised_digests(
+        &self,
+        archive_id: &str,
+    ) -> Result<std::collections::HashMap<String, String>, VersionError> {
+        Ok(self
+            .db
+            .case_files(archive_id)
+            .await?
+            .into_iter()
+            .filter(|f| f.role == "digitised")
+            .map(|f| (f.sha256, format!("version {}: {}", f.version, f.path)))
+            .collect())
+    }
+
     /// An audit-trail row about a case's versions (refusals; successes are written with them).
     pub async fn audit(&self, who: &Principal, action: &str, target: &str, outcome: &str) {
         self.evidence.audit(who, action, target, outcome).await;
