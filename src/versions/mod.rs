@@ -297,6 +297,7 @@ impl Versions {
             let _ = self.db.delete_intent(&intent).await;
             return Err(e.into());
         }
+        crate::failpoint::failpoint("version_after_store");
         let row = VersionRow {
             archive_id: archive_id.clone(),
             version: base.next,

@@ -560,3 +560,59 @@ async fn declarations_are_held_to_their_schema() {
         );
     }
 }
+
+/// A crash between storing a new version and recording it leaves the case at its old version;
+/// the next start removes the orphan, and adding the scans again makes the version.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_while_adding_scans_leaves_the_case_as_it_was() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = database_url(dir.path()).await;
+    crate::cli::init(dir.path(), &db);
+    let out = guidang(dir.path(), &db)
+        .arg("import")
+        .arg(fixtures().join("valid/food-licence.zip"))
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let id = text
+        .split("-> ")
+        .nth(1)
+        .and_then(|s| s.split_whitespace().next())
+        .expect("archive id")
+        .to_string();
+    let stored = || {
+        let mut n = 0;
+        let mut stack = vec![dir.path().join("objects/packages").join(&id)];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+                if e.path().is_dir() {
+                    stack.push(e.path());
+                } else {
+                    n += 1;
+                }
+            }
+        }
+        n
+    };
+    assert_eq!(stored(), 1);
+    let out = guidang(dir.path(), &db)
+        .args(["digitised", "add", &id])
+        .arg(scans_dir("jp2-ok"))
+        .env("GUIDANG_FAILPOINT", "version_after_store")
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "the process died");
+    assert_eq!(stored(), 2, "the new version had reached storage before the crash");
+
+    // The next start removes the orphan; the case is still at version 1 and takes the scans.
+    let out = guidang(dir.path(), &db)
+        .args(["digitised", "add", &id])
+        .arg(scans_dir("jp2-ok"))
+        .env("GUIDANG_RECOVERY_GRACE_SECS", "0")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains("as package version 2"), "{text}");
+    assert_eq!(stored(), 2, "the orphan went, the new version stayed");
+}
