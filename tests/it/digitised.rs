@@ -602,7 +602,11 @@ async fn a_crash_while_adding_scans_leaves_the_case_as_it_was() {
         .output()
         .unwrap();
     assert!(!out.status.success(), "the process died");
-    assert_eq!(stored(), 2, "the new version had reached storage before the crash");
+    assert_eq!(
+        stored(),
+        2,
+        "the new version had reached storage before the crash"
+    );
 
     // The next start removes the orphan; the case is still at version 1 and takes the scans.
     let out = guidang(dir.path(), &db)
@@ -612,7 +616,12 @@ async fn a_crash_while_adding_scans_leaves_the_case_as_it_was() {
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(text.contains("as package version 2"), "{text}");
     assert_eq!(stored(), 2, "the orphan went, the new version stayed");
 }

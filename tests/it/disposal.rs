@@ -177,6 +177,22 @@ async fn disposal_needs_a_due_case_an_approval_by_another_admin_and_no_hold() {
         )
         .await;
     assert_eq!(s, 201);
+    // Case b has a second package version (scans of its paper originals): disposal takes both.
+    let (s, added) = crate::digitised::post_scans(
+        &app,
+        &app.archivist,
+        &b,
+        crate::digitised::scans_zip("jpeg-ok"),
+    )
+    .await;
+    assert_eq!(s, 201, "{added}");
+    let of_b = |app: &TestApp| {
+        app.stored_packages()
+            .into_iter()
+            .filter(|p| p.to_string_lossy().contains(b.as_str()))
+            .count()
+    };
+    assert_eq!(of_b(&app), 2);
     let stored_before = app.stored_packages().len();
     let (s, done) = app
         .post_json(
@@ -208,9 +224,10 @@ async fn disposal_needs_a_due_case_an_approval_by_another_admin_and_no_hold() {
     );
     assert_eq!(
         app.stored_packages().len(),
-        stored_before - 1,
-        "exactly one package destroyed"
+        stored_before - 2,
+        "exactly one case's packages destroyed, every version"
     );
+    assert_eq!(of_b(&app), 0);
 
     // The tombstone: metadata, digests and the approval trail remain; the content is gone.
     let (s, tomb) = app
@@ -219,7 +236,9 @@ async fn disposal_needs_a_due_case_an_approval_by_another_admin_and_no_hold() {
     assert_eq!(s, 200);
     assert_eq!(tomb["status"], "disposed");
     assert_eq!(tomb["disposal"]["list_id"], lid.as_str());
-    assert_eq!(tomb["files"].as_array().unwrap().len(), 7, "{tomb}");
+    // The submission's 7 files and the 3 scans with their declaration.
+    assert_eq!(tomb["files"].as_array().unwrap().len(), 11, "{tomb}");
+    assert_eq!(tomb["versions"].as_array().unwrap().len(), 2, "{tomb}");
     assert!(tomb["files"][0]["sha256"].as_str().unwrap().len() == 64);
     assert!(
         tomb["archival_code"]

@@ -399,6 +399,49 @@ async fn a_batch_is_drafted_decided_blocked_and_approved_under_four_eyes() {
     assert_eq!(r["state"], "draft");
     assert_eq!(r["reopened"], 1);
     assert!(r["approved_digest"].is_null());
+    // A failed fixity audit of a case blocks the batch.
+    let v1 = app
+        .stored_packages()
+        .into_iter()
+        .find(|p| {
+            p.to_string_lossy().contains(c.as_str()) && p.to_string_lossy().ends_with("v1.zip")
+        })
+        .unwrap();
+    let mut bytes = std::fs::read(&v1).unwrap();
+    let at = bytes
+        .windows(12)
+        .position(|w| w == b"Payload-Oxum")
+        .unwrap();
+    bytes[at + 14] ^= 0x01;
+    std::fs::write(&v1, &bytes).unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/api/v1/cases/{c}/verify")))
+        .bearer_auth(&app.auditor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 200);
+    let (_, now) = app
+        .get_json(&app.archivist, &format!("/api/v1/transfers/{tid}"))
+        .await;
+    assert_eq!(blocker_codes(&now), vec!["fixity_failed"], "{now}");
+    assert_eq!(now["blockers"][0]["cases"], json!([c]));
+    // The batch's bytes are every version of every case.
+    let mut all = 0;
+    for id in [&a, &b, &c] {
+        let (_, v) = app
+            .get_json(&app.archivist, &format!("/api/v1/cases/{id}"))
+            .await;
+        all += v["versions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x["package_size"].as_i64().unwrap())
+            .sum::<i64>();
+    }
+    assert_eq!(now["counts"]["bytes"], all);
+
     // Auditors and admins read batches; submitters do not; nobody but archivists drafts.
     let (s, _) = app
         .get_json(&app.auditor, &format!("/api/v1/transfers/{tid}"))
