@@ -598,24 +598,7 @@ impl Lexer<'_> {
     }
 
     fn regular(c: u8) -> bool {
-        !matches!(
-            c,
-            b' ' | b'\n'
-                | b'\r'
-                | b'\t'
-                | b'\x0c'
-                | 0
-                | b'/'
-                | b'<'
-                | b'>'
-                | b'['
-                | b']'
-                | b'('
-                | b')'
-                | b'{'
-                | b'}'
-                | b'%'
-        )
+        !crate::pipeline::identify::is_pdf_delim(c)
     }
 
     fn word(&mut self) -> &[u8] {

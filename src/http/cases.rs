@@ -41,14 +41,7 @@ pub async fn submit(
             )));
         }
     }
-    let declared_len = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared_len.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge(limit));
-    }
+    refuse_declared_over(&req, limit)?;
     // The ingest service writes the submission's one audit-trail row, whatever the outcome.
     let (status, s) = match app.ingest().ingest_body(body, who.0).await? {
         Outcome::Created(s) => (actix_web::http::StatusCode::CREATED, s),
@@ -57,6 +50,19 @@ pub async fn submit(
     Ok(HttpResponse::build(status)
         .insert_header((header::LOCATION, format!("/api/v1/cases/{}", s.archive_id)))
         .json(s))
+}
+
+/// 413 before the body is read when its declared length is over `limit`.
+pub fn refuse_declared_over(req: &HttpRequest, limit: u64) -> Result<(), ApiError> {
+    let declared_len = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared_len.is_some_and(|n| n > limit) {
+        return Err(ApiError::TooLarge(limit));
+    }
+    Ok(())
 }
 
 #[derive(Deserialize)]

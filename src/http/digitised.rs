@@ -18,14 +18,7 @@ pub async fn add(
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();
     let limit = app.settings().limits.max_body_bytes;
-    let declared_len = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared_len.is_some_and(|n| n > limit) {
-        return Err(ApiError::TooLarge(limit));
-    }
+    super::cases::refuse_declared_over(&req, limit)?;
     let added = app.digitised().add_body(&id, body, &who).await?;
     Ok(HttpResponse::Created()
         .insert_header((

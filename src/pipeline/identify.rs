@@ -196,7 +196,8 @@ impl PdfScan {
     }
 }
 
-fn is_pdf_delim(c: u8) -> bool {
+/// PDF whitespace and delimiters (ISO 32000 7.2.2): what ends a token.
+pub fn is_pdf_delim(c: u8) -> bool {
     matches!(
         c,
         b' ' | b'\t'

@@ -542,6 +542,31 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
     })
 }
 
+/// One payload file in archive.xml: path (under `data/`), role, size, format identification and
+/// both digests. Every version's archive.xml describes its files so.
+pub fn file_element(d: &mut Doc<Vec<u8>>, path: &str, f: &FileRow) -> io::Result<()> {
+    let size = f.size.to_string();
+    d.open(
+        "file",
+        &[("path", path), ("role", &f.role), ("size", &size)],
+    )?;
+    let mut format = vec![("id", f.format.as_str()), ("mime", f.mime.as_str())];
+    if let Some(v) = &f.format_version {
+        format.push(("version", v));
+    }
+    if let Some(v) = &f.note {
+        format.push(("note", v));
+    }
+    if let Some(v) = f.puid {
+        format.push(("puid", v));
+    }
+    d.empty("format", &format)?
+        .text_with("digest", &[("algorithm", "SHA-256")], &f.sha256)?
+        .text_with("digest", &[("algorithm", "SM3")], &f.sm3)?
+        .close("file")?;
+    Ok(())
+}
+
 /// The archive's own description of the package (`data/archive.xml`, namespace
 /// `urn:guidang:archive:1`).
 fn archive_xml(
@@ -584,25 +609,7 @@ fn archive_xml(
     d.text("security_classification", &m.security_classification)?;
     d.open("files", &[])?;
     for f in files {
-        let (path, size) = (format!("submission/{}", f.path), f.size.to_string());
-        d.open(
-            "file",
-            &[("path", &path), ("role", &f.role), ("size", &size)],
-        )?;
-        let mut format = vec![("id", f.format.as_str()), ("mime", f.mime.as_str())];
-        if let Some(v) = &f.format_version {
-            format.push(("version", v));
-        }
-        if let Some(v) = &f.note {
-            format.push(("note", v));
-        }
-        if let Some(v) = f.puid {
-            format.push(("puid", v));
-        }
-        d.empty("format", &format)?
-            .text_with("digest", &[("algorithm", "SHA-256")], &f.sha256)?
-            .text_with("digest", &[("algorithm", "SM3")], &f.sm3)?
-            .close("file")?;
+        file_element(&mut d, &format!("submission/{}", f.path), f)?;
     }
     d.close("files")?.open("warnings", &[])?;
     for w in warnings {

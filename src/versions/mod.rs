@@ -446,26 +446,7 @@ pub fn archive_xml(
     d.text("security_classification", &c.security_classification)?;
     d.open("files", &[])?;
     for f in files {
-        let size = f.size.to_string();
-        d.open(
-            "file",
-            &[
-                ("path", f.path.as_str()),
-                ("role", &f.role),
-                ("size", &size),
-            ],
-        )?;
-        let mut format = vec![("id", f.format.as_str()), ("mime", f.mime.as_str())];
-        if let Some(v) = &f.format_version {
-            format.push(("version", v));
-        }
-        if let Some(v) = f.puid {
-            format.push(("puid", v));
-        }
-        d.empty("format", &format)?
-            .text_with("digest", &[("algorithm", "SHA-256")], &f.sha256)?
-            .text_with("digest", &[("algorithm", "SM3")], &f.sm3)?
-            .close("file")?;
+        crate::pipeline::file_element(&mut d, &f.path, f)?;
     }
     d.close("files")?;
     body(&mut d)?;
