@@ -758,11 +758,13 @@ fn pdf(r: &mut dyn ReadSeek) -> Result<Vec<Page>, String> {
         }
         // The object's text up to `stream` or `endobj`, bounded.
         let mut body: Vec<u8> = line[at + 4..].to_vec();
+        let mut has_stream = false;
         loop {
             if let Some(k) = find(&body, b"stream")
                 && !body[..k].ends_with(b"end")
             {
                 body.truncate(k);
+                has_stream = true;
                 break;
             }
             if let Some(k) = find(&body, b"endobj") {
@@ -782,14 +784,28 @@ fn pdf(r: &mut dyn ReadSeek) -> Result<Vec<Page>, String> {
         }
         let mut lx = Lexer { b: &body, i: 0 };
         let v = lx.value(0).unwrap_or(Pv::Other);
-        // Skip the stream's data by its direct /Length; with an indirect one the line reader
-        // walks over it (still one pass, just in smaller steps).
-        if let Some(len) = v.dict().and_then(|d| d.get("Length")).and_then(Pv::num)
-            && find(&body, b"endobj").is_none()
-            && len > 0.0
-        {
-            r.seek_relative(len as i64).map_err(|e| e.to_string())?;
-            pos += len as u64;
+        let len = v
+            .dict()
+            .and_then(|d| d.get("Length"))
+            .and_then(Pv::num)
+            .filter(|l| has_stream && *l > 0.0);
+        if let Some(len) = len {
+            if v.dict().and_then(|d| d.get("Type")).and_then(Pv::name) == Some("ObjStm") {
+                // An object stream (PDF 1.5) holds page dictionaries too: read, inflate, parse.
+                if len as usize > MAX_OBJSTM {
+                    return Err(format!(
+                        "an object stream of {len} bytes is too large for a scan"
+                    ));
+                }
+                let data = exact(&mut r, len as usize)?;
+                pos += len as u64;
+                object_stream(&v, &data, &mut objs)?;
+            } else {
+                // Skip the stream's data by its direct /Length; with an indirect one the line
+                // reader walks over it (still one pass, just in smaller steps).
+                r.seek_relative(len as i64).map_err(|e| e.to_string())?;
+                pos += len as u64;
+            }
         }
         objs.insert(num, v);
     }
@@ -808,7 +824,7 @@ fn pdf(r: &mut dyn ReadSeek) -> Result<Vec<Page>, String> {
                 .and_then(Pv::name)
                 .is_some_and(|t| t == "Catalog")
         })
-        .ok_or("no document catalogue (compressed object streams are not read)")?
+        .ok_or("no document catalogue")?
         .clone();
     let root = catalog
         .dict()
@@ -908,6 +924,68 @@ fn pdf(r: &mut dyn ReadSeek) -> Result<Vec<Page>, String> {
         }
     }
     Ok(pages)
+}
+
+/// The largest object stream read (compressed page and resource dictionaries; images are never
+/// in one).
+const MAX_OBJSTM: usize = 8 << 20;
+
+/// The objects of an object stream: `/N` pairs of object number and offset, then the objects
+/// from `/First`.
+fn object_stream(dict: &Pv, data: &[u8], objs: &mut HashMap<u32, Pv>) -> Result<(), String> {
+    let d = dict.dict().ok_or("an object stream without a dictionary")?;
+    let n = d.get("N").and_then(Pv::num).unwrap_or(0.0) as usize;
+    let first = d.get("First").and_then(Pv::num).unwrap_or(0.0) as usize;
+    let inflated;
+    let body: &[u8] = match d.get("Filter") {
+        None => data,
+        Some(Pv::Name(f)) if f == "FlateDecode" => {
+            use std::io::Read as _;
+            let mut out = Vec::new();
+            flate2::read::ZlibDecoder::new(data)
+                .take(4 * MAX_OBJSTM as u64)
+                .read_to_end(&mut out)
+                .map_err(|e| format!("an object stream cannot be inflated: {e}"))?;
+            inflated = out;
+            &inflated
+        }
+        Some(other) => {
+            return Err(format!(
+                "an object stream filtered by {other:?} is not read"
+            ));
+        }
+    };
+    if n > 4 * MAX_PAGES || first > body.len() {
+        return Err("an object stream with a bad header".into());
+    }
+    let mut header = Lexer {
+        b: &body[..first],
+        i: 0,
+    };
+    let mut pairs = Vec::with_capacity(n);
+    for _ in 0..n {
+        match (header.value(0), header.value(0)) {
+            (Some(Pv::Num(o)), Some(Pv::Num(off))) => pairs.push((o as u32, off as usize)),
+            _ => return Err("an object stream with a bad header".into()),
+        }
+    }
+    for (o, off) in pairs {
+        let at = first.saturating_add(off);
+        if at >= body.len() {
+            continue;
+        }
+        let mut lx = Lexer {
+            b: &body[at..],
+            i: 0,
+        };
+        if let Some(v) = lx.value(0) {
+            objs.entry(o).or_insert(v);
+        }
+        if objs.len() > 4 * MAX_PAGES + 1000 {
+            return Err("too many objects for a scan".into());
+        }
+    }
+    Ok(())
 }
 
 fn pdf_mode(im: &HashMap<String, Pv>, get: &dyn Fn(&Pv) -> Option<Pv>) -> ColourMode {
