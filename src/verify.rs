@@ -818,6 +818,9 @@ fn xml_documents(checks: &mut Vec<Check>, bag: &mut Bag, payload: &BTreeSet<Stri
         .filter(|p| {
             p.as_str() == "data/submission/metadata.xml"
                 || (p.ends_with(".xml") && p.matches('/').count() == 1)
+                || (p.starts_with("data/digitised/")
+                    && p.ends_with("/digitisation.xml")
+                    && p.matches('/').count() == 3)
         })
         .collect();
     let mut bad = Vec::new();

@@ -334,6 +334,34 @@ async fn versions_verify_alone_and_as_a_chain() {
         "{r}"
     );
 
+    // The evidence of version 2 (no payload) proves it too, and names the declaration checked.
+    let (s, ev) = app
+        .get_bytes(
+            &app.auditor,
+            &format!("/api/v1/cases/{id}/evidence?version=2"),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let evp = dir.join("v2.evidence.zip");
+    std::fs::write(&evp, ev).unwrap();
+    let (code, r) = verify(&[&evp], &keys_arg);
+    assert_eq!(code, 0, "{r}");
+    assert_eq!(r["packages"][0]["evidence"], true, "{r}");
+    assert_eq!(check(&r["packages"][0], "version")["status"], "pass", "{r}");
+    assert_eq!(
+        check(&r["packages"][0], "log_inclusion")["status"],
+        "pass",
+        "{r}"
+    );
+    let (_, r) = verify(&[&v2], &keys_arg);
+    assert!(
+        check(&r["packages"][0], "xml_documents")["detail"]
+            .as_str()
+            .unwrap()
+            .contains("data/digitised/2/digitisation.xml"),
+        "{r}"
+    );
+
     // Any BagIt tool accepts a version as a bag.
     let dest = dir.join("bag-v2");
     zip::ZipArchive::new(std::fs::File::open(&v2).unwrap())
