@@ -135,6 +135,7 @@ impl App {
                 db.clone(),
                 evidence.clone(),
                 settings.signing_key_path(),
+                settings.sm2_key_path(),
                 settings.log_name.clone(),
             )
             .await?,

@@ -8,11 +8,14 @@ use std::time::SystemTime;
 use crate::db::{Db, DbError};
 use crate::evidence::Evidence;
 use crate::signing::{KeyError, PublicKeyInfo, Signer};
+use crate::signing_sm2::{Sm2Error, Sm2Signer};
 
 #[derive(Debug, thiserror::Error)]
 pub enum KeysError {
     #[error(transparent)]
     Key(#[from] KeyError),
+    #[error(transparent)]
+    Sm2(#[from] Sm2Error),
     #[error(transparent)]
     Db(#[from] DbError),
     #[error("cannot keep the retired key at {0}: {1}")]
@@ -25,6 +28,7 @@ pub struct Keys {
     path: PathBuf,
     log_name: String,
     active: RwLock<(Arc<Signer>, Option<SystemTime>)>,
+    sm2: Option<Arc<Sm2Signer>>,
 }
 
 fn mtime(p: &std::path::Path) -> Option<SystemTime> {
@@ -32,22 +36,38 @@ fn mtime(p: &std::path::Path) -> Option<SystemTime> {
 }
 
 impl Keys {
-    /// Loads (or creates) the signing key at `path` and publishes it.
+    /// Loads (or creates) the signing key at `path` and, where SM2 is enabled, the SM2 key at
+    /// `sm2_path`, and publishes them.
     pub async fn open(
         db: Db,
         evidence: Evidence,
         path: PathBuf,
+        sm2_path: Option<PathBuf>,
         log_name: String,
     ) -> Result<Keys, KeysError> {
         let signer = Signer::load_or_create(&path)?;
         db.publish_key(&signer.info).await?;
+        let sm2 = match sm2_path {
+            Some(p) => {
+                let s = Sm2Signer::load_or_create(&p)?;
+                db.publish_key(&s.info).await?;
+                Some(Arc::new(s))
+            }
+            None => None,
+        };
         Ok(Keys {
+            sm2,
             active: RwLock::new((Arc::new(signer), mtime(&path))),
             db,
             evidence,
             path,
             log_name,
         })
+    }
+
+    /// The SM2 key, where enabled.
+    pub fn sm2(&self) -> Option<Arc<Sm2Signer>> {
+        self.sm2.clone()
     }
 
     /// The active package-signing key.

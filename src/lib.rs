@@ -36,6 +36,7 @@ pub mod pipeline;
 pub mod problem;
 pub mod retention;
 pub mod signing;
+pub mod signing_sm2;
 pub mod staging;
 pub mod storage;
 pub mod tasks;

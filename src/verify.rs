@@ -614,6 +614,7 @@ fn verify_bag(
         Err(e) => fail(&mut checks, "signature", e),
         Ok(sig) => check_signature(&mut checks, &sig, &tagmanifest_bytes, trusted),
     }
+    check_sm2(&mut checks, &mut bag, &tagmanifest_bytes, trusted);
 
     match proof {
         None => checks.push(Check {
@@ -869,6 +870,7 @@ fn finish_seal(
         Err(e) => fail(&mut checks, "signature", e),
         Ok(sig) => check_signature(&mut checks, &sig, tagmanifest_bytes, trusted),
     }
+    check_sm2(&mut checks, bag, tagmanifest_bytes, trusted);
     report.tagmanifest_sha256 = Some(Digests::of(tagmanifest_bytes).sha256_hex());
     report.valid = checks.iter().all(|c| c.status != Status::Fail);
     report.checks = checks;
@@ -953,6 +955,81 @@ fn check_inclusion(
                 proof.index, cp.size
             ),
         );
+    }
+}
+
+/// `signature-sm2.json`, where the package carries one: SM2 with SM3 over the same tag manifest,
+/// under a pinned SM2 key (or, without pins, the embedded key, said to be unpinned).
+fn check_sm2(
+    checks: &mut Vec<Check>,
+    bag: &mut Bag,
+    signed: &[u8],
+    trusted: Option<&[PublicKeyInfo]>,
+) {
+    use crate::signing_sm2 as sm2;
+    if !bag.files().contains(sm2::SIGNATURE_FILE) {
+        return;
+    }
+    let f: Result<sm2::Sm2SignatureFile, String> = bag
+        .read_small(sm2::SIGNATURE_FILE)
+        .map_err(|e| e.to_string())
+        .and_then(|b| {
+            serde_json::from_slice(&b)
+                .map_err(|e| format!("{} is not valid: {e}", sm2::SIGNATURE_FILE))
+        });
+    let f = match f {
+        Ok(f) => f,
+        Err(e) => return fail(checks, "signature_sm2", e),
+    };
+    if f.algorithm != sm2::ALGORITHM || f.signed_file != "tagmanifest-sha256.txt" {
+        return fail(
+            checks,
+            "signature_sm2",
+            format!("unsupported: {} over {}", f.algorithm, f.signed_file),
+        );
+    }
+    use base64::Engine;
+    let embedded_id = base64::engine::general_purpose::STANDARD
+        .decode(&f.public_key)
+        .ok()
+        .map(|der| sm2::key_id(&der));
+    if embedded_id.as_deref() != Some(f.key_id.as_str()) {
+        return fail(
+            checks,
+            "signature_sm2",
+            "key_id is not the SHA-256 of the embedded public key",
+        );
+    }
+    match trusted {
+        Some(keys) => {
+            let Some(k) = keys.iter().find(|k| k.key_id == f.key_id) else {
+                return fail(
+                    checks,
+                    "signature_sm2",
+                    format!("signed by SM2 key {} which is not among the trusted keys", f.key_id),
+                );
+            };
+            match sm2::verify(&k.public_key, &f.signature, &f.user_id, signed) {
+                Ok(()) => pass(
+                    checks,
+                    "signature_sm2",
+                    format!("SM2-SM3 signature (user id {}) by pinned key {} valid", f.user_id, k.key_id),
+                ),
+                Err(e) => fail(checks, "signature_sm2", e),
+            }
+        }
+        None => match sm2::verify(&f.public_key, &f.signature, &f.user_id, signed) {
+            Ok(()) => checks.push(Check {
+                check: "signature_sm2",
+                status: Status::Warn,
+                detail: format!(
+                    "the SM2 signature is valid under the public key inside {} ({}), which is NOT pinned",
+                    sm2::SIGNATURE_FILE,
+                    f.key_id
+                ),
+            }),
+            Err(e) => fail(checks, "signature_sm2", e),
+        },
     }
 }
 

@@ -443,6 +443,13 @@ fn evidence_zip(
         let entry = pkg.by_name(&name)?;
         out.raw_copy_file(entry)?;
     }
+    // The SM2 signature over the same tag manifest, where the package has one.
+    if let Ok(entry) = pkg.by_name(&format!(
+        "{archive_id}/{}",
+        crate::signing_sm2::SIGNATURE_FILE
+    )) {
+        out.raw_copy_file(entry)?;
+    }
     let opts = zip::write::SimpleFileOptions::default()
         .compression_method(zip::CompressionMethod::Deflated);
     out.start_file(

@@ -111,6 +111,19 @@ pub struct Settings {
     pub retention: RetentionSettings,
     pub filing: FilingSettings,
     pub digitisation: DigitisationSettings,
+    pub sm2: Sm2Settings,
+}
+
+/// SM2 signatures (GB/T 32918) beside the Ed25519 ones, for archive authorities that check them.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct Sm2Settings {
+    /// Make (on first start) and publish an SM2 key.
+    pub enabled: bool,
+    /// Also sign every archival package with it (`signature-sm2.json`).
+    pub sign_packages: bool,
+    /// Where the PKCS#8 PEM key lives (default `{data_dir}/keys/sm2.pem`).
+    pub key: Option<PathBuf>,
 }
 
 /// Quality control of digitised copies (DA/T 31-2017).
@@ -268,6 +281,7 @@ impl Default for Settings {
             retention: RetentionSettings::default(),
             filing: FilingSettings::default(),
             digitisation: DigitisationSettings::default(),
+            sm2: Sm2Settings::default(),
         }
     }
 }
@@ -411,6 +425,24 @@ impl Settings {
         if let Some(v) = get(k) {
             self.db_lock_wait_ms = num(k, v)?;
         }
+        fn flag(k: &str, v: String) -> Result<bool, ConfigError> {
+            match v.trim().to_ascii_lowercase().as_str() {
+                "1" | "true" | "yes" | "on" => Ok(true),
+                "0" | "false" | "no" | "off" | "" => Ok(false),
+                _ => Err(ConfigError::Env(
+                    k.into(),
+                    format!("{v:?} is not true or false"),
+                )),
+            }
+        }
+        let k = "GUIDANG_SM2_ENABLED";
+        if let Some(v) = get(k) {
+            self.sm2.enabled = flag(k, v)?;
+        }
+        let k = "GUIDANG_SM2_SIGN_PACKAGES";
+        if let Some(v) = get(k) {
+            self.sm2.sign_packages = flag(k, v)?;
+        }
         let k = "GUIDANG_DIGITISATION_MIN_DPI";
         if let Some(v) = get(k) {
             self.digitisation.min_dpi = num(k, v)?;
@@ -472,6 +504,16 @@ impl Settings {
         self.log_key
             .clone()
             .unwrap_or_else(|| self.data_dir.join("keys").join("log.ed25519"))
+    }
+
+    /// The SM2 key, where SM2 is enabled (signing packages with it implies it).
+    pub fn sm2_key_path(&self) -> Option<PathBuf> {
+        (self.sm2.enabled || self.sm2.sign_packages).then(|| {
+            self.sm2
+                .key
+                .clone()
+                .unwrap_or_else(|| self.data_dir.join("keys").join("sm2.pem"))
+        })
     }
 
     pub fn signing_key_path(&self) -> PathBuf {

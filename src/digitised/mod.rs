@@ -134,9 +134,10 @@ impl Digitised {
         let path = self.versions.staging_path(&base)?;
         let staged = tempfile::TempPath::try_from_path(&path)?;
         let settings = Arc::new(self.versions.settings().clone());
-        let (policy, signer, agent2, base2) = (
+        let (policy, signer, sm2, agent2, base2) = (
             self.policy.clone(),
             self.versions.signer(),
+            self.versions.sm2(),
             agent.clone(),
             base.clone(),
         );
@@ -146,6 +147,7 @@ impl Digitised {
                 settings: &settings,
                 policy: &policy,
                 signer: &signer,
+                sm2: sm2.as_deref(),
                 base: &base2,
                 path: &path,
                 agent: &agent2,
@@ -192,6 +194,7 @@ struct Input<'a> {
     settings: &'a Settings,
     policy: &'a BTreeMap<String, Action>,
     signer: &'a Signer,
+    sm2: Option<&'a crate::signing_sm2::Sm2Signer>,
     base: &'a Base,
     path: &'a std::path::Path,
     agent: &'a Principal,
@@ -478,7 +481,7 @@ fn prepare(inp: &Input<'_>) -> Result<Prepared, DigitisedError> {
         inp.base,
         &inp.settings.fonds_code,
         &xml,
-        inp.signer,
+        (inp.signer, inp.sm2),
         &now,
     )?;
     Ok(Prepared {

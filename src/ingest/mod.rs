@@ -432,6 +432,7 @@ impl Ingest {
         let settings = self.settings.clone();
         let policy = self.policy.clone();
         let signer = self.keys.signer();
+        let sm2 = self.keys.sm2().filter(|_| self.settings.sm2.sign_packages);
         let rules = self.rules.current().await?;
         let agent_c = agent.clone();
         let id_c = archive_id.clone();
@@ -441,6 +442,7 @@ impl Ingest {
                 settings: &settings,
                 policy: &policy,
                 signer: &signer,
+                sm2: sm2.as_deref(),
                 archive_id: &id_c,
                 agent: &agent_c,
                 received_at,

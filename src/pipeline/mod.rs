@@ -72,6 +72,8 @@ pub struct PrepareInput<'a> {
     pub settings: &'a Settings,
     pub policy: &'a BTreeMap<String, Action>,
     pub signer: &'a Signer,
+    /// Signs the package with SM2 as well, where configured.
+    pub sm2: Option<&'a crate::signing_sm2::Sm2Signer>,
     pub archive_id: &'a str,
     pub agent: &'a Principal,
     pub received_at: DateTime<FixedOffset>,
@@ -525,7 +527,7 @@ pub fn prepare(mut inp: PrepareInput<'_>) -> Result<Prepared, PrepareError> {
             ),
         ],
     };
-    let package = pkg.finish(info, inp.signer, &rfc3339(&now()))?;
+    let package = pkg.finish(info, inp.signer, inp.sm2, &rfc3339(&now()))?;
     Ok(Prepared {
         archive_id: inp.archive_id.to_string(),
         metadata,

@@ -214,10 +214,12 @@ impl PackageWriter {
     }
 
     /// Writes the manifests, bag-info, the tag manifest and its signature, then syncs the file.
+    /// With `sm2`, `signature-sm2.json` too, over the same bytes.
     pub fn finish(
         mut self,
         info: BagInfo,
         signer: &Signer,
+        sm2: Option<&crate::signing_sm2::Sm2Signer>,
         signed_at: &str,
     ) -> io::Result<Finished> {
         let mut payload = std::mem::take(&mut self.payload);
@@ -263,6 +265,11 @@ impl PackageWriter {
         let signature = signer.sign("tagmanifest-sha256.txt", tagmanifest.as_bytes(), signed_at);
         let sig_json = serde_json::to_vec_pretty(&signature).map_err(io::Error::other)?;
         self.add_tag("signature.json", &sig_json)?;
+        if let Some(sm2) = sm2 {
+            let f = sm2.sign("tagmanifest-sha256.txt", tagmanifest.as_bytes(), signed_at);
+            let json = serde_json::to_vec_pretty(&f).map_err(io::Error::other)?;
+            self.add_tag(crate::signing_sm2::SIGNATURE_FILE, &json)?;
+        }
         let mut tracked = self.zip.finish().map_err(io::Error::other)?;
         tracked.file.flush()?;
         tracked.file.get_ref().sync_all()?;

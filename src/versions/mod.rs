@@ -135,6 +135,11 @@ impl Versions {
         self.keys.signer()
     }
 
+    /// The SM2 key, where packages are to be signed with it too.
+    pub fn sm2(&self) -> Option<Arc<crate::signing_sm2::Sm2Signer>> {
+        self.keys.sm2().filter(|_| self.settings.sm2.sign_packages)
+    }
+
     pub fn settings(&self) -> &Settings {
         &self.settings
     }
@@ -206,8 +211,9 @@ impl Versions {
         }
         let path = self.staging_path(&base)?;
         let staged = tempfile::TempPath::try_from_path(&path)?;
-        let (signer, fonds, agent, b2) = (
+        let (signer, sm2, fonds, agent, b2) = (
             self.signer(),
+            self.sm2(),
             self.settings.fonds_code.clone(),
             who.clone(),
             base.clone(),
@@ -217,7 +223,7 @@ impl Versions {
             let at = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
             let pkg = begin(&path, &b2, &now)?;
             let xml = archive_xml(&b2, Kind::Filing, &fonds, &[], &agent, &at, |_| Ok(()))?;
-            finish(pkg, &b2, &fonds, &xml, &signer, &now)
+            finish(pkg, &b2, &fonds, &xml, (&signer, sm2.as_deref()), &now)
         })
         .await
         .map_err(|e| VersionError::Io(io::Error::other(e)))??;
@@ -472,7 +478,7 @@ pub fn finish(
     base: &Base,
     fonds_code: &str,
     archive_xml: &str,
-    signer: &Signer,
+    (signer, sm2): (&Signer, Option<&crate::signing_sm2::Sm2Signer>),
     now: &DateTime<FixedOffset>,
 ) -> io::Result<Finished> {
     pkg.add_payload_bytes("archive.xml", archive_xml.as_bytes())?;
@@ -493,6 +499,7 @@ pub fn finish(
     pkg.finish(
         info,
         signer,
+        sm2,
         &now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
     )
 }

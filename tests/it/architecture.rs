@@ -48,6 +48,7 @@ const LAYERS: &[(&str, &[&str])] = &[
             "config",
             "clock",
             "signing",
+            "signing_sm2",
             "problem",
             "codes",
             "metrics",

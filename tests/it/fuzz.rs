@@ -199,6 +199,7 @@ impl Harness {
             settings: &self.settings,
             policy: &self.policy,
             signer: &self.signer,
+            sm2: None,
             archive_id: "01a00000-0000-7000-8000-00000000f022",
             agent: &self.agent,
             received_at: chrono::Utc::now().fixed_offset(),

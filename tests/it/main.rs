@@ -17,6 +17,7 @@ mod keys;
 mod log;
 mod s3;
 mod schema;
+mod sm2;
 mod trail;
 mod transfer;
 mod upgrade;
