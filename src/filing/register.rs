@@ -177,7 +177,21 @@ pub async fn write_filing(filing: &Filing, b: &Batch) -> Result<Vec<Document>, F
         .text("online", &b.online.to_string())?
         .text("offline", &b.offline.to_string())?
         .text("late", &b.late.to_string())?
-        .text("carrier", "online")?
+        // How the batch's cases reached the archive: over the network (在线) or imported from
+        // media (离线), or both.
+        .text_with(
+            "carrier",
+            &[
+                ("online", &b.online.to_string()),
+                ("offline", &b.offline.to_string()),
+            ],
+            match (b.online > 0, b.offline > 0) {
+                (true, false) => "在线",
+                (false, true) => "离线",
+                (true, true) => "在线、离线",
+                (false, false) => "",
+            },
+        )?
         .open(
             "checks",
             &[
@@ -186,9 +200,10 @@ pub async fn write_filing(filing: &Filing, b: &Batch) -> Result<Vec<Document>, F
                 ("method", filing.settings.check.as_str()),
             ],
         )?
-        .text("passed", &b.cases.to_string())?
-        // What "passed" rests on: cases whose every item was checked and passed (or did not
-        // apply), and cases with items a machine did not decide, by outcome.
+        // Filed (no item failed) is not passed: passed counts only cases whose every item was
+        // checked and passed (or did not apply); the rest are counted by the open item.
+        .text("filed", &b.cases.to_string())?
+        .text("passed", &outcomes.complete.to_string())?
         .text("passed_every_item", &outcomes.complete.to_string())?
         .text_with(
             "open_items",

@@ -359,7 +359,14 @@ async fn filing_over_http_codes_registers_reports_and_files_late_arrivals() {
                     // "passed" says what it rests on (issue 9, item 12): no scanner configured,
                     // readability not checked, process security for a person.
                     assert!(
-                        text.contains("<passed_every_item>0</passed_every_item>"),
+                        text.contains("<passed_every_item>0</passed_every_item>")
+                            && text.contains("<passed>0</passed>")
+                            && text.contains("<filed>2</filed>"),
+                        "{text}"
+                    );
+                    // Both cases came over the network.
+                    assert!(
+                        text.contains("<carrier online=\"2\" offline=\"0\">在线</carrier>"),
                         "{text}"
                     );
                     assert!(
