@@ -29,6 +29,8 @@ pub struct TransferRow {
 const COLUMNS: &str = "transfer_id, year, filters_json, state, prepared_by, prepared_by_name, created_at, \
     approved_by, approved_by_name, approved_at, approved_digest, reopened, rules_json";
 
+// PostgreSQL's SUM of BIGINT is NUMERIC: sums are cast back so both backends read an i64.
+
 /// A case as a transfer batch sees it.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
 pub struct BatchCase {
@@ -56,7 +58,8 @@ pub struct BatchCase {
 
 const CASE_COLUMNS: &str = "c.archive_id, c.archival_code, c.project_name, c.task_name, c.task_type, \
     c.task_code, c.result, c.retention, c.lead_department, c.transact_time, c.security_classification, \
-    (SELECT SUM(v.package_size) FROM package_versions v WHERE v.archive_id = c.archive_id) AS package_size, \
+    CAST((SELECT SUM(v.package_size) FROM package_versions v WHERE v.archive_id = c.archive_id) AS BIGINT) \
+    AS package_size, \
     c.file_count, c.version, c.paper_pages, c.digitised_pages, c.filing_batch, c.sealed_filing";
 
 /// A candidate for a new batch, with what may keep it out.
