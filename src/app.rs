@@ -189,7 +189,13 @@ impl App {
             keys.clone(),
         );
         let digitised = Digitised::new(versions.clone());
-        let transfers = Transfers::new(db.clone(), evidence.clone(), versions.clone());
+        let transfers = Transfers::new(
+            db.clone(),
+            evidence.clone(),
+            versions.clone(),
+            store.clone(),
+            keys.clone(),
+        );
         let app = App {
             transfers,
             versions,
@@ -266,6 +272,13 @@ impl App {
                 }
             },
         );
+        // A transfer build a stopped server left unfinished resumes at the volume it was writing.
+        let transfers = self.transfers.clone();
+        tokio::spawn(async move {
+            if let Err(e) = transfers.resume_builds().await {
+                tracing::error!(error = %e, "cannot resume transfer builds");
+            }
+        });
         // After a filing batch: each filed case's archival code and filing facts are sealed into
         // a new version of its package, a bounded number per round, until none is left. The
         // database says which are left, so a crash loses nothing.

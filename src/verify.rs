@@ -52,6 +52,8 @@ pub struct Report {
     /// The version this one extends and the tag-manifest SHA-256 it signs for it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub previous: Option<(i64, String)>,
+    /// A transfer volume (`data/其他/transfer.xml`): its case packages are checked too.
+    pub volume: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -299,13 +301,112 @@ pub fn verify_package(
         None => None,
     };
     let bag = Bag::open(path)?;
-    Ok(verify_bag(
+    let mut report = verify_bag(
         &path.display().to_string(),
         bag,
         trusted,
         proof_text.as_deref(),
         true,
-    ))
+    );
+    if report.volume && path.is_file() {
+        case_packages(&mut report, path, trusted);
+    }
+    Ok(report)
+}
+
+/// In a transfer volume: every case package version it carries (stored entries under
+/// `data/电子档案/`), each verified alone where it lies in the volume — with its own log proof
+/// beside it — and the versions of each case as a chain.
+fn case_packages(report: &mut Report, path: &Path, trusted: Option<&[PublicKeyInfo]>) {
+    let mut found: Vec<(String, u64, u64, Option<String>)> = Vec::new();
+    let listed = (|| -> Result<(), String> {
+        let f = File::open(path).map_err(|e| e.to_string())?;
+        let mut z = zip::ZipArchive::new(BufReader::new(f)).map_err(|e| e.to_string())?;
+        let names: Vec<String> = z
+            .file_names()
+            .filter_map(|n| n.ok().map(|n| n.to_string()))
+            .collect();
+        for name in &names {
+            let Some((_, rel)) = name.split_once('/') else {
+                continue;
+            };
+            if !(rel.starts_with("data/电子档案/") && rel.ends_with(".zip")) {
+                continue;
+            }
+            let e = z.by_name(name).map_err(|e| e.to_string())?;
+            if e.compression() != zip::CompressionMethod::Stored {
+                return Err(format!(
+                    "{rel} is compressed; packages are stored as they are"
+                ));
+            }
+            let (start, size) = (e.data_start().unwrap_or(0), e.size());
+            drop(e);
+            let proof_name = format!("{}.tlog-proof", name.trim_end_matches(".zip"));
+            let proof = z.by_name(&proof_name).ok().and_then(|mut p| {
+                let mut s = String::new();
+                p.read_to_string(&mut s).ok().map(|_| s)
+            });
+            found.push((rel.to_string(), start, size, proof));
+        }
+        Ok(())
+    })();
+    if let Err(e) = listed {
+        fail(&mut report.checks, "case_packages", e);
+        report.valid = false;
+        return;
+    }
+    let mut inner = Vec::new();
+    for (rel, start, size, proof) in &found {
+        let r = File::open(path)
+            .map(|f| crate::pipeline::Window::new(f, *start, *size))
+            .map(|w| BufReader::with_capacity(1 << 16, w));
+        match r {
+            Ok(r) => inner.push(verify_reader(rel, Box::new(r), trusted, proof.as_deref())),
+            Err(e) => {
+                fail(&mut report.checks, "case_packages", format!("{rel}: {e}"));
+                report.valid = false;
+                return;
+            }
+        }
+    }
+    chain(&mut inner);
+    let bad: Vec<String> = inner
+        .iter()
+        .filter(|r| !r.valid)
+        .map(|r| {
+            let why: Vec<String> = r
+                .checks
+                .iter()
+                .filter(|c| c.status == Status::Fail)
+                .map(|c| format!("{}: {}", c.check, c.detail))
+                .collect();
+            format!("{} ({})", r.package, why.join("; "))
+        })
+        .collect();
+    let cases: BTreeSet<&str> = inner
+        .iter()
+        .filter_map(|r| r.archive_id.as_deref())
+        .collect();
+    if found.is_empty() {
+        fail(
+            &mut report.checks,
+            "case_packages",
+            "the volume carries no case package",
+        );
+    } else if bad.is_empty() {
+        pass(
+            &mut report.checks,
+            "case_packages",
+            format!(
+                "{} package version(s) of {} case(s) verify alone, in the log and as chains",
+                inner.len(),
+                cases.len()
+            ),
+        );
+    } else {
+        fail(&mut report.checks, "case_packages", list_some(&bad));
+    }
+    report.valid = report.checks.iter().all(|c| c.status != Status::Fail);
 }
 
 /// Verifies a package read through `reader` (a stored object, by ranged reads).
@@ -350,6 +451,7 @@ fn verify_bag(
         tagmanifest_sha256: None,
         version: 1,
         previous: None,
+        volume: false,
     };
     let mut bag = match bag {
         Ok(b) => b,
@@ -362,6 +464,7 @@ fn verify_bag(
     report.archive_id = bag.top_name();
     let files = bag.files();
     report.evidence = files.contains(EVIDENCE_NOTE);
+    report.volume = files.contains("data/其他/transfer.xml");
     let inner_proof = match (proof, files.contains(EVIDENCE_PROOF)) {
         (None, true) => bag
             .read_small(EVIDENCE_PROOF)
@@ -817,8 +920,10 @@ fn xml_documents(checks: &mut Vec<Check>, bag: &mut Bag, payload: &BTreeSet<Stri
     let docs: Vec<&String> = payload
         .iter()
         .filter(|p| {
+            let xml = p.to_ascii_lowercase().ends_with(".xml");
             p.as_str() == "data/submission/metadata.xml"
-                || (p.ends_with(".xml") && p.matches('/').count() == 1)
+                || (xml && p.matches('/').count() == 1)
+                || (xml && p.starts_with("data/其他/") && p.matches('/').count() == 2)
                 || (p.starts_with("data/digitised/")
                     && p.ends_with("/digitisation.xml")
                     && p.matches('/').count() == 3)
@@ -839,7 +944,7 @@ fn xml_documents(checks: &mut Vec<Check>, bag: &mut Bag, payload: &BTreeSet<Stri
         fail(
             checks,
             "xml_documents",
-            "the package holds no data/archive.xml",
+            "the package holds no data/archive.xml (nor, as a transfer volume, 文件目录.XML)",
         );
     } else if bad.is_empty() {
         let names: Vec<String> = docs.iter().map(|d| d.to_string()).collect();

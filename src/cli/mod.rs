@@ -8,6 +8,7 @@ use clap::{Parser, Subcommand};
 mod digitised;
 mod filing;
 mod log;
+mod transfer;
 
 use crate::app::App;
 use crate::auth::{Principal, Role};
@@ -73,6 +74,11 @@ pub enum Command {
         #[command(subcommand)]
         cmd: DigitisedCmd,
     },
+    /// Transfer to the archive authority.
+    Transfer {
+        #[command(subcommand)]
+        cmd: TransferCmd,
+    },
     /// The transparency log.
     Log {
         #[command(subcommand)]
@@ -100,6 +106,20 @@ pub enum DigitisedCmd {
         /// Who is adding them (recorded in the version's events; default: $USER).
         #[arg(long)]
         name: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+pub enum TransferCmd {
+    /// Write an approved batch's volumes (built first if needed), volumes.xml and its signatures
+    /// to DIR, for media. Exit 0 written, 1 refused, 2 could not run.
+    Export {
+        transfer_id: String,
+        #[arg(long)]
+        out: PathBuf,
+        /// Largest volume: 25G (BD-R, default), 4.7G (DVD), 700M, or bytes.
+        #[arg(long)]
+        volume_size: Option<String>,
     },
 }
 
@@ -281,6 +301,26 @@ pub async fn run(cli: Cli) -> ExitCode {
             let user = name.unwrap_or_else(cli_user);
             with_app(cfg, |app| async move {
                 digitised::add(&app, &archive_id, &path, &Principal::operator(&user)).await
+            })
+            .await
+        }
+        Command::Transfer {
+            cmd:
+                TransferCmd::Export {
+                    transfer_id,
+                    out,
+                    volume_size,
+                },
+        } => {
+            with_app(cfg, |app| async move {
+                transfer::export(
+                    &app,
+                    &transfer_id,
+                    &out,
+                    volume_size.as_deref(),
+                    &Principal::operator(&cli_user()),
+                )
+                .await
             })
             .await
         }

@@ -112,6 +112,8 @@ pub struct Settings {
     pub filing: FilingSettings,
     pub digitisation: DigitisationSettings,
     pub sm2: Sm2Settings,
+    /// The archive authority transfers go to (named in the volumes' description and batch).
+    pub transfer_receiver: String,
 }
 
 /// SM2 signatures (GB/T 32918) beside the Ed25519 ones, for archive authorities that check them.
@@ -282,6 +284,7 @@ impl Default for Settings {
             filing: FilingSettings::default(),
             digitisation: DigitisationSettings::default(),
             sm2: Sm2Settings::default(),
+            transfer_receiver: String::new(),
         }
     }
 }

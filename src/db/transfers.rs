@@ -24,10 +24,31 @@ pub struct TransferRow {
     pub reopened: i64,
     #[serde(skip)]
     pub rules_json: String,
+    pub volume_size: Option<i64>,
+    pub volumes_planned: Option<i64>,
+    pub built_at: Option<String>,
+    #[serde(skip)]
+    pub build_warnings: Option<String>,
 }
 
 const COLUMNS: &str = "transfer_id, year, filters_json, state, prepared_by, prepared_by_name, created_at, \
-    approved_by, approved_by_name, approved_at, approved_digest, reopened, rules_json";
+    approved_by, approved_by_name, approved_at, approved_digest, reopened, rules_json, volume_size, \
+    volumes_planned, built_at, build_warnings";
+
+/// A built volume.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct VolumeRow {
+    pub n: i64,
+    pub name: String,
+    #[serde(skip)]
+    pub package_key: String,
+    pub size: i64,
+    pub cases: i64,
+    pub bytes: i64,
+    pub tagmanifest_sha256: String,
+    pub tagmanifest_sm3: String,
+    pub built_at: String,
+}
 
 // PostgreSQL's SUM of BIGINT is NUMERIC: sums are cast back so both backends read an i64.
 
@@ -214,6 +235,78 @@ impl Db {
             .await?)
     }
 
+    pub async fn volumes(&self, id: &str) -> Result<Vec<VolumeRow>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT n, name, package_key, size, cases, bytes, tagmanifest_sha256, tagmanifest_sm3, built_at \
+             FROM transfer_volumes WHERE transfer_id = $1 ORDER BY n",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn insert_volume(&self, id: &str, v: &VolumeRow) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO transfer_volumes (transfer_id, n, name, package_key, size, cases, bytes, \
+             tagmanifest_sha256, tagmanifest_sm3, built_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+        )
+        .bind(id)
+        .bind(v.n)
+        .bind(&v.name)
+        .bind(&v.package_key)
+        .bind(v.size)
+        .bind(v.cases)
+        .bind(v.bytes)
+        .bind(&v.tagmanifest_sha256)
+        .bind(&v.tagmanifest_sm3)
+        .bind(&v.built_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Starts (or restarts) a build: approved → building, with the plan's size.
+    pub async fn start_build(
+        &self,
+        id: &str,
+        volume_size: i64,
+        planned: i64,
+        warnings: &str,
+    ) -> Result<bool, DbError> {
+        let n = sqlx::query(
+            "UPDATE transfers SET state = 'building', volume_size = $1, volumes_planned = $2, build_warnings = $3 \
+             WHERE transfer_id = $4 AND state = 'approved'",
+        )
+        .bind(volume_size)
+        .bind(planned)
+        .bind(warnings)
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub async fn finish_build(&self, id: &str, at: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE transfers SET state = 'built', built_at = $1 WHERE transfer_id = $2 AND state = 'building'",
+        )
+        .bind(at)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Batches whose build was started and not finished (resumed at start).
+    pub async fn building(&self) -> Result<Vec<String>, DbError> {
+        Ok(
+            sqlx::query_scalar("SELECT transfer_id FROM transfers WHERE state = 'building'")
+                .fetch_all(&self.pool)
+                .await?,
+        )
+    }
+
     /// Cases of a batch whose newest fixity audit failed.
     pub async fn batch_fixity_failed(&self, id: &str) -> Result<Vec<String>, DbError> {
         Ok(sqlx::query_scalar(
@@ -237,7 +330,8 @@ pub async fn insert_draft_on(
     excluded: &[(String, String)],
 ) -> Result<(), DbError> {
     let sql = format!(
-        "INSERT INTO transfers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+        "INSERT INTO transfers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
+         NULL, NULL, NULL, NULL)"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&t.transfer_id)

@@ -244,6 +244,14 @@ pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
                             "/transfers/{transfer_id}/approve",
                             web::post().to(transfers::approve),
                         )
+                        .route(
+                            "/transfers/{transfer_id}/build",
+                            web::post().to(transfers::build),
+                        )
+                        .route(
+                            "/transfers/{transfer_id}/volumes/{which}",
+                            web::get().to(transfers::volume),
+                        )
                         .route("/audits", web::get().to(cases::audits))
                         .route("/audit", web::get().to(log::trail))
                         .route("/log/reconcile", web::post().to(log::reconcile))

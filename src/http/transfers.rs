@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
-use super::auth::{Admins, Archivists, Authorized, RecordsReaders};
+use super::auth::{Admins, Archivists, Authorized, PackageReaders, RecordsReaders};
 use super::error::ApiError;
 use crate::app::App;
 use crate::transfer::{DecisionRequest, DraftRequest};
@@ -55,4 +55,65 @@ pub async fn approve(
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(app.transfers().approve(&path, &who).await?))
+}
+
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct BuildRequest {
+    /// `25G`, `4.7G`, `700M` or bytes (default 25G).
+    volume_size: Option<String>,
+}
+
+pub async fn build(
+    who: Authorized<Archivists>,
+    path: web::Path<String>,
+    body: Option<web::Json<BuildRequest>>,
+    app: web::Data<Arc<App>>,
+) -> Result<HttpResponse, ApiError> {
+    let size = match body.and_then(|b| b.into_inner().volume_size) {
+        Some(s) => Some(crate::transfer::build::parse_size(&s).map_err(ApiError::BadRequest)?),
+        None => None,
+    };
+    let v = app.transfers().build(&path, size, &who).await?;
+    Ok(HttpResponse::Accepted().json(v))
+}
+
+/// One built volume (`n`), or `volumes.xml` and its signatures, streamed.
+pub async fn volume(
+    _who: Authorized<PackageReaders>,
+    path: web::Path<(String, String)>,
+    app: web::Data<Arc<App>>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, which) = path.into_inner();
+    let name = match which.parse::<usize>() {
+        Ok(n) if n >= 1 => format!("{}.zip", crate::transfer::volumes::volume_name(&id, n)),
+        _ if matches!(
+            which.as_str(),
+            "volumes.xml" | "volumes.xml.signature.json" | "volumes.xml.signature-sm2.json"
+        ) =>
+        {
+            which.clone()
+        }
+        _ => {
+            return Err(ApiError::NotFound(format!(
+                "transfer {id} has no volume {which:?}"
+            )));
+        }
+    };
+    let (size, stream) = app.transfers().object(&id, &name).await?;
+    use futures_util::TryStreamExt;
+    Ok(HttpResponse::Ok()
+        .content_type(if name.ends_with(".zip") {
+            "application/zip"
+        } else if name.ends_with(".xml") {
+            "application/xml"
+        } else {
+            "application/json"
+        })
+        .insert_header((
+            header::CONTENT_DISPOSITION,
+            format!("attachment; filename=\"{name}\""),
+        ))
+        .no_chunking(size)
+        .streaming(stream.map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))))
 }

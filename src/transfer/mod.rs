@@ -7,7 +7,9 @@
 //! entered in the transparency log with the digest of the decisions it approved
 //! (`guidang-transfer-v1`), so what was approved can be proved later.
 
+pub mod build;
 pub mod decisions;
+pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -99,6 +101,10 @@ pub struct BatchView {
     pub ready: bool,
     pub cases: Vec<CaseLine>,
     pub excluded: Vec<Excluded>,
+    /// Built volumes (while building: those stored so far).
+    pub volumes: Vec<crate::db::transfers::VolumeRow>,
+    /// Cases larger than a volume, each given a volume of its own.
+    pub build_warnings: Vec<String>,
 }
 
 #[derive(Clone)]
@@ -106,6 +112,10 @@ pub struct Transfers {
     db: Db,
     evidence: Evidence,
     versions: Versions,
+    store: crate::storage::Store,
+    keys: std::sync::Arc<crate::keys::Keys>,
+    /// One build at a time in this process (a build runs in the background).
+    building: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How long a case stays in the list of a blocker's message.
@@ -125,12 +135,30 @@ fn named(ids: &[String]) -> String {
 }
 
 impl Transfers {
-    pub fn new(db: Db, evidence: Evidence, versions: Versions) -> Transfers {
+    pub fn new(
+        db: Db,
+        evidence: Evidence,
+        versions: Versions,
+        store: crate::storage::Store,
+        keys: std::sync::Arc<crate::keys::Keys>,
+    ) -> Transfers {
         Transfers {
             db,
             evidence,
             versions,
+            store,
+            keys,
+            building: Default::default(),
         }
+    }
+
+    /// Resumes every build a stopped process left unfinished.
+    pub async fn resume_builds(&self) -> Result<usize, TransferError> {
+        let ids = self.db.building().await?;
+        for id in &ids {
+            self.spawn_build(id.clone());
+        }
+        Ok(ids.len())
     }
 
     /// A draft batch of the filed cases of a year matching the filters. Cases on hold, disposed,
@@ -230,6 +258,10 @@ impl Transfers {
             approved_digest: None,
             reopened: 0,
             rules_json: "[]".into(),
+            volume_size: None,
+            volumes_planned: None,
+            built_at: None,
+            build_warnings: None,
         };
         let written: Result<(), DbError> = async {
             let mut tx = self.db.begin_write().await?;
@@ -304,7 +336,17 @@ impl Transfers {
                 case: c,
             })
             .collect();
+        let volumes = self.db.volumes(id).await?;
         Ok(BatchView {
+            volumes,
+            build_warnings: batch
+                .build_warnings
+                .as_deref()
+                .unwrap_or("")
+                .lines()
+                .filter(|l| !l.is_empty())
+                .map(str::to_string)
+                .collect(),
             filters: serde_json::from_str(&batch.filters_json).unwrap_or_default(),
             rules: serde_json::from_str(&batch.rules_json).unwrap_or_default(),
             ready: blockers.is_empty(),

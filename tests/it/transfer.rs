@@ -480,3 +480,278 @@ async fn disposed_cases_take_no_scans() {
     let (s, r) = post_scans(&app, &app.archivist, &id, scans_zip("jpeg-ok")).await;
     assert_eq!((s, r["error"].as_str()), (410, Some("gone")), "{r}");
 }
+
+async fn decide_and_approve(app: &TestApp, tid: &str, rules: &Value) {
+    let (s, r) = app
+        .send_json(
+            reqwest::Method::PUT,
+            &app.archivist,
+            &format!("/api/v1/transfers/{tid}/decisions"),
+            rules.clone(),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+    let (s, r) = app
+        .post_json(
+            &app.admin,
+            &format!("/api/v1/transfers/{tid}/approve"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 200, "{r}");
+}
+
+async fn wait_built(app: &TestApp, tid: &str) -> Value {
+    for _ in 0..300 {
+        let (_, v) = app
+            .get_json(&app.archivist, &format!("/api/v1/transfers/{tid}"))
+            .await;
+        if v["state"] == "built" {
+            return v;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("transfer {tid} was not built in 30 s");
+}
+
+/// An approved batch becomes signed BagIt volumes in the national carrier structure; each
+/// volume verifies offline with every case package inside it, any BagIt tool accepts it, and
+/// `guidang transfer export` writes them with the signed volumes.xml for media.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_approved_batch_is_built_into_volumes_that_verify_and_are_exported() {
+    let app = TestApp::spawn_with(|s| {
+        s.sm2.enabled = true;
+    })
+    .await;
+    let a = archive(
+        &app,
+        case_with_paper("V-A", "2025-03-10T10:00:00+08:00", "D30", None),
+    )
+    .await;
+    let b = archive(
+        &app,
+        case_with_paper("V-B", "2025-04-10T10:00:00+08:00", "D30", None),
+    )
+    .await;
+    let (s, r) = post_scans(&app, &app.archivist, &a, scans_zip("tiff-g4-ok")).await;
+    assert_eq!(s, 201, "{r}");
+    let (s, r) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2025}))
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let (s, batch) = app
+        .post_json(&app.archivist, "/api/v1/transfers", json!({"year": 2025}))
+        .await;
+    assert_eq!(s, 201, "{batch}");
+    let tid = batch["transfer_id"].as_str().unwrap().to_string();
+    let rules = json!({"rules": [{"classification": {"action": "keep"},
+        "access": {"opinion": "restricted", "reason": "personal_information", "until": 2055}}]});
+    let (s, r) = app
+        .post_json(
+            &app.archivist,
+            &format!("/api/v1/transfers/{tid}/build"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (409, Some("wrong_state")),
+        "a draft is not built: {r}"
+    );
+    decide_and_approve(&app, &tid, &rules).await;
+    // Scans added after the approval: what was approved is not what would be built.
+    let (s, r) = post_scans(&app, &app.archivist, &b, scans_zip("jp2-ok")).await;
+    assert_eq!(s, 201, "{r}");
+    let (s, r) = app
+        .post_json(
+            &app.archivist,
+            &format!("/api/v1/transfers/{tid}/build"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 409, "{r}");
+    assert!(
+        r["message"]
+            .as_str()
+            .unwrap()
+            .contains("changed since it was approved"),
+        "{r}"
+    );
+    decide_and_approve(&app, &tid, &rules).await;
+
+    // Volumes of one byte: every case is larger, so each gets a volume of its own, with a warning.
+    let (s, r) = app
+        .post_json(
+            &app.archivist,
+            &format!("/api/v1/transfers/{tid}/build"),
+            json!({"volume_size": "1"}),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let built = wait_built(&app, &tid).await;
+    let vols = built["volumes"].as_array().unwrap();
+    assert_eq!(vols.len(), 2, "{built}");
+    assert_eq!(
+        built["build_warnings"].as_array().unwrap().len(),
+        2,
+        "{built}"
+    );
+    assert_eq!(vols[0]["name"], format!("{tid}-001"));
+
+    let dir = app.dir.path().join("volumes");
+    std::fs::create_dir_all(&dir).unwrap();
+    let keys = dir.join("keys.json");
+    std::fs::write(&keys, app.keys().await.to_string()).unwrap();
+    let (s, v1) = app
+        .get_bytes(
+            &app.archivist,
+            &format!("/api/v1/transfers/{tid}/volumes/1"),
+        )
+        .await;
+    assert_eq!(s, 200);
+    let p1 = dir.join("v1.zip");
+    std::fs::write(&p1, &v1).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["verify", "--json", "--trusted-keys"])
+        .arg(&keys)
+        .arg(&p1)
+        .output()
+        .unwrap();
+    let r: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let p = &r["packages"][0];
+    assert_eq!(out.status.code(), Some(0), "{r}");
+    let status = |name: &str| {
+        p["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["check"] == name)
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(status("case_packages"), Some(json!("pass")), "{p}");
+    assert_eq!(status("signature_sm2"), Some(json!("pass")), "{p}");
+    assert_eq!(status("xml_documents"), Some(json!("pass")), "{p}");
+    // The carrier structure, as an archive authority opening data/ expects it.
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(v1.clone())).unwrap();
+    let names: Vec<String> = z
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.to_string()))
+        .collect();
+    let top = format!("{tid}-001/data/");
+    for want in [
+        "说明文件.TXT",
+        "文件目录.XML",
+        "其他/transfer.xml",
+        "其他/文件目录.CSV",
+        "其他/登记表.XML",
+        "其他/checkpoint.txt",
+        "其他/schemas/case.xsd",
+    ] {
+        assert!(
+            names.contains(&format!("{top}{want}")),
+            "{want} in {names:?}"
+        );
+    }
+    let pkgs: Vec<&String> = names
+        .iter()
+        .filter(|n| n.contains("/data/电子档案/2025/") && n.ends_with(".zip"))
+        .collect();
+    assert!(pkgs.len() >= 3, "every version of the case: {pkgs:?}");
+    let mut catalogue = String::new();
+    std::io::Read::read_to_string(
+        &mut z.by_name(&format!("{top}文件目录.XML")).unwrap(),
+        &mut catalogue,
+    )
+    .unwrap();
+    assert!(
+        catalogue.contains("<顺序号>1</顺序号>") && catalogue.contains("<档号>"),
+        "{catalogue}"
+    );
+    // Any BagIt tool accepts the volume.
+    let dest = dir.join("bag");
+    z.extract(&dest).unwrap();
+    let out = std::process::Command::new("python3")
+        .args(["-m", "bagit", "--validate"])
+        .arg(dest.join(format!("{tid}-001")))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // A flipped byte inside a case package is found.
+    let mut bad = v1.clone();
+    let at = bad
+        .windows(14)
+        .position(|w| w == b"Payload-Oxum: ")
+        .unwrap();
+    bad[at + 14] ^= 0x01;
+    std::fs::write(dir.join("bad.zip"), &bad).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["verify", "--json", "--trusted-keys"])
+        .arg(&keys)
+        .arg(dir.join("bad.zip"))
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+
+    // For media: the volumes and the signed volumes.xml.
+    let out_dir = dir.join("media");
+    let db = app.archive.settings().database_url();
+    let out = crate::cli::guidang(app.dir.path(), &db)
+        .args(["transfer", "export", &tid, "--out"])
+        .arg(&out_dir)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let xml = std::fs::read(out_dir.join("volumes.xml")).unwrap();
+    let sig: Value =
+        serde_json::from_slice(&std::fs::read(out_dir.join("volumes.xml.signature.json")).unwrap())
+            .unwrap();
+    guidang::signing::verify_signature(
+        sig["public_key"].as_str().unwrap(),
+        sig["signature"].as_str().unwrap(),
+        &xml,
+    )
+    .unwrap();
+    let sm2: Value = serde_json::from_slice(
+        &std::fs::read(out_dir.join("volumes.xml.signature-sm2.json")).unwrap(),
+    )
+    .unwrap();
+    guidang::signing_sm2::verify(
+        sm2["public_key"].as_str().unwrap(),
+        sm2["signature"].as_str().unwrap(),
+        "1234567812345678",
+        &xml,
+    )
+    .unwrap();
+    let text = String::from_utf8(xml).unwrap();
+    for v in vols {
+        assert!(
+            text.contains(v["tagmanifest_sha256"].as_str().unwrap()),
+            "{text}"
+        );
+        assert!(
+            text.contains(v["tagmanifest_sm3"].as_str().unwrap()),
+            "{text}"
+        );
+        assert_eq!(
+            std::fs::read(out_dir.join(format!("{}.zip", v["name"].as_str().unwrap())))
+                .unwrap()
+                .len() as i64,
+            v["size"].as_i64().unwrap()
+        );
+    }
+}

@@ -1,0 +1,374 @@
+//! Building an approved batch into volumes: planned once (cases in archival-code order, never
+//! split), written one volume at a time from the stored packages, each stored and recorded before
+//! the next begins, so a build that stopped resumes at the volume it was writing. When every
+//! volume is stored, `volumes.xml` (each volume's name, size and tag-manifest SHA-256 and SM3) is
+//! signed and stored beside them and the build is entered in the log.
+
+use std::io;
+use std::sync::Arc;
+
+use super::volumes::{self, CaseInput, VolumeInput};
+use super::{TransferError, Transfers, decisions_digest};
+use crate::auth::Principal;
+use crate::db::transfers::VolumeRow;
+use crate::evidence::trail_event;
+use crate::xml::Doc;
+
+/// Default volume size: a BD-R disc (25 GB).
+pub const DEFAULT_VOLUME_SIZE: u64 = 25_000_000_000;
+
+/// `25G`, `4.7G`, `700M`, `100K` or bytes (decimal units, as carriers are sold).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim().to_ascii_uppercase();
+    let (num, mult) = match t.chars().last() {
+        Some('G') => (&t[..t.len() - 1], 1e9),
+        Some('M') => (&t[..t.len() - 1], 1e6),
+        Some('K') => (&t[..t.len() - 1], 1e3),
+        _ => (t.as_str(), 1.0),
+    };
+    let v: f64 = num
+        .trim_end_matches('B')
+        .parse()
+        .map_err(|_| format!("{s:?} is not a size like 25G, 4.7G or 700M"))?;
+    if v.is_nan() || v <= 0.0 || v * mult < 1.0 {
+        return Err(format!("{s:?} is not a positive size"));
+    }
+    Ok((v * mult) as u64)
+}
+
+pub fn object_key(transfer_id: &str, name: &str) -> String {
+    format!("transfers/{transfer_id}/{name}")
+}
+
+impl Transfers {
+    /// Starts building an approved batch (or resumes a build that stopped). The decisions and
+    /// the package version of every case must be those approved.
+    pub async fn build(
+        &self,
+        id: &str,
+        volume_size: Option<u64>,
+        who: &Principal,
+    ) -> Result<super::BatchView, TransferError> {
+        let view = self.view(id).await?;
+        match view.batch.state.as_str() {
+            "approved" => {}
+            "building" => {
+                self.spawn_build(id.to_string());
+                return Ok(view);
+            }
+            other => {
+                return Err(TransferError::State(format!(
+                    "transfer {id} is {other}; only an approved batch is built"
+                )));
+            }
+        }
+        if view.batch.approved_digest.as_deref() != Some(decisions_digest(&view).as_str()) {
+            return Err(TransferError::State(format!(
+                "transfer {id} changed since it was approved (a package version was added or a decision changed); \
+                 record the decisions again and have it approved again"
+            )));
+        }
+        let size = volume_size.unwrap_or(DEFAULT_VOLUME_SIZE);
+        let inputs = self.inputs(id).await?;
+        let (plan, warnings) = volumes::plan(&inputs, size);
+        if !self
+            .db
+            .start_build(id, size as i64, plan.len() as i64, &warnings.join("\n"))
+            .await?
+        {
+            return Err(TransferError::State(format!(
+                "transfer {id} changed state meanwhile"
+            )));
+        }
+        self.evidence
+            .audit(
+                who,
+                "transfer_build",
+                id,
+                &format!("202 {} volume(s)", plan.len()),
+            )
+            .await;
+        self.spawn_build(id.to_string());
+        self.view(id).await
+    }
+
+    /// Every case of the batch with its decision, versions and log proofs.
+    async fn inputs(&self, id: &str) -> Result<Vec<CaseInput>, TransferError> {
+        let view = self.view(id).await?;
+        let mut out = Vec::with_capacity(view.cases.len());
+        for line in view.cases {
+            let decision = line.decision.ok_or_else(|| {
+                TransferError::State(format!("case {} has no decision", line.case.archive_id))
+            })?;
+            let versions = self.db.versions(&line.case.archive_id).await?;
+            let mut proofs = Vec::with_capacity(versions.len());
+            for v in &versions {
+                if let Some(p) = self
+                    .evidence
+                    .log()
+                    .proof_for_version(&v.archive_id, &v.tagmanifest_sha256)
+                    .await?
+                {
+                    proofs.push((v.version, p.format()));
+                }
+            }
+            out.push(CaseInput {
+                case: line.case,
+                decision,
+                versions,
+                proofs,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Runs (or resumes) the build in the background; a failure is logged and the build resumes
+    /// at the next start or the next `POST …/build`.
+    pub fn spawn_build(&self, id: String) {
+        let me = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = me.run_build(&id).await {
+                tracing::error!(transfer = %id, error = %e, "building the transfer volumes failed; it resumes");
+            }
+        });
+    }
+
+    /// Builds the volumes not yet stored, then volumes.xml.
+    pub async fn run_build(&self, id: &str) -> Result<(), TransferError> {
+        let _guard = self.building.lock().await;
+        let batch = self
+            .db
+            .transfer(id)
+            .await?
+            .ok_or_else(|| TransferError::NotFound(id.into()))?;
+        if batch.state != "building" {
+            return Ok(());
+        }
+        let size = batch.volume_size.unwrap_or(DEFAULT_VOLUME_SIZE as i64) as u64;
+        let inputs = Arc::new(self.inputs(id).await?);
+        let (plan, _) = volumes::plan(&inputs, size);
+        let done: Vec<i64> = self.db.volumes(id).await?.iter().map(|v| v.n).collect();
+        let checkpoint = self
+            .evidence
+            .log()
+            .latest()
+            .await?
+            .map(|c| c.note)
+            .unwrap_or_default();
+        let settings = self.versions.settings().clone();
+        let all_bytes: u64 = inputs.iter().map(|c| c.bytes()).sum();
+        let total = plan.len();
+        for (i, members) in plan.into_iter().enumerate() {
+            let n = i + 1;
+            if done.contains(&(n as i64)) {
+                continue;
+            }
+            let name = volumes::volume_name(id, n);
+            let dir = settings.tmp_dir();
+            std::fs::create_dir_all(&dir).map_err(io_err)?;
+            let path = dir.join(format!("{name}.{}.zip", uuid::Uuid::now_v7().simple()));
+            let staged = tempfile::TempPath::try_from_path(&path).map_err(io_err)?;
+            let (inputs2, batch2, checkpoint2, settings2) = (
+                inputs.clone(),
+                batch.clone(),
+                checkpoint.clone(),
+                settings.clone(),
+            );
+            let (signer, sm2) = (self.versions.signer(), self.keys.sm2());
+            let store = self.store.clone();
+            let handle = tokio::runtime::Handle::current();
+            let members2 = members.clone();
+            let path2 = path.clone();
+            let finished = tokio::task::spawn_blocking(move || -> io::Result<_> {
+                let inp = VolumeInput {
+                    transfer: &batch2,
+                    n,
+                    total,
+                    cases: members2.iter().map(|&i| &inputs2[i]).collect(),
+                    all_cases: inputs2.len(),
+                    all_bytes,
+                    fonds_code: &settings2.fonds_code,
+                    category: &settings2.filing.category,
+                    receiver: &settings2.transfer_receiver,
+                    checkpoint: &checkpoint2,
+                    signer: &signer,
+                    sm2: sm2.as_deref(),
+                };
+                let f = volumes::write_volume(&inp, &path2, |v| {
+                    Ok(Box::new(store.reader(
+                        &v.package_key,
+                        v.package_size as u64,
+                        handle.clone(),
+                    )))
+                })?;
+                let sm3 = volumes::tagmanifest_sm3(
+                    &path2,
+                    &volumes::volume_name(&batch2.transfer_id, n),
+                )?;
+                Ok((f, sm3))
+            })
+            .await
+            .map_err(|e| io_err(io::Error::other(e)))?
+            .map_err(io_err)?;
+            let (f, sm3) = finished;
+            let key = object_key(id, &format!("{name}.zip"));
+            self.store
+                .commit(&staged, &key)
+                .await
+                .map_err(|e| TransferError::State(format!("cannot store volume {name}: {e}")))?;
+            self.db
+                .insert_volume(
+                    id,
+                    &VolumeRow {
+                        n: n as i64,
+                        name,
+                        package_key: key,
+                        size: f.size as i64,
+                        cases: members.len() as i64,
+                        bytes: members.iter().map(|&i| inputs[i].bytes() as i64).sum(),
+                        tagmanifest_sha256: f.tagmanifest_sha256.clone(),
+                        tagmanifest_sm3: sm3,
+                        built_at: crate::db::now_rfc3339(),
+                    },
+                )
+                .await?;
+        }
+        // volumes.xml, signed like a package, beside the volumes.
+        let vols = self.db.volumes(id).await?;
+        let xml = volumes_xml(id, &vols).map_err(io_err)?;
+        let at = crate::db::now_rfc3339();
+        let sig = self
+            .versions
+            .signer()
+            .sign("volumes.xml", xml.as_bytes(), &at);
+        self.put(id, "volumes.xml", xml.as_bytes().to_vec()).await?;
+        self.put(
+            id,
+            "volumes.xml.signature.json",
+            serde_json::to_vec_pretty(&sig).unwrap_or_default(),
+        )
+        .await?;
+        if let Some(sm2) = self.keys.sm2() {
+            let s = sm2.sign("volumes.xml", xml.as_bytes(), &at);
+            self.put(
+                id,
+                "volumes.xml.signature-sm2.json",
+                serde_json::to_vec_pretty(&s).unwrap_or_default(),
+            )
+            .await?;
+        }
+        let digest = crate::pipeline::digest::Digests::of(xml.as_bytes()).sha256_hex();
+        let entry = format!("guidang-transfer-v1\n{id}\nbuilt\n{digest}\n");
+        let mut tx = self.db.begin_write().await?;
+        self.evidence
+            .log_on(&mut tx, "transfer", None, &entry)
+            .await?;
+        self.evidence
+            .trail_on(
+                &mut tx,
+                &trail_event(
+                    &Principal::scheduler(),
+                    "transfer_built",
+                    id,
+                    &format!("{} volume(s)", vols.len()),
+                ),
+            )
+            .await?;
+        tx.commit().await.map_err(crate::db::DbError::from)?;
+        self.evidence.committed();
+        self.db.finish_build(id, &at).await?;
+        Ok(())
+    }
+
+    async fn put(&self, id: &str, name: &str, bytes: Vec<u8>) -> Result<(), TransferError> {
+        let dir = self.versions.settings().tmp_dir();
+        std::fs::create_dir_all(&dir).map_err(io_err)?;
+        let path = dir.join(format!("{id}.{name}.{}", uuid::Uuid::now_v7().simple()));
+        std::fs::write(&path, &bytes).map_err(io_err)?;
+        let staged = tempfile::TempPath::try_from_path(&path).map_err(io_err)?;
+        self.store
+            .commit(&staged, &object_key(id, name))
+            .await
+            .map_err(|e| TransferError::State(format!("cannot store {name}: {e}")))
+    }
+
+    /// A stored object of a built batch (a volume, volumes.xml, its signatures), streamed.
+    pub async fn object(
+        &self,
+        id: &str,
+        name: &str,
+    ) -> Result<(u64, crate::storage::ByteStream), TransferError> {
+        let key = object_key(id, name);
+        self.store
+            .get(&key)
+            .await
+            .map_err(|_| TransferError::NotFound(format!("{id}/{name}")))
+    }
+
+    pub async fn volumes(&self, id: &str) -> Result<Vec<VolumeRow>, TransferError> {
+        Ok(self.db.volumes(id).await?)
+    }
+}
+
+fn io_err(e: io::Error) -> TransferError {
+    TransferError::State(format!("building the volumes failed: {e}"))
+}
+
+fn volumes_xml(id: &str, vols: &[VolumeRow]) -> io::Result<String> {
+    let mut d = Doc::in_memory()?;
+    let count = vols.len().to_string();
+    d.open(
+        "volumes",
+        &[
+            ("xmlns", "urn:guidang:transfer:1"),
+            ("transfer_id", id),
+            ("count", &count),
+        ],
+    )?;
+    for v in vols {
+        let (n, size, cases, bytes) = (
+            v.n.to_string(),
+            v.size.to_string(),
+            v.cases.to_string(),
+            v.bytes.to_string(),
+        );
+        d.open(
+            "volume",
+            &[
+                ("n", n.as_str()),
+                ("name", &format!("{}.zip", v.name)),
+                ("size", &size),
+                ("cases", &cases),
+                ("bytes", &bytes),
+            ],
+        )?
+        .text_with(
+            "digest",
+            &[("algorithm", "SHA-256"), ("of", "tagmanifest-sha256.txt")],
+            &v.tagmanifest_sha256,
+        )?
+        .text_with(
+            "digest",
+            &[("algorithm", "SM3"), ("of", "tagmanifest-sha256.txt")],
+            &v.tagmanifest_sm3,
+        )?
+        .close("volume")?;
+    }
+    d.close("volumes")?;
+    Ok(d.into_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::parse_size;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("25G"), Ok(25_000_000_000));
+        assert_eq!(parse_size("4.7G"), Ok(4_700_000_000));
+        assert_eq!(parse_size("700m"), Ok(700_000_000));
+        assert_eq!(parse_size("12345"), Ok(12345));
+        assert!(parse_size("-1G").is_err());
+        assert!(parse_size("lots").is_err());
+    }
+}
