@@ -211,27 +211,36 @@ impl Transfers {
             .map_err(|e| io_err(io::Error::other(e)))?
             .map_err(io_err)?;
             let (f, sm3) = finished;
-            let key = object_key(id, &format!("{name}.zip"));
+            // A key of its own: a second builder of the same batch (another server, an export
+            // at the command line) never overwrites a volume that is recorded.
+            let key = object_key(
+                id,
+                &format!(
+                    "{name}-{}.zip",
+                    &uuid::Uuid::now_v7().simple().to_string()[..12]
+                ),
+            );
             self.store
                 .commit(&staged, &key)
                 .await
                 .map_err(|e| TransferError::State(format!("cannot store volume {name}: {e}")))?;
-            self.db
-                .insert_volume(
-                    id,
-                    &VolumeRow {
-                        n: n as i64,
-                        name,
-                        package_key: key,
-                        size: f.size as i64,
-                        cases: members.len() as i64,
-                        bytes: members.iter().map(|&i| inputs[i].bytes() as i64).sum(),
-                        tagmanifest_sha256: f.tagmanifest_sha256.clone(),
-                        tagmanifest_sm3: sm3,
-                        built_at: crate::db::now_rfc3339(),
-                    },
-                )
-                .await?;
+            let row = VolumeRow {
+                n: n as i64,
+                name,
+                package_key: key.clone(),
+                size: f.size as i64,
+                cases: members.len() as i64,
+                bytes: members.iter().map(|&i| inputs[i].bytes() as i64).sum(),
+                tagmanifest_sha256: f.tagmanifest_sha256.clone(),
+                tagmanifest_sm3: sm3,
+                built_at: crate::db::now_rfc3339(),
+            };
+            if let Err(e) = self.db.insert_volume(id, &row).await {
+                let _ = self.store.delete(&key).await;
+                if !e.is_unique_violation() {
+                    return Err(e.into());
+                }
+            }
         }
         // volumes.xml, signed like a package, beside the volumes.
         let vols = self.db.volumes(id).await?;
@@ -292,13 +301,23 @@ impl Transfers {
             .map_err(|e| TransferError::State(format!("cannot store {name}: {e}")))
     }
 
-    /// A stored object of a built batch (a volume, volumes.xml, its signatures), streamed.
+    /// A stored object of a built batch (a volume `{name}.zip`, volumes.xml, its signatures),
+    /// streamed.
     pub async fn object(
         &self,
         id: &str,
         name: &str,
     ) -> Result<(u64, crate::storage::ByteStream), TransferError> {
-        let key = object_key(id, name);
+        let volume = self
+            .db
+            .volumes(id)
+            .await?
+            .into_iter()
+            .find(|v| format!("{}.zip", v.name) == name);
+        let key = match volume {
+            Some(v) => v.package_key,
+            None => object_key(id, name),
+        };
         self.store
             .get(&key)
             .await
