@@ -317,59 +317,85 @@ pub fn verify_package(
 /// In a transfer volume: every case package version it carries (stored entries under
 /// `data/电子档案/`), each verified alone where it lies in the volume — with its own log proof
 /// beside it — and the versions of each case as a chain.
-fn case_packages(report: &mut Report, path: &Path, trusted: Option<&[PublicKeyInfo]>) {
+/// A case package version inside a transfer volume: where it lies and how it verified.
+pub struct Nested {
+    /// Path inside the volume, `data/电子档案/{年度}/{类别}/{档号}/v{N}.zip`.
+    pub rel: String,
+    /// Where its bytes lie in the volume file (it is stored, not compressed).
+    pub start: u64,
+    pub size: u64,
+    pub report: Report,
+}
+
+/// Every case package version in the volume at `path`, each verified alone where it lies with
+/// the log proof beside it, and the versions of each case checked as a chain.
+pub fn volume_packages(
+    path: &Path,
+    trusted: Option<&[PublicKeyInfo]>,
+) -> Result<Vec<Nested>, String> {
     let mut found: Vec<(String, u64, u64, Option<String>)> = Vec::new();
-    let listed = (|| -> Result<(), String> {
-        let f = File::open(path).map_err(|e| e.to_string())?;
-        let mut z = zip::ZipArchive::new(BufReader::new(f)).map_err(|e| e.to_string())?;
-        let names: Vec<String> = z
-            .file_names()
-            .filter_map(|n| n.ok().map(|n| n.to_string()))
-            .collect();
-        for name in &names {
-            let Some((_, rel)) = name.split_once('/') else {
-                continue;
-            };
-            if !(rel.starts_with("data/电子档案/") && rel.ends_with(".zip")) {
-                continue;
-            }
-            let e = z.by_name(name).map_err(|e| e.to_string())?;
-            if e.compression() != zip::CompressionMethod::Stored {
-                return Err(format!(
-                    "{rel} is compressed; packages are stored as they are"
-                ));
-            }
-            let (start, size) = (e.data_start().unwrap_or(0), e.size());
-            drop(e);
-            let proof_name = format!("{}.tlog-proof", name.trim_end_matches(".zip"));
-            let proof = z.by_name(&proof_name).ok().and_then(|mut p| {
-                let mut s = String::new();
-                p.read_to_string(&mut s).ok().map(|_| s)
-            });
-            found.push((rel.to_string(), start, size, proof));
+    let f = File::open(path).map_err(|e| e.to_string())?;
+    let mut z = zip::ZipArchive::new(BufReader::new(f)).map_err(|e| e.to_string())?;
+    let names: Vec<String> = z
+        .file_names()
+        .filter_map(|n| n.ok().map(|n| n.to_string()))
+        .collect();
+    for name in &names {
+        let Some((_, rel)) = name.split_once('/') else {
+            continue;
+        };
+        if !(rel.starts_with("data/电子档案/") && rel.ends_with(".zip")) {
+            continue;
         }
-        Ok(())
-    })();
-    if let Err(e) = listed {
-        fail(&mut report.checks, "case_packages", e);
-        report.valid = false;
-        return;
+        let e = z.by_name(name).map_err(|e| e.to_string())?;
+        if e.compression() != zip::CompressionMethod::Stored {
+            return Err(format!(
+                "{rel} is compressed; packages are stored as they are"
+            ));
+        }
+        let (start, size) = (e.data_start().unwrap_or(0), e.size());
+        drop(e);
+        let proof_name = format!("{}.tlog-proof", name.trim_end_matches(".zip"));
+        let proof = z.by_name(&proof_name).ok().and_then(|mut p| {
+            let mut s = String::new();
+            p.read_to_string(&mut s).ok().map(|_| s)
+        });
+        found.push((rel.to_string(), start, size, proof));
     }
-    let mut inner = Vec::new();
-    for (rel, start, size, proof) in &found {
+    let mut out = Vec::new();
+    for (rel, start, size, proof) in found {
         let r = File::open(path)
-            .map(|f| crate::pipeline::Window::new(f, *start, *size))
-            .map(|w| BufReader::with_capacity(1 << 16, w));
-        match r {
-            Ok(r) => inner.push(verify_reader(rel, Box::new(r), trusted, proof.as_deref())),
-            Err(e) => {
-                fail(&mut report.checks, "case_packages", format!("{rel}: {e}"));
-                report.valid = false;
-                return;
-            }
-        }
+            .map(|f| crate::pipeline::Window::new(f, start, size))
+            .map(|w| BufReader::with_capacity(1 << 16, w))
+            .map_err(|e| format!("{rel}: {e}"))?;
+        let report = verify_reader(&rel, Box::new(r), trusted, proof.as_deref());
+        out.push(Nested {
+            rel,
+            start,
+            size,
+            report,
+        });
     }
-    chain(&mut inner);
+    let mut reports: Vec<Report> = out.iter().map(|n| n.report.clone()).collect();
+    chain(&mut reports);
+    for (n, r) in out.iter_mut().zip(reports) {
+        n.report = r;
+    }
+    Ok(out)
+}
+
+fn case_packages(report: &mut Report, path: &Path, trusted: Option<&[PublicKeyInfo]>) {
+    let nested = match volume_packages(path, trusted) {
+        Ok(n) => n,
+        Err(e) => {
+            fail(&mut report.checks, "case_packages", e);
+            report.valid = false;
+            return;
+        }
+    };
+    let found = &nested;
+    let inner: Vec<Report> = nested.iter().map(|n| n.report.clone()).collect();
+
     let bad: Vec<String> = inner
         .iter()
         .filter(|r| !r.valid)

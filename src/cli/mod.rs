@@ -121,6 +121,29 @@ pub enum TransferCmd {
         #[arg(long)]
         volume_size: Option<String>,
     },
+    /// At the archive authority: check volumes (files, or folders with volumes.xml), keep what
+    /// is accepted, write the signed receipt. Exit 0 all accepted, 1 something refused, 2 could
+    /// not run.
+    Receive {
+        #[arg(required = true)]
+        paths: Vec<PathBuf>,
+        /// The sending unit's public keys (its `guidang keys export`).
+        #[arg(long)]
+        trusted_keys: PathBuf,
+        /// Where the receipt is written (default: the current folder).
+        #[arg(long, default_value = ".")]
+        out: PathBuf,
+        #[arg(long)]
+        json: bool,
+    },
+    /// At the sender: record a receipt (receipt.xml with its signature beside it) after checking
+    /// it under the authority's pinned keys. Exit 0 recorded, 1 refused, 2 could not run.
+    Ack {
+        receipt: PathBuf,
+        /// The archive authority's public keys.
+        #[arg(long)]
+        trusted_keys: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -318,6 +341,46 @@ pub async fn run(cli: Cli) -> ExitCode {
                     &transfer_id,
                     &out,
                     volume_size.as_deref(),
+                    &Principal::operator(&cli_user()),
+                )
+                .await
+            })
+            .await
+        }
+        Command::Transfer {
+            cmd:
+                TransferCmd::Receive {
+                    paths,
+                    trusted_keys,
+                    out,
+                    json,
+                },
+        } => {
+            with_app(cfg, |app| async move {
+                transfer::receive(
+                    &app,
+                    &paths,
+                    &trusted_keys,
+                    &out,
+                    json,
+                    &Principal::operator(&cli_user()),
+                )
+                .await
+            })
+            .await
+        }
+        Command::Transfer {
+            cmd:
+                TransferCmd::Ack {
+                    receipt,
+                    trusted_keys,
+                },
+        } => {
+            with_app(cfg, |app| async move {
+                transfer::ack(
+                    &app,
+                    &receipt,
+                    &trusted_keys,
                     &Principal::operator(&cli_user()),
                 )
                 .await

@@ -110,3 +110,82 @@ async fn copy_out(
     std::fs::rename(&tmp, to).map_err(|e| e.to_string())?;
     Ok(n)
 }
+
+fn keys(path: &Path) -> Result<Vec<crate::signing::PublicKeyInfo>, ExitCode> {
+    crate::verify::load_trusted_keys(path).map_err(|e| {
+        eprintln!("error: {e}");
+        ExitCode::from(2)
+    })
+}
+
+pub async fn receive(
+    app: &App,
+    paths: &[std::path::PathBuf],
+    trusted: &Path,
+    out: &Path,
+    json: bool,
+    who: &Principal,
+) -> ExitCode {
+    let trusted = match keys(trusted) {
+        Ok(k) => k,
+        Err(c) => return c,
+    };
+    match app.transfers().receive(paths, &trusted, out, who).await {
+        Ok(r) => {
+            if json {
+                println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
+            } else {
+                for v in &r.volumes {
+                    if v.accepted {
+                        println!("volume    {} accepted", v.name);
+                    } else {
+                        println!("volume    {} REFUSED: {}", v.name, v.reason);
+                    }
+                }
+                for c in &r.cases {
+                    if c.accepted {
+                        println!("accepted  {} {}", c.archival_code, c.archive_id);
+                    } else {
+                        println!(
+                            "refused   {} {}: {}",
+                            c.archival_code, c.archive_id, c.reason
+                        );
+                    }
+                }
+                println!("receipt   {}", r.receipt.display());
+            }
+            if r.all_accepted() {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(1)
+            }
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}
+
+pub async fn ack(app: &App, receipt: &Path, trusted: &Path, who: &Principal) -> ExitCode {
+    let trusted = match keys(trusted) {
+        Ok(k) => k,
+        Err(c) => return c,
+    };
+    match app.transfers().ack(receipt, &trusted, who).await {
+        Ok((tid, accepted, refused)) => {
+            println!(
+                "recorded  receipt of {tid}: {accepted} case(s) transferred, {refused} refused"
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e @ (TransferError::Invalid(_) | TransferError::State(_))) => {
+            eprintln!("refused: {e}");
+            ExitCode::from(1)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(2)
+        }
+    }
+}

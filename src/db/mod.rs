@@ -172,6 +172,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (8, "token_content", include_str!("../../migrations/0008_token_content.sql")),
     (9, "versions_transfer", include_str!("../../migrations/0009_versions_transfer.sql")),
     (10, "transfer_volumes", include_str!("../../migrations/0010_transfer_volumes.sql")),
+    (11, "transfer_receipts", include_str!("../../migrations/0011_transfer_receipts.sql")),
 ];
 
 #[derive(Clone)]

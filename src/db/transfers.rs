@@ -496,3 +496,89 @@ pub async fn set_rules_on(
         .await?;
     Ok(())
 }
+
+/// A case the archive authority received.
+#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+pub struct ReceivedRow {
+    pub transfer_id: String,
+    pub archive_id: String,
+    pub archival_code: String,
+    pub sender_key_id: String,
+    pub volume: String,
+    pub versions: i64,
+    pub newest_sha256: String,
+    pub keys_json: String,
+    pub received_at: String,
+}
+
+impl Db {
+    pub async fn received(
+        &self,
+        transfer_id: &str,
+        archive_id: &str,
+    ) -> Result<Option<ReceivedRow>, DbError> {
+        Ok(sqlx::query_as(
+            "SELECT transfer_id, archive_id, archival_code, sender_key_id, volume, versions, newest_sha256, \
+             keys_json, received_at FROM received_cases WHERE transfer_id = $1 AND archive_id = $2",
+        )
+        .bind(transfer_id)
+        .bind(archive_id)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+}
+
+pub async fn insert_received_on(
+    conn: &mut sqlx::AnyConnection,
+    r: &ReceivedRow,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "INSERT INTO received_cases (transfer_id, archive_id, archival_code, sender_key_id, volume, versions, \
+         newest_sha256, keys_json, received_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+    )
+    .bind(&r.transfer_id)
+    .bind(&r.archive_id)
+    .bind(&r.archival_code)
+    .bind(&r.sender_key_id)
+    .bind(&r.volume)
+    .bind(r.versions)
+    .bind(&r.newest_sha256)
+    .bind(&r.keys_json)
+    .bind(&r.received_at)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+/// At the sender: the batch transferred, its accepted cases marked, their open claims released.
+pub async fn record_receipt_on(
+    conn: &mut sqlx::AnyConnection,
+    transfer_id: &str,
+    receipt_key: &str,
+    received_at: &str,
+    accepted: &[String],
+) -> Result<(), DbError> {
+    sqlx::query(
+        "UPDATE transfers SET state = 'transferred', receipt_key = $1, received_at = $2 WHERE transfer_id = $3",
+    )
+    .bind(receipt_key)
+    .bind(received_at)
+    .bind(transfer_id)
+    .execute(&mut *conn)
+    .await?;
+    sqlx::query("UPDATE transfer_cases SET open_key = NULL WHERE transfer_id = $1")
+        .bind(transfer_id)
+        .execute(&mut *conn)
+        .await?;
+    for id in accepted {
+        sqlx::query(
+            "UPDATE cases SET transferred_in = $1, transferred_at = $2 WHERE archive_id = $3",
+        )
+        .bind(transfer_id)
+        .bind(received_at)
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    }
+    Ok(())
+}

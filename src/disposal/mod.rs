@@ -421,6 +421,26 @@ async fn refusal(
     if held > 0 {
         return Ok(Some("under a hold".into()));
     }
+    // The sender keeps what it transferred at least five years after the receipt.
+    let transferred: Option<(Option<String>, Option<String>)> =
+        sqlx::query("SELECT transferred_in, transferred_at FROM cases WHERE archive_id = $1")
+            .bind(archive_id)
+            .fetch_optional(&disposal.db.pool)
+            .await?
+            .map(|r| (r.get(0), r.get(1)));
+    if let Some((Some(tid), Some(at))) = transferred
+        && let Ok(t) = chrono::DateTime::parse_from_rfc3339(&at)
+    {
+        let until = t.with_timezone(&chrono::Utc)
+            + chrono::Duration::days(365 * TRANSFER_KEEP_YEARS + TRANSFER_KEEP_YEARS / 4 + 1);
+        if disposal.clock.now() < until {
+            return Ok(Some(format!(
+                "transferred in {tid} on {}: kept until {}",
+                &at[..10.min(at.len())],
+                until.format("%Y-%m-%d")
+            )));
+        }
+    }
     let other: Option<String> = sqlx::query_scalar(
         "SELECT l.list_id FROM disposal_items i JOIN disposal_lists l ON l.list_id = i.list_id WHERE i.archive_id = $1 \
          AND l.state IN ('proposed', 'approved', 'executing') AND l.list_id <> $2 LIMIT 1",
@@ -531,6 +551,9 @@ async fn lists(disposal: &Disposal) -> Result<DisposalLists, DbError> {
         items: disposal.db.disposal_lists().await?,
     })
 }
+
+/// How long a sender keeps a transferred case after the receipt (DOMAIN §7: at least five years).
+pub const TRANSFER_KEEP_YEARS: i64 = 5;
 
 fn same_person(a: &str, b: &str) -> bool {
     let norm = |s: &str| s.trim().to_lowercase();

@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod decisions;
+pub mod receive;
 pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};

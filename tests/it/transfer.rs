@@ -755,3 +755,208 @@ async fn an_approved_batch_is_built_into_volumes_that_verify_and_are_exported() 
         );
     }
 }
+
+fn run(mut c: std::process::Command) -> (i32, String) {
+    let out = c.output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// Offline, both sides on one machine: the unit exports volumes for media; the archive authority
+/// (its own data directory, keys and log) receives them under the unit's pinned keys, refuses a
+/// tampered case with the reason while keeping the rest, is idempotent on a replay, and signs a
+/// receipt; the unit records the receipt only under the authority's pinned key, and its
+/// transferred cases are then kept from disposal for five years.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_offline_transfer_is_received_checked_and_acknowledged() {
+    let app = TestApp::spawn().await;
+    // Due for disposal by retention (D10 of 2012), so only the transfer keeps them.
+    app.put_rules(json!({"rules": [{"task_type": "XK", "retention": "D10", "basis": "示例"}]}))
+        .await;
+    let a = archive(
+        &app,
+        case_with_paper("O-A", "2012-03-10T10:00:00+08:00", "D10", None),
+    )
+    .await;
+    let b = archive(
+        &app,
+        case_with_paper("O-B", "2012-04-10T10:00:00+08:00", "D10", None),
+    )
+    .await;
+    let (s, r) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2012}))
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let (s, batch) = app
+        .post_json(&app.archivist, "/api/v1/transfers", json!({"year": 2012}))
+        .await;
+    assert_eq!(s, 201, "{batch}");
+    let tid = batch["transfer_id"].as_str().unwrap().to_string();
+    let rules = json!({"rules": [{"classification": {"action": "keep"},
+        "access": {"opinion": "restricted", "reason": "personal_information", "until": 2042}}]});
+    decide_and_approve(&app, &tid, &rules).await;
+    let root = app.dir.path().join("offline");
+    let media = root.join("media");
+    let db = app.archive.settings().database_url();
+    let mut c = crate::cli::guidang(app.dir.path(), &db);
+    c.args(["transfer", "export", &tid, "--volume-size", "1", "--out"])
+        .arg(&media);
+    let (code, text) = run(c);
+    assert_eq!(code, 0, "{text}");
+    let sender_keys = root.join("sender-keys.json");
+    std::fs::write(&sender_keys, app.keys().await.to_string()).unwrap();
+
+    // The archive authority: its own data directory, database, keys and log.
+    let adir = tempfile::tempdir().unwrap();
+    let adb = database_url(adir.path()).await;
+    crate::cli::init(adir.path(), &adb);
+    let authority = |args: &[&str]| {
+        let mut c = crate::cli::guidang(adir.path(), &adb);
+        c.args(args);
+        c
+    };
+    let mut c = authority(&["keys", "export"]);
+    c.stdout(std::process::Stdio::piped());
+    let out = c.output().unwrap();
+    let authority_keys = root.join("authority-keys.json");
+    std::fs::write(&authority_keys, &out.stdout).unwrap();
+    let receive = |from: &std::path::Path, keys: &std::path::Path, out: &std::path::Path| {
+        let mut c = authority(&["transfer", "receive"]);
+        c.arg(from)
+            .arg("--trusted-keys")
+            .arg(keys)
+            .arg("--out")
+            .arg(out)
+            .arg("--json");
+        c
+    };
+
+    // Under keys it did not pin, nothing is received.
+    let (code, text) = run(receive(&media, &authority_keys, &root.join("r0")));
+    assert_eq!(code, 1, "{text}");
+    let r: Value = serde_json::from_str(&text[..text.rfind('}').unwrap() + 1]).unwrap();
+    assert!(
+        r["volumes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|v| v["accepted"] == false),
+        "{r}"
+    );
+    assert!(
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|c| c["accepted"] == false),
+        "{r}"
+    );
+
+    // A flipped byte inside one case package: that case is refused with the reason, the other
+    // volume's case is received.
+    let tampered = root.join("tampered");
+    std::fs::create_dir_all(&tampered).unwrap();
+    for e in std::fs::read_dir(&media).unwrap().flatten() {
+        std::fs::copy(e.path(), tampered.join(e.file_name())).unwrap();
+    }
+    let v2 = tampered.join(format!("{tid}-002.zip"));
+    let mut bytes = std::fs::read(&v2).unwrap();
+    let at = bytes
+        .windows(14)
+        .position(|w| w == b"Payload-Oxum: ")
+        .unwrap();
+    bytes[at + 14] ^= 0x01;
+    std::fs::write(&v2, &bytes).unwrap();
+    let (code, text) = run(receive(&tampered, &sender_keys, &root.join("r1")));
+    assert_eq!(code, 1, "{text}");
+    let r: Value = serde_json::from_str(&text[..text.rfind('}').unwrap() + 1]).unwrap();
+    let cases = r["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2, "{r}");
+    let first = cases
+        .iter()
+        .find(|c| c["volume"] == format!("{tid}-001"))
+        .unwrap();
+    let second = cases
+        .iter()
+        .find(|c| c["volume"] == format!("{tid}-002"))
+        .unwrap();
+    assert_eq!(first["accepted"], true, "{r}");
+    assert_eq!(second["accepted"], false, "{r}");
+    assert!(second["reason"].as_str().unwrap().contains("v1.zip"), "{r}");
+
+    // The untouched volumes: everything received; the case taken before is not taken twice.
+    let (code, text) = run(receive(&media, &sender_keys, &root.join("r2")));
+    assert_eq!(code, 0, "{text}");
+    let (code, text) = run(receive(&media, &sender_keys, &root.join("r3")));
+    assert_eq!(
+        code, 0,
+        "a replayed volume is received again without harm: {text}"
+    );
+    let rows: i64 = {
+        // The authority's own log holds one guidang-received-v1 entry per case.
+        sqlx::any::install_default_drivers();
+        let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&adb)
+            .await
+            .unwrap();
+        sqlx::query_scalar("SELECT COUNT(*) FROM log_entries WHERE kind = 'received'")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+    };
+    assert_eq!(rows, 2);
+    let receipt = root.join("r2").join("receipt.xml");
+    let text = std::fs::read_to_string(&receipt).unwrap();
+    assert!(
+        text.contains(&tid) && text.contains("accepted=\"2\""),
+        "{text}"
+    );
+
+    // The unit records the receipt only under the authority's pinned key.
+    let mut c = crate::cli::guidang(app.dir.path(), &db);
+    c.args(["transfer", "ack"])
+        .arg(&receipt)
+        .arg("--trusted-keys")
+        .arg(&sender_keys);
+    let (code, text) = run(c);
+    assert_eq!(code, 1, "{text}");
+    assert!(text.contains("not pinned"), "{text}");
+    let mut c = crate::cli::guidang(app.dir.path(), &db);
+    c.args(["transfer", "ack"])
+        .arg(&receipt)
+        .arg("--trusted-keys")
+        .arg(&authority_keys);
+    let (code, text) = run(c);
+    assert_eq!(code, 0, "{text}");
+    let (_, now) = app
+        .get_json(&app.archivist, &format!("/api/v1/transfers/{tid}"))
+        .await;
+    assert_eq!(now["state"], "transferred", "{now}");
+    // Both cases are due by retention, yet kept: the sender keeps what it transferred.
+    let (_, due) = app.get_json(&app.archivist, "/api/v1/disposal/due").await;
+    assert!(due["total"].as_i64().unwrap() >= 2, "{due}");
+    let (s, r) = app
+        .post_json(
+            &app.archivist,
+            "/api/v1/disposal/lists",
+            json!({"opinion": "到期", "cases": [
+            {"archive_id": a, "appraisal": "到期"}, {"archive_id": b, "appraisal": "到期"}]}),
+        )
+        .await;
+    assert_eq!(
+        (s, r["error"].as_str()),
+        (422, Some("not_disposable")),
+        "{r}"
+    );
+    assert!(
+        r["problems"]
+            .to_string()
+            .contains(&format!("transferred in {tid}")),
+        "{r}"
+    );
+}
