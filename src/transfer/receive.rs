@@ -289,6 +289,16 @@ impl Transfers {
                         .map(|c| format!("{}: {}", c.check, c.detail))
                         .collect();
                     format!("{}: {}", n.rel, why.join("; "))
+                } else if let Some(gap) = {
+                    // Every version from 1 to the newest: the case is the whole chain.
+                    let mut have: Vec<i64> = idx
+                        .iter()
+                        .map(|&i| nested_owned[i].report.version)
+                        .collect();
+                    have.sort();
+                    (1..=have.last().copied().unwrap_or(0)).find(|v| !have.contains(v))
+                } {
+                    format!("version {gap} of its package is missing from the volume")
                 } else if let Some(n) = idx
                     .iter()
                     .map(|&i| &nested_owned[i])

@@ -960,3 +960,181 @@ async fn an_offline_transfer_is_received_checked_and_acknowledged() {
         "{r}"
     );
 }
+
+/// The unit's side of an offline test: two cases of 2024 filed, drafted, decided, approved and
+/// exported one volume each; returns the batch, the media folder and the unit's keys.
+async fn exported(
+    app: &TestApp,
+    root: &std::path::Path,
+) -> (String, std::path::PathBuf, std::path::PathBuf) {
+    archive(
+        app,
+        case_with_paper("M-A", "2024-03-10T10:00:00+08:00", "D30", None),
+    )
+    .await;
+    archive(
+        app,
+        case_with_paper("M-B", "2024-04-10T10:00:00+08:00", "D30", None),
+    )
+    .await;
+    let (s, r) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2024}))
+        .await;
+    assert_eq!(s, 201, "{r}");
+    let (s, batch) = app
+        .post_json(&app.archivist, "/api/v1/transfers", json!({"year": 2024}))
+        .await;
+    assert_eq!(s, 201, "{batch}");
+    let tid = batch["transfer_id"].as_str().unwrap().to_string();
+    let rules =
+        json!({"rules": [{"classification": {"action": "keep"}, "access": {"opinion": "open"}}]});
+    decide_and_approve(app, &tid, &rules).await;
+    let media = root.join("media");
+    let db = app.archive.settings().database_url();
+    let mut c = crate::cli::guidang(app.dir.path(), &db);
+    c.args(["transfer", "export", &tid, "--volume-size", "1", "--out"])
+        .arg(&media);
+    let (code, text) = run(c);
+    assert_eq!(code, 0, "{text}");
+    let keys = root.join("unit-keys.json");
+    std::fs::write(&keys, app.keys().await.to_string()).unwrap();
+    (tid, media, keys)
+}
+
+/// `volume` with the entry `name` replaced by `bytes` (None: removed), its other entries copied
+/// byte for byte.
+fn rewrite(volume: &std::path::Path, name: &str, bytes: Option<&[u8]>) {
+    let data = std::fs::read(volume).unwrap();
+    let mut z = zip::ZipArchive::new(std::io::Cursor::new(data)).unwrap();
+    let mut out = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for i in 0..z.len() {
+        let f = z.by_index(i).unwrap();
+        if f.name().unwrap() != name {
+            out.raw_copy_file(f).unwrap();
+        }
+    }
+    if let Some(b) = bytes {
+        out.start_file(
+            name,
+            zip::write::SimpleFileOptions::default()
+                .compression_method(zip::CompressionMethod::Stored),
+        )
+        .unwrap();
+        std::io::Write::write_all(&mut out, b).unwrap();
+    }
+    std::fs::write(volume, out.finish().unwrap().into_inner()).unwrap();
+}
+
+/// Each tamper is refused at the receiver with its reason, and what is intact is still received:
+/// a case package replaced by another case's (validly bagged) package, a case removed, a volume
+/// cut short.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_volumes_are_refused_with_the_reason_and_the_rest_received() {
+    let app = TestApp::spawn().await;
+    let root = app.dir.path().join("tamper");
+    let (tid, media, keys) = exported(&app, &root).await;
+    let adir = tempfile::tempdir().unwrap();
+    let adb = database_url(adir.path()).await;
+    crate::cli::init(adir.path(), &adb);
+    let v1 = format!("{tid}-001");
+    let v2 = format!("{tid}-002");
+    let package_in = |vol: &std::path::Path| -> (String, Vec<u8>) {
+        let mut z = zip::ZipArchive::new(std::fs::File::open(vol).unwrap()).unwrap();
+        let name = z
+            .file_names()
+            .filter_map(|n| n.ok().map(|n| n.to_string()))
+            .find(|n| n.contains("/data/电子档案/") && n.ends_with("/v1.zip"))
+            .unwrap();
+        let mut b = vec![];
+        std::io::Read::read_to_end(&mut z.by_name(&name).unwrap(), &mut b).unwrap();
+        (name, b)
+    };
+    let variant = |label: &str, f: &dyn Fn(&std::path::Path)| -> Value {
+        let dir = root.join(label);
+        std::fs::create_dir_all(&dir).unwrap();
+        for e in std::fs::read_dir(&media).unwrap().flatten() {
+            std::fs::copy(e.path(), dir.join(e.file_name())).unwrap();
+        }
+        f(&dir);
+        let mut c = crate::cli::guidang(adir.path(), &adb);
+        c.args(["transfer", "receive"])
+            .arg(&dir)
+            .arg("--trusted-keys")
+            .arg(&keys)
+            .arg("--out")
+            .arg(dir.join("receipt"))
+            .arg("--json");
+        let (code, text) = run(c);
+        assert_eq!(code, 1, "{label}: {text}");
+        serde_json::from_str(&text[..text.rfind('}').unwrap() + 1]).unwrap()
+    };
+    let case_in = |r: &Value, vol: &str| -> Value {
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["volume"] == vol)
+            .cloned()
+            .unwrap_or(Value::Null)
+    };
+
+    // Volume 2's package replaced by volume 1's: a valid bag, of another case.
+    let r = variant("replaced", &|d| {
+        let (_, other) = package_in(&d.join(format!("{v1}.zip")));
+        let (name, _) = package_in(&d.join(format!("{v2}.zip")));
+        rewrite(&d.join(format!("{v2}.zip")), &name, Some(&other));
+    });
+    assert_eq!(case_in(&r, &v1)["accepted"], true, "{r}");
+    assert_eq!(case_in(&r, &v2)["accepted"], false, "{r}");
+    // Its own log proof does not lead to it: the reason names the package and the check.
+    let why = case_in(&r, &v2)["reason"].as_str().unwrap().to_string();
+    assert!(
+        why.contains("v1.zip")
+            && (why.contains("log_inclusion") || why.contains("is the package of")),
+        "{r}"
+    );
+
+    // Volume 2's first package version removed: the case is incomplete.
+    let r = variant("version removed", &|d| {
+        let (name, _) = package_in(&d.join(format!("{v2}.zip")));
+        rewrite(&d.join(format!("{v2}.zip")), &name, None);
+    });
+    assert!(
+        case_in(&r, &v2)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("version 1 of its package is missing"),
+        "{r}"
+    );
+    // Every package of volume 2 removed: its catalogue row has no package.
+    let r = variant("removed", &|d| {
+        let p = d.join(format!("{v2}.zip"));
+        let names: Vec<String> = zip::ZipArchive::new(std::fs::File::open(&p).unwrap())
+            .unwrap()
+            .file_names()
+            .filter_map(|n| n.ok().map(|n| n.to_string()))
+            .filter(|n| n.contains("/data/电子档案/") && n.ends_with(".zip"))
+            .collect();
+        for n in names {
+            rewrite(&p, &n, None);
+        }
+    });
+    assert!(
+        case_in(&r, &v2)["reason"]
+            .as_str()
+            .unwrap()
+            .contains("carries no package"),
+        "{r}"
+    );
+
+    // Volume 2 cut short: refused whole, volume 1 received; volumes.xml says what is missing.
+    let r = variant("truncated", &|d| {
+        let p = d.join(format!("{v2}.zip"));
+        let b = std::fs::read(&p).unwrap();
+        std::fs::write(&p, &b[..b.len() / 2]).unwrap();
+    });
+    let vols = r["volumes"].as_array().unwrap();
+    assert!(vols.iter().any(|v| v["accepted"] == false), "{r}");
+    assert_eq!(case_in(&r, &v1)["accepted"], true, "{r}");
+    let _ = tid;
+}
