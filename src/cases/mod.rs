@@ -52,6 +52,14 @@ pub struct CaseView {
     /// Pages of paper originals the metadata declares, and pages of digitised copies added.
     pub paper_pages: Option<i64>,
     pub digitised_pages: i64,
+    /// The transfer to the archive authority, once receipted: batch and receipt time.
+    pub transfer: Option<TransferState>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TransferState {
+    pub transfer_id: String,
+    pub received_at: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -334,6 +342,10 @@ impl Cases {
         let sum = crate::ingest::summary(&c, files, vec![]);
         Ok(Some(CaseView {
             versions: self.db.versions(&c.archive_id).await?,
+            transfer: c.transferred_in.clone().map(|transfer_id| TransferState {
+                transfer_id,
+                received_at: c.transferred_at.clone(),
+            }),
             paper_pages: c.paper_pages,
             digitised_pages: c.digitised_pages,
             holds: self.db.holds_of(&c.archive_id).await?,

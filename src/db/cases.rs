@@ -126,6 +126,9 @@ pub struct CaseRow {
     pub digitised_pages: i64,
     /// The filing batch whose facts a version of the package signs.
     pub sealed_filing: Option<String>,
+    /// The transfer batch the archive authority receipted this case in, and the receipt's time.
+    pub transferred_in: Option<String>,
+    pub transferred_at: Option<String>,
 }
 
 pub const CASE_COLUMNS: &str = "archive_id, social_code, task_code, project_id, content_digest, version, status, year, \
@@ -133,7 +136,7 @@ pub const CASE_COLUMNS: &str = "archive_id, social_code, task_code, project_id, 
     retention_proposed, retention, archival_code, receive_time, transact_time, source, submitted_by, package_key, \
     package_size, tagmanifest_sha256, signature_json, key_id, metadata_json, warnings_json, archived_at, checks_json, \
     retention_rule_version, retention_basis, filing_batch, filed_at, filing_late, filing_problem, disposed_at, disposal_list, \
-    file_count, file_bytes, paper_pages, digitised_pages, sealed_filing";
+    file_count, file_bytes, paper_pages, digitised_pages, sealed_filing, transferred_in, transferred_at";
 
 /// A case row read with [`CASE_COLUMNS`].
 pub fn case_from(r: &AnyRow) -> Result<CaseRow, sqlx::Error> {
@@ -461,6 +464,8 @@ pub fn case_binds(c: &CaseRow) -> Vec<Bind> {
         Bind::OptI(c.paper_pages),
         Bind::I(c.digitised_pages),
         Bind::OptS(c.sealed_filing.clone()),
+        Bind::OptS(c.transferred_in.clone()),
+        Bind::OptS(c.transferred_at.clone()),
     ]
 }
 

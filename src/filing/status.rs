@@ -28,6 +28,8 @@ pub struct Counts {
     /// Filed late, plus pending once the deadline has passed.
     pub late: i64,
     pub disposed: i64,
+    /// Filed cases the archive authority has receipted (kept here five more years).
+    pub transferred: i64,
     /// Submissions of the year refused at ingest whose case was never archived since.
     pub rejected: i64,
 }
@@ -65,6 +67,12 @@ pub(super) async fn counts(filing: &Filing, year: i64) -> Result<Counts, DbError
     if filing.clock.now() >= super::schedule::deadline(year, filing.settings.tz()) {
         c.late += c.pending;
     }
+    c.transferred =
+        sqlx::query("SELECT COUNT(*) FROM cases WHERE year = $1 AND transferred_in IS NOT NULL")
+            .bind(year)
+            .fetch_one(&db.pool)
+            .await?
+            .get(0);
     c.rejected = sqlx::query(
         sqlx::AssertSqlSafe(format!(
             "SELECT COUNT(*) FROM (SELECT DISTINCT social_code, task_code, project_id {NEVER_ARCHIVED}) t"

@@ -534,6 +534,8 @@ impl Ingest {
             paper_pages: m.paper_pages.map(i64::from),
             digitised_pages: 0,
             sealed_filing: None,
+            transferred_in: None,
+            transferred_at: None,
             archive_id: p.archive_id.clone(),
             social_code: m.social_code.clone(),
             task_code: m.task_code.clone(),
