@@ -912,6 +912,20 @@ async fn an_offline_transfer_is_received_checked_and_acknowledged() {
     assert_eq!(rows, 2);
     let receipt = root.join("r2").join("receipt.xml");
     let text = std::fs::read_to_string(&receipt).unwrap();
+    // The receipt is what schemas/receipt.xsd says, as is the refusing one.
+    for r in ["r1", "r2"] {
+        let out = std::process::Command::new("xmllint")
+            .args(["--noout", "--schema"])
+            .arg(fixtures().join("../schemas/receipt.xsd"))
+            .arg(root.join(r).join("receipt.xml"))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{r}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     assert!(
         text.contains(&tid) && text.contains("accepted=\"2\""),
         "{text}"
