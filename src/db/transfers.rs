@@ -528,6 +528,32 @@ impl Db {
     }
 }
 
+impl Db {
+    /// Received cases, by archival code (prefix, `*` at the end) and/or transfer, newest first.
+    pub async fn received_list(
+        &self,
+        archival_code: Option<&str>,
+        transfer_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<ReceivedRow>, DbError> {
+        let code = archival_code.map(|c| match c.strip_suffix('*') {
+            Some(p) => format!("{}%", p.replace('%', "\\%").replace('_', "\\_")),
+            None => c.replace('%', "\\%").replace('_', "\\_"),
+        });
+        Ok(sqlx::query_as(
+            "SELECT transfer_id, archive_id, archival_code, sender_key_id, volume, versions, newest_sha256, \
+             keys_json, received_at FROM received_cases \
+             WHERE ($1 IS NULL OR archival_code LIKE $1 ESCAPE '\\') AND ($2 IS NULL OR transfer_id = $2) \
+             ORDER BY received_at DESC, archival_code LIMIT $3",
+        )
+        .bind(code)
+        .bind(transfer_id)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+}
+
 pub async fn insert_received_on(
     conn: &mut sqlx::AnyConnection,
     r: &ReceivedRow,

@@ -233,6 +233,7 @@ pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
                             "/disposal/lists/{list_id}/{name}",
                             web::get().to(disposal::document),
                         )
+                        .route("/received", web::get().to(transfers::received))
                         .route("/transfers", web::post().to(transfers::draft))
                         .route("/transfers", web::get().to(transfers::list))
                         .route("/transfers/{transfer_id}", web::get().to(transfers::show))

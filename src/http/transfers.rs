@@ -117,3 +117,28 @@ pub async fn volume(
         .no_chunking(size)
         .streaming(stream.map_err(|e| actix_web::error::ErrorInternalServerError(e.to_string()))))
 }
+
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReceivedQuery {
+    archival_code: Option<String>,
+    transfer_id: Option<String>,
+    limit: Option<i64>,
+}
+
+/// At the archive authority: the cases received, by archival code (`*` at the end: a prefix).
+pub async fn received(
+    _who: Authorized<RecordsReaders>,
+    q: web::Query<ReceivedQuery>,
+    app: web::Data<Arc<App>>,
+) -> Result<HttpResponse, ApiError> {
+    let items = app
+        .transfers()
+        .received(
+            q.archival_code.as_deref().filter(|s| !s.is_empty()),
+            q.transfer_id.as_deref().filter(|s| !s.is_empty()),
+            q.limit.unwrap_or(100).clamp(1, 1000),
+        )
+        .await?;
+    Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}

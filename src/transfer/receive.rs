@@ -614,6 +614,21 @@ impl Transfers {
     }
 }
 
+impl Transfers {
+    /// What this archive received, searchable by archival code and transfer.
+    pub async fn received(
+        &self,
+        archival_code: Option<&str>,
+        transfer_id: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<crate::db::transfers::ReceivedRow>, TransferError> {
+        Ok(self
+            .db
+            .received_list(archival_code, transfer_id, limit)
+            .await?)
+    }
+}
+
 fn receipt_xml(
     transfer_id: &str,
     receiver: &str,

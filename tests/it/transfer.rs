@@ -756,6 +756,15 @@ async fn an_approved_batch_is_built_into_volumes_that_verify_and_are_exported() 
     }
 }
 
+fn urlencode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 fn run(mut c: std::process::Command) -> (i32, String) {
     let out = c.output().unwrap();
     (
@@ -812,12 +821,13 @@ async fn an_offline_transfer_is_received_checked_and_acknowledged() {
     let sender_keys = root.join("sender-keys.json");
     std::fs::write(&sender_keys, app.keys().await.to_string()).unwrap();
 
-    // The archive authority: its own data directory, database, keys and log.
-    let adir = tempfile::tempdir().unwrap();
-    let adb = database_url(adir.path()).await;
-    crate::cli::init(adir.path(), &adb);
+    // The archive authority: its own server, data directory, database, keys and log; its
+    // command line runs beside it.
+    let auth = TestApp::spawn().await;
+    let adir = auth.dir.path().to_path_buf();
+    let adb = auth.archive.settings().database_url();
     let authority = |args: &[&str]| {
-        let mut c = crate::cli::guidang(adir.path(), &adb);
+        let mut c = crate::cli::guidang(&adir, &adb);
         c.args(args);
         c
     };
@@ -910,6 +920,27 @@ async fn an_offline_transfer_is_received_checked_and_acknowledged() {
             .unwrap()
     };
     assert_eq!(rows, 2);
+    // Searchable by archival code at the authority.
+    let (_, case_b) = app
+        .get_json(&app.archivist, &format!("/api/v1/cases/{b}"))
+        .await;
+    let code_b = case_b["archival_code"].as_str().unwrap().to_string();
+    let (s, found) = auth
+        .get_json(
+            &auth.archivist,
+            &format!("/api/v1/received?archival_code={}", urlencode(&code_b)),
+        )
+        .await;
+    assert_eq!(s, 200, "{found}");
+    assert_eq!(ids(&found["items"]), vec![b.clone()], "{found}");
+    let prefix = &code_b[..code_b.rfind('-').unwrap() + 1];
+    let (_, found) = auth
+        .get_json(
+            &auth.auditor,
+            &format!("/api/v1/received?archival_code={}*", urlencode(prefix)),
+        )
+        .await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 2, "{found}");
     let receipt = root.join("r2").join("receipt.xml");
     let text = std::fs::read_to_string(&receipt).unwrap();
     // The receipt is what schemas/receipt.xsd says, as is the refusing one.
