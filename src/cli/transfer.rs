@@ -68,7 +68,12 @@ pub async fn export(
         return ExitCode::from(2);
     }
     let mut names: Vec<String> = vols.iter().map(|v| format!("{}.zip", v.name)).collect();
-    names.extend(["volumes.xml".into(), "volumes.xml.signature.json".into()]);
+    names.extend([
+        "volumes.xml".into(),
+        "volumes.xml.signature.json".into(),
+        "registration.xml".into(),
+        "registration.html".into(),
+    ]);
     for name in &names {
         match copy_out(t, id, name, &out.join(name)).await {
             Ok(bytes) => println!("written   {} ({bytes} bytes)", out.join(name).display()),

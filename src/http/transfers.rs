@@ -89,7 +89,11 @@ pub async fn volume(
         Ok(n) if n >= 1 => format!("{}.zip", crate::transfer::volumes::volume_name(&id, n)),
         _ if matches!(
             which.as_str(),
-            "volumes.xml" | "volumes.xml.signature.json" | "volumes.xml.signature-sm2.json"
+            "volumes.xml"
+                | "volumes.xml.signature.json"
+                | "volumes.xml.signature-sm2.json"
+                | "registration.xml"
+                | "registration.html"
         ) =>
         {
             which.clone()
@@ -105,6 +109,8 @@ pub async fn volume(
     Ok(HttpResponse::Ok()
         .content_type(if name.ends_with(".zip") {
             "application/zip"
+        } else if name.ends_with(".html") {
+            "text/html; charset=utf-8"
         } else if name.ends_with(".xml") {
             "application/xml"
         } else {

@@ -10,6 +10,7 @@
 pub mod build;
 pub mod decisions;
 pub mod receive;
+pub mod registration;
 pub mod volumes;
 
 use std::collections::{BTreeMap, BTreeSet};

@@ -610,6 +610,48 @@ impl Transfers {
             .await?;
         tx.commit().await.map_err(crate::db::DbError::from)?;
         self.evidence.committed();
+        // The receiver's half of the registration form, from the receipt it signed.
+        let yj = |code: &str| {
+            d.descendants()
+                .filter(|n| n.has_tag_name("check") && n.attribute("code") == Some(code))
+                .all(|n| n.attribute("result") == Some("pass"))
+        };
+        use super::registration::{Check, ReceiverHalf};
+        let verdict = |ok: bool| if ok { "pass" } else { "fail" }.to_string();
+        let half = ReceiverHalf {
+            receiver: text_of(&text, "receiver").unwrap_or_default(),
+            received_at: received_at.clone(),
+            accepted: accepted.len(),
+            refused,
+            checks: vec![
+                Check {
+                    name: "准确性",
+                    result: verdict(yj("YJ-volume") && yj("YJ-volumes")),
+                    method: "接收方逐卷验证 BagIt 清单与签名（已固定的移交方公钥）".into(),
+                },
+                Check {
+                    name: "完整性",
+                    result: verdict(yj("YJ-cases") && yj("YJ-complete")),
+                    method: "接收方逐件验证包、版本链、日志证明，文件目录与包一一对应".into(),
+                },
+                Check {
+                    name: "可用性",
+                    result: "not_checked".into(),
+                    method: "接收回执未载明".into(),
+                },
+                Check {
+                    name: "安全性",
+                    result: "not_checked".into(),
+                    method: "接收回执未载明".into(),
+                },
+                Check {
+                    name: "载体外观",
+                    result: "manual".into(),
+                    method: "由接收方人工检查".into(),
+                },
+            ],
+        };
+        self.write_registration(&tid, Some(half)).await?;
         Ok((tid, accepted.len(), refused))
     }
 }

@@ -737,8 +737,31 @@ async fn an_approved_batch_is_built_into_volumes_that_verify_and_are_exported() 
         &xml,
     )
     .unwrap();
+    // The registration form beside the volumes: the five checks each with result and method, the
+    // digest sheet per carrier with the algorithm named, room for the receiver's half.
+    let form = std::fs::read_to_string(out_dir.join("registration.xml")).unwrap();
+    for item in ["准确性", "完整性", "可用性", "安全性", "载体外观"] {
+        assert!(
+            form.contains(&format!("<项目 名称=\"{item}\" 结果=")),
+            "{item}: {form}"
+        );
+    }
+    assert!(form.contains("<方法>"), "{form}");
+    assert!(
+        form.contains("算法=\"SM3\"") && form.contains("算法=\"SHA-256\""),
+        "{form}"
+    );
+    let page = std::fs::read_to_string(out_dir.join("registration.html")).unwrap();
+    assert!(
+        page.starts_with("<!DOCTYPE html>") && page.contains("电子档案移交与接收登记表"),
+        "{page}"
+    );
     let text = String::from_utf8(xml).unwrap();
     for v in vols {
+        assert!(
+            form.contains(v["tagmanifest_sha256"].as_str().unwrap()),
+            "{form}"
+        );
         assert!(
             text.contains(v["tagmanifest_sha256"].as_str().unwrap()),
             "{text}"
