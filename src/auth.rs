@@ -12,6 +12,9 @@ pub enum Role {
     Archivist,
     Auditor,
     Admin,
+    /// A sending unit delivering transfer volumes to this archive (the archive authority gives
+    /// each unit one); it may use the `/api/v1/incoming` routes only.
+    Transferor,
     /// guidang itself (the filing scheduler); no token has it.
     System,
 }
@@ -23,6 +26,7 @@ impl Role {
             "archivist" => Role::Archivist,
             "auditor" => Role::Auditor,
             "admin" => Role::Admin,
+            "transferor" => Role::Transferor,
             _ => return None,
         })
     }
@@ -32,6 +36,7 @@ impl Role {
             Role::Archivist => "archivist",
             Role::Auditor => "auditor",
             Role::Admin => "admin",
+            Role::Transferor => "transferor",
             Role::System => "system",
         }
     }

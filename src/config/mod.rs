@@ -114,6 +114,13 @@ pub struct Settings {
     pub sm2: Sm2Settings,
     /// The archive authority transfers go to (named in the volumes' description and batch).
     pub transfer_receiver: String,
+    /// Online delivery: the receiving archive's base URL (`http://host:port`), the transferor
+    /// token it gave this unit, and its public keys (the file of its `guidang keys export`).
+    pub transfer_receiver_url: Option<String>,
+    pub transfer_receiver_token: Option<String>,
+    pub transfer_receiver_keys: Option<PathBuf>,
+    /// At an archive authority: the pinned public keys of the units that deliver online.
+    pub incoming_trusted_keys: Option<PathBuf>,
 }
 
 /// SM2 signatures (GB/T 32918) beside the Ed25519 ones, for archive authorities that check them.
@@ -285,6 +292,10 @@ impl Default for Settings {
             digitisation: DigitisationSettings::default(),
             sm2: Sm2Settings::default(),
             transfer_receiver: String::new(),
+            transfer_receiver_url: None,
+            transfer_receiver_token: None,
+            transfer_receiver_keys: None,
+            incoming_trusted_keys: None,
         }
     }
 }

@@ -55,6 +55,10 @@ role_set!(
     Keepers = [Archivist, Admin]
 );
 role_set!(Archivists = [Archivist]);
+role_set!(
+    /// Sending units delivering transfer volumes.
+    Transferors = [Transferor]
+);
 role_set!(Admins = [Admin]);
 role_set!(
     /// Those who check the evidence: the audit trail, reconciliation.

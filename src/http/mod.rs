@@ -234,6 +234,22 @@ pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
                             web::get().to(disposal::document),
                         )
                         .route("/received", web::get().to(transfers::received))
+                        .route(
+                            "/incoming/{transfer_id}/complete",
+                            web::post().to(transfers::incoming_complete),
+                        )
+                        .route(
+                            "/incoming/{transfer_id}/{file}",
+                            web::head().to(transfers::incoming_head),
+                        )
+                        .route(
+                            "/incoming/{transfer_id}/{file}",
+                            web::put().to(transfers::incoming_put),
+                        )
+                        .route(
+                            "/transfers/{transfer_id}/send",
+                            web::post().to(transfers::send),
+                        )
                         .route("/transfers", web::post().to(transfers::draft))
                         .route("/transfers", web::get().to(transfers::list))
                         .route("/transfers/{transfer_id}", web::get().to(transfers::show))

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
-use super::auth::{Admins, Archivists, Authorized, PackageReaders, RecordsReaders};
+use super::auth::{Admins, Archivists, Authorized, PackageReaders, RecordsReaders, Transferors};
 use super::error::ApiError;
 use crate::app::App;
 use crate::transfer::{DecisionRequest, DraftRequest};
@@ -147,4 +147,83 @@ pub async fn received(
         )
         .await?;
     Ok(HttpResponse::Ok().json(serde_json::json!({ "items": items })))
+}
+
+pub async fn send(
+    who: Authorized<Archivists>,
+    path: web::Path<String>,
+    app: web::Data<Arc<App>>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Accepted().json(app.transfers().send(&path, &who).await?))
+}
+
+/// `HEAD /api/v1/incoming/{transfer}/{file}`: the bytes this archive holds of the file.
+pub async fn incoming_head(
+    who: Authorized<Transferors>,
+    path: web::Path<(String, String)>,
+    app: web::Data<Arc<App>>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, file) = path.into_inner();
+    let (offset, complete) = app.transfers().incoming_offset(&who, &id, &file)?;
+    Ok(HttpResponse::Ok()
+        .insert_header(("Upload-Offset", offset.to_string()))
+        .insert_header(("Upload-Complete", complete.to_string()))
+        .finish())
+}
+
+/// `PUT /api/v1/incoming/{transfer}/{file}` with `Content-Range: bytes a-b/total`.
+pub async fn incoming_put(
+    req: actix_web::HttpRequest,
+    who: Authorized<Transferors>,
+    path: web::Path<(String, String)>,
+    body: web::Payload,
+    app: web::Data<Arc<App>>,
+) -> Result<HttpResponse, ApiError> {
+    let (id, file) = path.into_inner();
+    let range = req
+        .headers()
+        .get("Content-Range")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("bytes "))
+        .and_then(|v| {
+            let (r, total) = v.split_once('/')?;
+            let (a, _) = r.split_once('-')?;
+            Some((a.parse::<u64>().ok()?, total.parse::<u64>().ok()?))
+        });
+    let (start, total) = match range {
+        Some(r) => r,
+        None => {
+            let len = req
+                .headers()
+                .get(header::CONTENT_LENGTH)
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse::<u64>().ok())
+                .ok_or_else(|| {
+                    ApiError::BadRequest(
+                        "send Content-Range: bytes START-END/TOTAL (or the whole file with Content-Length)".into(),
+                    )
+                })?;
+            (0, len)
+        }
+    };
+    let (offset, took) = app
+        .transfers()
+        .incoming_append(&who, &id, &file, start, total, body)
+        .await?;
+    let mut r = if took {
+        HttpResponse::NoContent()
+    } else {
+        HttpResponse::Conflict()
+    };
+    Ok(r.insert_header(("Upload-Offset", offset.to_string()))
+        .finish())
+}
+
+/// `POST /api/v1/incoming/{transfer}/complete`: receive what arrived; the signed receipt.
+pub async fn incoming_complete(
+    who: Authorized<Transferors>,
+    path: web::Path<String>,
+    app: web::Data<Arc<App>>,
+) -> Result<HttpResponse, ApiError> {
+    Ok(HttpResponse::Ok().json(app.transfers().incoming_complete(&who, &path).await?))
 }

@@ -9,6 +9,7 @@
 
 pub mod build;
 pub mod decisions;
+pub mod online;
 pub mod receive;
 pub mod registration;
 pub mod volumes;
@@ -118,6 +119,8 @@ pub struct Transfers {
     keys: std::sync::Arc<crate::keys::Keys>,
     /// One build at a time in this process (a build runs in the background).
     building: std::sync::Arc<tokio::sync::Mutex<()>>,
+    /// One delivery at a time in this process.
+    sending: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// How long a case stays in the list of a blocker's message.
@@ -151,6 +154,7 @@ impl Transfers {
             store,
             keys,
             building: Default::default(),
+            sending: Default::default(),
         }
     }
 

@@ -1206,3 +1206,99 @@ async fn tampered_volumes_are_refused_with_the_reason_and_the_rest_received() {
     assert_eq!(case_in(&r, &v1)["accepted"], true, "{r}");
     let _ = tid;
 }
+
+/// Online, both sides as servers on one machine: the unit sends a built batch to the archive
+/// authority with its transferor token; an upload that stopped halfway through a volume resumes
+/// from the bytes the receiver holds; the receiver checks and keeps the cases and answers with a
+/// signed receipt, which the unit records after checking it under the authority's pinned key.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_delivery_resumes_and_is_receipted() {
+    let dir = tempfile::tempdir().unwrap();
+    let unit_keys = dir.path().join("unit-keys.json");
+    let unit_keys2 = unit_keys.clone();
+    let auth = TestApp::spawn_with(move |s| s.incoming_trusted_keys = Some(unit_keys2)).await;
+    let transferor =
+        guidang::auth::create_token(auth.archive.db(), "transferor", None, Some("unit"))
+            .await
+            .unwrap()
+            .0;
+    let authority_keys = dir.path().join("authority-keys.json");
+    std::fs::write(&authority_keys, auth.keys().await.to_string()).unwrap();
+    let (url, tok, ak) = (
+        auth.addr.clone(),
+        transferor.clone(),
+        authority_keys.clone(),
+    );
+    let app = TestApp::spawn_with(move |s| {
+        s.transfer_receiver_url = Some(url);
+        s.transfer_receiver_token = Some(tok);
+        s.transfer_receiver_keys = Some(ak);
+    })
+    .await;
+    std::fs::write(&unit_keys, app.keys().await.to_string()).unwrap();
+    let root = app.dir.path().join("online");
+    let (tid, media, _) = exported(&app, &root).await;
+
+    // A transferor token is for /incoming only; other roles may not deliver.
+    let (s, _) = auth.get_json(&transferor, "/api/v1/cases").await;
+    assert_eq!(s, 403);
+    // An earlier attempt stopped halfway through volume 1.
+    let v1 = std::fs::read(media.join(format!("{tid}-001.zip"))).unwrap();
+    let half = v1.len() / 2;
+    let put = |from: usize, to: usize| {
+        auth.client
+            .put(auth.url(&format!("/api/v1/incoming/{tid}/{tid}-001.zip")))
+            .bearer_auth(&transferor)
+            .header(
+                "Content-Range",
+                format!("bytes {from}-{}/{}", to - 1, v1.len()),
+            )
+            .body(v1[from..to].to_vec())
+            .send()
+    };
+    let r = put(0, half).await.unwrap();
+    assert_eq!(r.status().as_u16(), 204);
+    assert_eq!(r.headers()["Upload-Offset"], half.to_string().as_str());
+    // Bytes from anywhere but the offset held are not taken.
+    let r = put(half + 10, v1.len()).await.unwrap();
+    assert_eq!(r.status().as_u16(), 409);
+    assert_eq!(r.headers()["Upload-Offset"], half.to_string().as_str());
+
+    let (s, r) = app
+        .post_json(
+            &app.archivist,
+            &format!("/api/v1/transfers/{tid}/send"),
+            json!({}),
+        )
+        .await;
+    assert_eq!(s, 202, "{r}");
+    let mut state = Value::Null;
+    for _ in 0..300 {
+        let (_, v) = app
+            .get_json(&app.archivist, &format!("/api/v1/transfers/{tid}"))
+            .await;
+        state = v["state"].clone();
+        if state == "transferred" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(state, "transferred");
+    // The receiver holds volume 1 exactly as sent, and keeps both cases.
+    let r = auth
+        .client
+        .head(auth.url(&format!("/api/v1/incoming/{tid}/{tid}-001.zip")))
+        .bearer_auth(&transferor)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.headers()["Upload-Complete"], "true");
+    assert_eq!(r.headers()["Upload-Offset"], v1.len().to_string().as_str());
+    let (_, found) = auth
+        .get_json(
+            &auth.archivist,
+            &format!("/api/v1/received?transfer_id={tid}"),
+        )
+        .await;
+    assert_eq!(found["items"].as_array().unwrap().len(), 2, "{found}");
+}
