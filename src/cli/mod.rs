@@ -167,6 +167,8 @@ pub enum FilingCmd {
 pub enum TokenCmd {
     /// Create a token and print it once.
     Create {
+        /// submitter, archivist, auditor, admin, or transferor (a unit delivering transfers to
+        /// this archive online; give it to that unit).
         #[arg(long)]
         role: String,
         #[arg(long)]

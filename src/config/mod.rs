@@ -449,6 +449,21 @@ impl Settings {
                 )),
             }
         }
+        if let Some(v) = get("GUIDANG_TRANSFER_RECEIVER") {
+            self.transfer_receiver = v;
+        }
+        if let Some(v) = get("GUIDANG_TRANSFER_RECEIVER_URL") {
+            self.transfer_receiver_url = Some(v);
+        }
+        if let Some(v) = get("GUIDANG_TRANSFER_RECEIVER_TOKEN") {
+            self.transfer_receiver_token = Some(v);
+        }
+        if let Some(v) = get("GUIDANG_TRANSFER_RECEIVER_KEYS") {
+            self.transfer_receiver_keys = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("GUIDANG_INCOMING_TRUSTED_KEYS") {
+            self.incoming_trusted_keys = Some(PathBuf::from(v));
+        }
         let k = "GUIDANG_SM2_ENABLED";
         if let Some(v) = get(k) {
             self.sm2.enabled = flag(k, v)?;
