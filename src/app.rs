@@ -180,6 +180,7 @@ impl App {
             fonds_code: settings.fonds_code.clone(),
             tz: settings.filing.tz(),
             staging: settings.tmp_dir(),
+            transfer_keep_years: settings.transfer_keep_years,
         });
         let versions = Versions::new(
             settings.clone(),

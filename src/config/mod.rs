@@ -121,6 +121,9 @@ pub struct Settings {
     pub transfer_receiver_keys: Option<PathBuf>,
     /// At an archive authority: the pinned public keys of the units that deliver online.
     pub incoming_trusted_keys: Option<PathBuf>,
+    /// Years the unit keeps a transferred case after the authority's receipt before it may be
+    /// disposed of (at least five: DOMAIN of the transfer rules).
+    pub transfer_keep_years: u32,
 }
 
 /// SM2 signatures (GB/T 32918) beside the Ed25519 ones, for archive authorities that check them.
@@ -296,6 +299,7 @@ impl Default for Settings {
             transfer_receiver_token: None,
             transfer_receiver_keys: None,
             incoming_trusted_keys: None,
+            transfer_keep_years: 5,
         }
     }
 }
@@ -496,6 +500,11 @@ impl Settings {
                     "digitisation.formats: {f:?} is not one of tiff, jpeg, jp2, pdf, ofd"
                 )));
             }
+        }
+        if self.transfer_keep_years < 5 {
+            return Err(ConfigError::Invalid(
+                "transfer_keep_years must be at least 5 (the sender keeps transferred records five years)".into(),
+            ));
         }
         if self.digitisation.min_dpi == 0 {
             return Err(ConfigError::Invalid(

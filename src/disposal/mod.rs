@@ -70,6 +70,8 @@ pub struct Parts {
     /// The filing time zone, in which "this year" is reckoned.
     pub tz: chrono_tz::Tz,
     pub staging: std::path::PathBuf,
+    /// Years a transferred case is kept after the authority's receipt.
+    pub transfer_keep_years: u32,
 }
 
 /// The disposal service: due cases, holds, proposals, four-eyes decisions, execution with
@@ -83,6 +85,7 @@ pub struct Disposal {
     fonds_code: String,
     tz: chrono_tz::Tz,
     staging: std::path::PathBuf,
+    transfer_keep_years: u32,
 }
 
 impl Disposal {
@@ -96,6 +99,7 @@ impl Disposal {
             fonds_code: p.fonds_code,
             tz: p.tz,
             staging: p.staging,
+            transfer_keep_years: p.transfer_keep_years,
         }
     }
 
@@ -431,8 +435,10 @@ async fn refusal(
     if let Some((Some(tid), Some(at))) = transferred
         && let Ok(t) = chrono::DateTime::parse_from_rfc3339(&at)
     {
-        let until = t.with_timezone(&chrono::Utc)
-            + chrono::Duration::days(365 * TRANSFER_KEEP_YEARS + TRANSFER_KEEP_YEARS / 4 + 1);
+        let years = disposal.transfer_keep_years as i32;
+        let t = t.with_timezone(&chrono::Utc);
+        let until = chrono::Datelike::with_year(&t, chrono::Datelike::year(&t) + years)
+            .unwrap_or(t + chrono::Duration::days(366 * years as i64));
         if disposal.clock.now() < until {
             return Ok(Some(format!(
                 "transferred in {tid} on {}: kept until {}",
@@ -551,9 +557,6 @@ async fn lists(disposal: &Disposal) -> Result<DisposalLists, DbError> {
         items: disposal.db.disposal_lists().await?,
     })
 }
-
-/// How long a sender keeps a transferred case after the receipt (DOMAIN §7: at least five years).
-pub const TRANSFER_KEEP_YEARS: i64 = 5;
 
 fn same_person(a: &str, b: &str) -> bool {
     let norm = |s: &str| s.trim().to_lowercase();

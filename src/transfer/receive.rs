@@ -57,7 +57,9 @@ pub struct Received {
 
 impl Received {
     pub fn all_accepted(&self) -> bool {
-        self.volumes.iter().all(|v| v.accepted) && self.cases.iter().all(|c| c.accepted)
+        self.volumes.iter().all(|v| v.accepted)
+            && self.cases.iter().all(|c| c.accepted)
+            && self.checks.iter().all(|c| c.result == "pass")
     }
 }
 
@@ -184,6 +186,9 @@ impl Transfers {
         let mut transfer_id = String::new();
         let mut accepted_pkgs: Vec<(CaseOutcome, Vec<verify::Nested>, PathBuf, String)> =
             Vec::new();
+        // What the batch says of itself (transfer.xml) against what arrived.
+        let mut declared: Option<(u64, u64, u64)> = None;
+        let (mut seen_cases, mut seen_bytes) = (0u64, 0u64);
         for f in &files {
             let (f2, t2) = (f.clone(), trusted.to_vec());
             let (report, nested) = tokio::task::spawn_blocking(move || {
@@ -217,11 +222,15 @@ impl Transfers {
                     digests.sha256_hex()
                 );
             }
-            let tid = read_entry(f, &format!("{name}/data/其他/transfer.xml"))
+            let txml = read_entry(f, &format!("{name}/data/其他/transfer.xml"))
                 .ok()
                 .and_then(|b| String::from_utf8(b).ok())
-                .and_then(|x| text_of(&x, "transfer_id"))
                 .unwrap_or_default();
+            let tid = text_of(&txml, "transfer_id").unwrap_or_default();
+            let num = |t: &str| text_of(&txml, t).and_then(|v| v.parse::<u64>().ok());
+            if let (Some(c), Some(b), Some(v)) = (num("cases"), num("bytes"), num("volumes")) {
+                declared.get_or_insert((c, b, v));
+            }
             if transfer_id.is_empty() {
                 transfer_id = tid.clone();
             } else if !tid.is_empty() && tid != transfer_id && reason.is_empty() {
@@ -256,6 +265,8 @@ impl Transfers {
                 }
             }
             let nested = nested.unwrap_or_default();
+            seen_cases += rows.len() as u64;
+            seen_bytes += nested.iter().map(|n| n.size).sum::<u64>();
             let mut by_code: BTreeMap<String, Vec<usize>> = BTreeMap::new();
             for (i, n) in nested.iter().enumerate() {
                 let code = n
@@ -436,6 +447,25 @@ impl Transfers {
                 .await?;
             tx.commit().await.map_err(crate::db::DbError::from)?;
             self.evidence.committed();
+        }
+        match declared {
+            Some((c, b, v)) => {
+                let ok = c == seen_cases && b == seen_bytes && v == volumes.len() as u64;
+                checks.push(YjItem {
+                    code: "YJ-counts",
+                    result: if ok { "pass" } else { "fail" },
+                    detail: format!(
+                        "the batch declares {c} case(s), {b} bytes of packages in {v} volume(s); received {seen_cases} case(s), {seen_bytes} bytes in {} volume(s)",
+                        volumes.len()
+                    ),
+                });
+            }
+            None => checks.push(YjItem {
+                code: "YJ-counts",
+                result: "fail",
+                detail: "no volume carries a readable 其他/transfer.xml with the batch's counts"
+                    .into(),
+            }),
         }
         let accepted = cases.iter().filter(|c| c.accepted).count();
         checks.push(YjItem {

@@ -1195,6 +1195,23 @@ async fn tampered_volumes_are_refused_with_the_reason_and_the_rest_received() {
         "{r}"
     );
 
+    // Volume 2 never arrived: volume 1 is received, and the receipt says the batch is short.
+    let r = variant("volume missing", &|d| {
+        std::fs::remove_file(d.join(format!("{v2}.zip"))).unwrap();
+    });
+    assert_eq!(case_in(&r, &v1)["accepted"], true, "{r}");
+    let failed: Vec<&str> = r["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["result"] == "fail")
+        .map(|c| c["code"].as_str().unwrap())
+        .collect();
+    assert!(
+        failed.contains(&"YJ-complete") && failed.contains(&"YJ-counts"),
+        "{r}"
+    );
+
     // Volume 2 cut short: refused whole, volume 1 received; volumes.xml says what is missing.
     let r = variant("truncated", &|d| {
         let p = d.join(format!("{v2}.zip"));
