@@ -99,6 +99,14 @@ pub fn csv(s: &str) -> String {
     }
 }
 
+/// Text for an HTML page.
+pub fn html_escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+}
+
 /// The document called `name` among those recorded (as JSON) for a batch or a list.
 pub fn find(recorded: Option<&serde_json::Value>, name: &str) -> Option<Document> {
     recorded
@@ -138,7 +146,7 @@ impl Write for DocWriter {
 }
 
 /// The names documents are stored under.
-pub const NAMES: &[&str] = &["register.xml", "register.csv", "form.xml"];
+pub const NAMES: &[&str] = &["register.xml", "register.csv", "form.xml", "form.html"];
 
 /// How a requested document name goes into the audit trail: a known name as it is; anything
 /// else (a path segment can carry a name or an ID number) only as its length.

@@ -254,7 +254,102 @@ pub async fn write_filing(filing: &Filing, b: &Batch) -> Result<Vec<Document>, F
     let mut form = form.into_inner();
     form.end_line()?;
     let form = form.store(&filing.store, &prefix).await?;
-    Ok(vec![reg_xml, reg_csv, form])
+
+    // The same form to print and sign (归档登记表), beside the XML.
+    let e = crate::documents::html_escape;
+    let carrier = match (b.online > 0, b.offline > 0) {
+        (true, false) => "在线",
+        (false, true) => "离线",
+        (true, true) => "在线、离线",
+        (false, false) => "",
+    };
+    let zh = |ok: bool| if ok { "合格" } else { "不合格" };
+    let rows: Vec<(&str, String)> = vec![
+        ("全宗号", fonds.to_string()),
+        ("年度", year.clone()),
+        ("批次", format!("{} （{}）", b.batch_id, b.kind)),
+        ("归档办件数", b.cases.to_string()),
+        ("文件数", b.files.to_string()),
+        ("数据量", format!("{:.3} GB", b.bytes as f64 / 1e9)),
+        (
+            "归档方式",
+            format!("{carrier}（在线 {}，离线 {}）", b.online, b.offline),
+        ),
+        ("逾期归档", b.late.to_string()),
+        (
+            "检查方法",
+            format!("DA/T 70-2018 GD 阶段，{}", filing.settings.check.as_str()),
+        ),
+        ("全部项目检查合格", outcomes.complete.to_string()),
+        (
+            "尚待决定的项目",
+            format!(
+                "未配置 {}，人工 {}，未检查 {}",
+                outcomes.not_configured, outcomes.manual, outcomes.not_checked
+            ),
+        ),
+        ("检查未通过（未归档）", b.refused.to_string()),
+        (
+            "档号格式",
+            format!(
+                "{}（{} 件，格式错误 {}）",
+                zh(codes.form_ok()),
+                codes.cases,
+                codes.malformed
+            ),
+        ),
+        (
+            "件号连续",
+            format!(
+                "{}（{} 类，缺号 {}，重号 {}）",
+                zh(codes.continuity_ok()),
+                codes.classes,
+                codes.gaps,
+                codes.duplicates
+            ),
+        ),
+        (
+            "归档期限",
+            format!(
+                "{}-06-30，{}",
+                b.year + 1,
+                if finished < deadline && b.kind == "regular" {
+                    "按期"
+                } else {
+                    "逾期或补充"
+                }
+            ),
+        ),
+        ("开始", format!("{} {}", b.started_by, b.started_at)),
+        ("完成", crate::db::rfc3339(&finished)),
+    ];
+    let mut h = String::from(
+        "<!DOCTYPE html>\n<html lang=\"zh-CN\"><head><meta charset=\"utf-8\"><title>归档登记表</title><style>\
+         body{font-family:\"Noto Serif CJK SC\",\"SimSun\",serif;margin:2cm}\
+         table{border-collapse:collapse;width:100%;margin-bottom:1em}\
+         th,td{border:1px solid #000;padding:4px 6px;text-align:left}th{width:28%;background:#f4f4f4}\
+         h1{text-align:center}.seal{height:3cm}code{font-size:9pt;word-break:break-all}\
+         </style></head><body>\n<h1>归档登记表</h1>\n<table>\n",
+    );
+    for (k, v) in &rows {
+        h.push_str(&format!("<tr><th>{}</th><td>{}</td></tr>\n", e(k), e(v)));
+    }
+    for d in [&reg_xml, &reg_csv] {
+        h.push_str(&format!(
+            "<tr><th>{}</th><td>SHA-256 <code>{}</code><br>SM3 <code>{}</code></td></tr>\n",
+            e(&d.name),
+            d.sha256,
+            d.sm3
+        ));
+    }
+    h.push_str(
+        "<tr><th>填表人 / 日期</th><td></td></tr>\n<tr><th>审核人 / 日期</th><td></td></tr>\n\
+         <tr><th>单位（印章）</th><td class=\"seal\"></td></tr>\n</table>\n</body></html>\n",
+    );
+    let mut page = DocWriter::new(&filing.staging, "form.html")?;
+    page.put(&h)?;
+    let page = page.store(&filing.store, &prefix).await?;
+    Ok(vec![reg_xml, reg_csv, form, page])
 }
 
 #[cfg(test)]

@@ -9,6 +9,7 @@
 use std::io;
 
 use crate::db::transfers::{TransferRow, VolumeRow};
+use crate::documents::html_escape as esc;
 use crate::xml::Doc;
 
 /// One of the five checks: result (`pass`, `fail`, `not_checked`, `manual`) and how.
@@ -254,11 +255,4 @@ fn result_zh(r: &str) -> String {
         "not_configured" => "未配置".into(),
         other => other.into(),
     }
-}
-
-fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-        .replace('"', "&quot;")
 }

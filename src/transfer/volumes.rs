@@ -11,6 +11,7 @@ use std::io::{self, Read};
 
 use crate::db::transfers::{BatchCase, DecisionRow, TransferRow};
 use crate::db::versions::VersionRow;
+use crate::documents::csv;
 use crate::pipeline::digest::{self, Digests};
 use crate::pipeline::package::{BagInfo, Finished, PackageWriter};
 use crate::signing::Signer;
@@ -105,19 +106,6 @@ fn level_zh(level: &str) -> &'static str {
         "secret" => "秘密",
         "confidential" => "机密",
         _ => "无",
-    }
-}
-
-fn csv(s: &str) -> String {
-    let s = if s.starts_with(['=', '+', '-', '@']) {
-        format!("'{s}")
-    } else {
-        s.to_string()
-    };
-    if s.contains([',', '"', '\n', '\r']) {
-        format!("\"{}\"", s.replace('"', "\"\""))
-    } else {
-        s
     }
 }
 

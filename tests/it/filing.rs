@@ -388,6 +388,19 @@ async fn filing_over_http_codes_registers_reports_and_files_late_arrivals() {
                     );
                 }
             }
+            "form.html" => {
+                // The form to print: the same numbers, the checks with their results.
+                assert!(
+                    text.starts_with("<!DOCTYPE html>") && text.contains("归档登记表"),
+                    "{text}"
+                );
+                assert!(text.contains("<th>归档办件数</th><td>2</td>"), "{text}");
+                assert!(
+                    text.contains("<th>全部项目检查合格</th><td>0</td>"),
+                    "{text}"
+                );
+                assert!(text.contains("在线（在线 2，离线 0）"), "{text}");
+            }
             other => panic!("unexpected document {other}"),
         }
     }
