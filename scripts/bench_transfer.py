@@ -81,7 +81,7 @@ def main():
                 chunk = os.urandom(1 << 19).hex().encode()
                 for _ in range(a.big_mib):
                     f.write(chunk)
-        r = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer " + archivist,
+        r = subprocess.run(["curl", "-s", "-X", "POST", "-o", "/dev/null", "-w", "%{http_code}", "-H", "Authorization: Bearer " + archivist,
                             "-H", "Content-Type: application/zip", "-T", big_zip,
                             "http://127.0.0.1:%d/api/v1/cases" % PORT], capture_output=True, text=True)
         assert r.stdout == "201", r.stdout

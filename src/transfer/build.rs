@@ -261,7 +261,7 @@ impl Transfers {
                 id,
                 &format!(
                     "{name}-{}.zip",
-                    &uuid::Uuid::now_v7().simple().to_string()[..12]
+                    &uuid::Uuid::now_v7().simple().to_string()[20..]
                 ),
             );
             self.store

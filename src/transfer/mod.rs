@@ -250,7 +250,7 @@ impl Transfers {
             transfer_id: format!(
                 "TR-{}-{}",
                 req.year,
-                &uuid::Uuid::now_v7().simple().to_string()[..12]
+                &uuid::Uuid::now_v7().simple().to_string()[20..]
             ),
             year: req.year,
             filters_json: serde_json::to_string(&req.filters).unwrap_or_else(|_| "{}".into()),

@@ -202,6 +202,22 @@ impl Versions {
         archive_id: &str,
         who: &Principal,
     ) -> Result<Option<Made>, VersionError> {
+        // Another sealer (the background task, another server, a draft) may make the version
+        // first: then this one loses the race, reads the case again and finds it sealed.
+        let mut tries = 0;
+        loop {
+            match self.seal_filing_once(archive_id, who).await {
+                Err(VersionError::Conflict(_)) if tries < 3 => tries += 1,
+                r => return r,
+            }
+        }
+    }
+
+    async fn seal_filing_once(
+        &self,
+        archive_id: &str,
+        who: &Principal,
+    ) -> Result<Option<Made>, VersionError> {
         let base = self.base(archive_id).await?;
         let Some(f) = base.filing.clone() else {
             return Ok(None);
@@ -290,9 +306,12 @@ impl Versions {
     ) -> Result<Made, VersionError> {
         let archive_id = base.case.archive_id.clone();
         // A key of its own: a version that loses a race never overwrites the winner's object.
+        // The random tail of a v7 uuid (its head is the millisecond, shared by claims made at
+        // once).
         let claim = uuid::Uuid::now_v7().simple().to_string();
-        let key = format!("packages/{archive_id}/v{}-{}.zip", base.next, &claim[..12]);
-        let intent = format!("{archive_id}@v{}-{}", base.next, &claim[..12]);
+        let claim = &claim[20..];
+        let key = format!("packages/{archive_id}/v{}-{claim}.zip", base.next);
+        let intent = format!("{archive_id}@v{}-{claim}", base.next);
         self.evidence
             .record(crate::evidence::recorder::Write::Intent {
                 archive_id: intent.clone(),
