@@ -80,21 +80,7 @@ impl Signer {
                 "{KEY_HEADER}\ncreated: {created}\nseed: {}\n",
                 B64.encode(seed)
             );
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            match opts.open(path) {
-                Ok(mut f) => {
-                    f.write_all(body.as_bytes()).map_err(io)?;
-                    f.sync_all().map_err(io)?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io(e)),
-            }
+            create_key_file(path, body.as_bytes()).map_err(io)?;
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
         let fmt = |m: &str| KeyError::Format(path.to_path_buf(), m.to_string());
@@ -152,6 +138,26 @@ impl Signer {
             signature: B64.encode(sig.to_bytes()),
             signed_at: signed_at.into(),
         }
+    }
+}
+
+/// Writes a new private key file (mode 0600) exclusively: when two processes start at once, the
+/// first one's key stands and the second reads it.
+pub fn create_key_file(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    match opts.open(path) {
+        Ok(mut f) => {
+            f.write_all(bytes)?;
+            f.sync_all()
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
     }
 }
 

@@ -5,7 +5,6 @@
 //! exactly what `openssl pkeyutl -verify -rawin -digest sm3 -pkeyopt distid:1234567812345678`
 //! accepts.
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use base64::Engine;
@@ -73,21 +72,7 @@ impl Sm2Signer {
             let pem = secret
                 .to_pkcs8_pem(LineEnding::LF)
                 .map_err(|e| fmt(e.to_string()))?;
-            let mut opts = std::fs::OpenOptions::new();
-            opts.write(true).create_new(true);
-            #[cfg(unix)]
-            {
-                use std::os::unix::fs::OpenOptionsExt;
-                opts.mode(0o600);
-            }
-            match opts.open(path) {
-                Ok(mut f) => {
-                    f.write_all(pem.as_bytes()).map_err(io)?;
-                    f.sync_all().map_err(io)?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
-                Err(e) => return Err(io(e)),
-            }
+            crate::signing::create_key_file(path, pem.as_bytes()).map_err(io)?;
         }
         let text = std::fs::read_to_string(path).map_err(io)?;
         let secret = SecretKey::from_pkcs8_pem(&text).map_err(|e| fmt(e.to_string()))?;

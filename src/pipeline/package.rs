@@ -115,6 +115,8 @@ pub struct Finished {
     pub size: u64,
     pub payload: Vec<PayloadFile>,
     pub tagmanifest_sha256: String,
+    /// The tag manifest's SM3 (transfer volumes name both digests).
+    pub tagmanifest_sm3: String,
     pub signature: SignatureFile,
 }
 
@@ -279,6 +281,7 @@ impl PackageWriter {
             size,
             payload,
             tagmanifest_sha256: hex::encode(Sha256::digest(tagmanifest.as_bytes())),
+            tagmanifest_sm3: Digests::of(tagmanifest.as_bytes()).sm3_hex(),
             signature,
         })
     }

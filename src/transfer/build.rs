@@ -238,23 +238,18 @@ impl Transfers {
                     signer: &signer,
                     sm2: sm2.as_deref(),
                 };
-                let f = volumes::write_volume(&inp, &path2, |v| {
+                volumes::write_volume(&inp, &path2, |v| {
                     Ok(Box::new(store.reader(
                         &v.package_key,
                         v.package_size as u64,
                         handle.clone(),
                     )))
-                })?;
-                let sm3 = volumes::tagmanifest_sm3(
-                    &path2,
-                    &volumes::volume_name(&batch2.transfer_id, n),
-                )?;
-                Ok((f, sm3))
+                })
             })
             .await
             .map_err(|e| io_err(io::Error::other(e)))?
             .map_err(io_err)?;
-            let (f, sm3) = finished;
+            let f = finished;
             // A key of its own: a second builder of the same batch (another server, an export
             // at the command line) never overwrites a volume that is recorded.
             let key = object_key(
@@ -276,7 +271,7 @@ impl Transfers {
                 cases: members.len() as i64,
                 bytes: members.iter().map(|&i| inputs[i].bytes() as i64).sum(),
                 tagmanifest_sha256: f.tagmanifest_sha256.clone(),
-                tagmanifest_sm3: sm3,
+                tagmanifest_sm3: f.tagmanifest_sm3.clone(),
                 built_at: crate::db::now_rfc3339(),
             };
             if let Err(e) = self.db.insert_volume(id, &row).await {

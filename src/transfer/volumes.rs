@@ -12,7 +12,7 @@ use std::io::{self, Read};
 use crate::db::transfers::{BatchCase, DecisionRow, TransferRow};
 use crate::db::versions::VersionRow;
 use crate::documents::csv;
-use crate::pipeline::digest::{self, Digests};
+use crate::pipeline::digest;
 use crate::pipeline::package::{BagInfo, Finished, PackageWriter};
 use crate::signing::Signer;
 use crate::signing_sm2::Sm2Signer;
@@ -367,16 +367,4 @@ fn decision_xml(c: &CaseInput) -> io::Result<String> {
         .text("decided_at", &dec.decided_at)?
         .close("decision")?;
     Ok(d.into_string())
-}
-
-/// The tag manifest's SM3 too (volumes.xml names both digests).
-pub fn tagmanifest_sm3(path: &std::path::Path, name: &str) -> io::Result<String> {
-    let f = std::fs::File::open(path)?;
-    let mut z = zip::ZipArchive::new(io::BufReader::new(f)).map_err(io::Error::other)?;
-    let mut e = z
-        .by_name(&format!("{name}/tagmanifest-sha256.txt"))
-        .map_err(io::Error::other)?;
-    let mut b = Vec::new();
-    e.read_to_end(&mut b)?;
-    Ok(Digests::of(&b).sm3_hex())
 }
