@@ -196,6 +196,8 @@ impl App {
             versions.clone(),
             store.clone(),
             keys.clone(),
+            metrics.clone(),
+            instance.clone(),
         );
         let app = App {
             transfers,
@@ -273,13 +275,25 @@ impl App {
                 }
             },
         );
-        // A transfer build a stopped server left unfinished resumes at the volume it was writing.
+        // Transfer jobs the database holds: a build a stopped server left unfinished resumes at
+        // the volume it was writing, an online delivery asked for resumes from the bytes the
+        // receiver holds. Each batch's job runs on the one server holding its lease.
         let transfers = self.transfers.clone();
-        tokio::spawn(async move {
-            if let Err(e) = transfers.resume_builds().await {
-                tracing::error!(error = %e, "cannot resume transfer builds");
-            }
-        });
+        self.tasks.every(
+            "transfer jobs",
+            Duration::from_secs(s.transfer_send_every_secs.max(1)),
+            true,
+            None,
+            move || {
+                let transfers = transfers.clone();
+                async move {
+                    if let Err(e) = transfers.resume_builds().await {
+                        tracing::error!(error = %e, "cannot resume transfer builds");
+                    }
+                    transfers.run_due_sends().await;
+                }
+            },
+        );
         // After a filing batch: each filed case's archival code and filing facts are sealed into
         // a new version of its package, a bounded number per round, until none is left. The
         // database says which are left, so a crash loses nothing.

@@ -25,6 +25,10 @@ pub struct Metrics {
     pub filing_pending: AtomicU64,
     /// Days until last year's filing deadline (negative once passed), as last seen.
     pub filing_days_left: std::sync::atomic::AtomicI64,
+    /// Bytes of transfer files this server delivered online (acknowledged by the receiver).
+    pub transfer_sent_bytes: AtomicU64,
+    /// Bytes of transfer files this archive took in over `/api/v1/incoming`.
+    pub incoming_bytes: AtomicU64,
     problems: Mutex<BTreeMap<&'static str, u64>>,
 }
 
@@ -43,6 +47,16 @@ impl Metrics {
                 "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n"
             ));
         };
+        counter(
+            "guidang_transfer_sent_bytes_total",
+            "Bytes of transfer volumes delivered online and acknowledged by the receiver.",
+            g(&self.transfer_sent_bytes).to_string(),
+        );
+        counter(
+            "guidang_incoming_bytes_total",
+            "Bytes of transfer volumes received online.",
+            g(&self.incoming_bytes).to_string(),
+        );
         counter(
             "guidang_cases_archived_total",
             "Cases archived (new packages).",

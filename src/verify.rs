@@ -238,6 +238,27 @@ impl Bag {
         }
     }
 
+    /// A seekable view of a stored entry (containers are inspected by their directory).
+    fn read_seek<T>(
+        &mut self,
+        rel: &str,
+        f: impl FnOnce(&mut dyn ReadSeekDyn) -> io::Result<T>,
+    ) -> io::Result<T> {
+        match self {
+            Bag::Zip { zip, index, .. } => {
+                let i = *index
+                    .get(rel)
+                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, rel.to_string()))?;
+                let mut e = zip.by_index_seek(i).map_err(io::Error::other)?;
+                f(&mut e)
+            }
+            Bag::Dir(root) => {
+                let mut file = File::open(root.join(rel))?;
+                f(&mut file)
+            }
+        }
+    }
+
     fn read_small(&mut self, rel: &str) -> io::Result<Vec<u8>> {
         self.read(rel, |r| {
             let mut v = Vec::new();
@@ -307,11 +328,37 @@ pub fn verify_package(
         trusted,
         proof_text.as_deref(),
         true,
+        None,
     );
     if report.volume && path.is_file() {
-        case_packages(&mut report, path, trusted);
+        let nested = volume_packages(path, trusted, None);
+        case_packages(&mut report, &nested);
     }
     Ok(report)
+}
+
+/// What the format gate accepts (format id → action): given, payload files are identified
+/// again from their bytes, in the pass that hashes them, and judged as at ingest.
+pub type Screen<'a> = Option<&'a BTreeMap<String, crate::pipeline::identify::Action>>;
+
+/// A transfer volume verified once: the volume as a bag, and every case package in it (with
+/// `screen`, their files' formats too), the packages' own reports returned for the receiver.
+pub fn verify_volume(
+    path: &Path,
+    trusted: Option<&[PublicKeyInfo]>,
+    screen: Screen<'_>,
+) -> Result<(Report, Result<Vec<Nested>, String>), VerifyError> {
+    let bag = Bag::open(path)?;
+    let mut report = verify_bag(&path.display().to_string(), bag, trusted, None, true, None);
+    let nested = if report.volume {
+        volume_packages(path, trusted, screen)
+    } else {
+        Err("not a transfer volume".into())
+    };
+    if report.volume {
+        case_packages(&mut report, &nested);
+    }
+    Ok((report, nested))
 }
 
 /// In a transfer volume: every case package version it carries (stored entries under
@@ -332,6 +379,7 @@ pub struct Nested {
 pub fn volume_packages(
     path: &Path,
     trusted: Option<&[PublicKeyInfo]>,
+    screen: Screen<'_>,
 ) -> Result<Vec<Nested>, String> {
     let mut found: Vec<(String, u64, u64, Option<String>)> = Vec::new();
     let f = File::open(path).map_err(|e| e.to_string())?;
@@ -368,7 +416,14 @@ pub fn volume_packages(
             .map(|f| crate::pipeline::Window::new(f, start, size))
             .map(|w| BufReader::with_capacity(1 << 16, w))
             .map_err(|e| format!("{rel}: {e}"))?;
-        let report = verify_reader(&rel, Box::new(r), trusted, proof.as_deref());
+        let report = verify_bag(
+            &rel,
+            Bag::from_reader(Box::new(r)),
+            trusted,
+            proof.as_deref(),
+            true,
+            screen,
+        );
         out.push(Nested {
             rel,
             start,
@@ -384,16 +439,16 @@ pub fn volume_packages(
     Ok(out)
 }
 
-fn case_packages(report: &mut Report, path: &Path, trusted: Option<&[PublicKeyInfo]>) {
-    let nested = match volume_packages(path, trusted) {
+fn case_packages(report: &mut Report, nested: &Result<Vec<Nested>, String>) {
+    let nested = match nested {
         Ok(n) => n,
         Err(e) => {
-            fail(&mut report.checks, "case_packages", e);
+            fail(&mut report.checks, "case_packages", e.clone());
             report.valid = false;
             return;
         }
     };
-    let found = &nested;
+    let found = nested;
     let inner: Vec<Report> = nested.iter().map(|n| n.report.clone()).collect();
 
     let bad: Vec<String> = inner
@@ -442,7 +497,7 @@ pub fn verify_reader(
     trusted: Option<&[PublicKeyInfo]>,
     proof: Option<&str>,
 ) -> Report {
-    verify_bag(name, Bag::from_reader(reader), trusted, proof, true)
+    verify_bag(name, Bag::from_reader(reader), trusted, proof, true, None)
 }
 
 /// [`verify_reader`], with `payload: false` checking the seal only (structure, tag manifest,
@@ -454,7 +509,7 @@ pub fn verify_reader_depth(
     proof: Option<&str>,
     payload: bool,
 ) -> Report {
-    verify_bag(name, Bag::from_reader(reader), trusted, proof, payload)
+    verify_bag(name, Bag::from_reader(reader), trusted, proof, payload, None)
 }
 
 fn verify_bag(
@@ -463,6 +518,7 @@ fn verify_bag(
     trusted: Option<&[PublicKeyInfo]>,
     proof: Option<&str>,
     payload_digests: bool,
+    screen: Screen<'_>,
 ) -> Report {
     let mut checks = Vec::new();
     let mut report = Report {
@@ -668,9 +724,22 @@ fn verify_bag(
         .filter(|p| listed.contains(*p))
         .cloned()
         .collect();
+    let mut format_problems = crate::problem::Problems::default();
     digest::with_digester(|dg| {
         for rel in &present {
-            match bag.read(rel, |r| dg.stream(r, |_, _| Ok(()))) {
+            let mut sniffer = screen.map(|_| crate::pipeline::identify::Sniffer::new());
+            let hashed = bag.read(rel, |r| {
+                dg.stream(r, |chunk, last| {
+                    if let Some(s) = sniffer.as_mut() {
+                        s.feed(chunk, last);
+                    }
+                    Ok(())
+                })
+            });
+            if let (Some(policy), Some(s), Ok((_, n))) = (screen, &sniffer, &hashed) {
+                screen_file(&mut bag, rel, s, *n, policy, &mut format_problems);
+            }
+            match hashed {
                 Ok((d, n)) => {
                     bytes += n;
                     if m_sha.get(rel).is_some_and(|w| *w != d.sha256_hex()) {
@@ -686,6 +755,22 @@ fn verify_bag(
     });
     report.payload_files = payload.len();
     report.payload_bytes = bytes;
+    if screen.is_some() {
+        let found: Vec<String> = format_problems
+            .errors
+            .iter()
+            .map(|p| format!("{}: {} ({})", p.path.as_deref().unwrap_or("?"), p.code.as_str(), p.message))
+            .collect();
+        if found.is_empty() {
+            pass(
+                &mut checks,
+                "formats",
+                format!("{} files identified again from their bytes: none encrypted, every format accepted", present.len()),
+            );
+        } else {
+            fail(&mut checks, "formats", list_some(&found));
+        }
+    }
     if bad.is_empty() {
         pass(
             &mut checks,
@@ -1258,3 +1343,38 @@ impl Report {
         s
     }
 }
+
+/// Identifies one payload file from what the hashing pass showed (containers: from a seekable
+/// view of the entry) and judges it as the format gate does at ingest.
+fn screen_file(
+    bag: &mut Bag,
+    rel: &str,
+    sniffer: &crate::pipeline::identify::Sniffer,
+    size: u64,
+    policy: &BTreeMap<String, crate::pipeline::identify::Action>,
+    problems: &mut crate::problem::Problems,
+) {
+    use crate::pipeline::identify;
+    // Tag-like files of the package itself are XML the package writer made.
+    let name = rel.strip_prefix("data/").unwrap_or(rel);
+    if size == 0 {
+        return;
+    }
+    let mut id = sniffer.finish();
+    if matches!(id.format.as_str(), "zip" | "ole") {
+        let inspected = bag.read_seek(rel, |r| {
+            Ok(identify::inspect_container(
+                id.clone(),
+                BufReader::with_capacity(64 * 1024, r),
+            ))
+        });
+        if let Ok(i) = inspected {
+            id = i;
+        }
+    }
+    identify::judge(name, None, &id, policy, problems);
+}
+
+/// `Read + Seek` as one object-safe trait.
+pub trait ReadSeekDyn: Read + std::io::Seek {}
+impl<T: Read + std::io::Seek + ?Sized> ReadSeekDyn for T {}

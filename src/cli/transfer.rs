@@ -38,13 +38,13 @@ pub async fn export(
     };
     if matches!(view.batch.state.as_str(), "approved" | "building") {
         if view.batch.state == "approved"
-            && let Err(e) = t.build(id, size, who).await
+            && let Err(e) = t.start_build(id, size, who).await
         {
             eprintln!("refused: {e}");
             return ExitCode::from(1);
         }
         // Here, not in the background: the command ends when the volumes are written.
-        if let Err(e) = t.run_build(id).await {
+        if let Err(e) = t.build_here(id).await {
             eprintln!("error: {e}");
             return ExitCode::from(2);
         }

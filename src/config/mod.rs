@@ -119,6 +119,17 @@ pub struct Settings {
     pub transfer_receiver_url: Option<String>,
     pub transfer_receiver_token: Option<String>,
     pub transfer_receiver_keys: Option<PathBuf>,
+    /// PEM file of the certificate authority that signed the receiver's HTTPS certificate (an
+    /// archive authority's private CA); set, only it is trusted; unset, the system's roots.
+    pub transfer_receiver_ca_file: Option<PathBuf>,
+    /// Bytes per upload request of online delivery (default 8 MiB).
+    pub transfer_chunk_bytes: u64,
+    /// How often a server looks for deliveries to start or resume (seconds).
+    pub transfer_send_every_secs: u64,
+    /// Serve HTTPS with this certificate chain and private key (PEM); unset: plain HTTP (behind
+    /// a TLS-terminating proxy, or inside a trusted network).
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
     /// At an archive authority: the pinned public keys of the units that deliver online.
     pub incoming_trusted_keys: Option<PathBuf>,
     /// Years the unit keeps a transferred case after the authority's receipt before it may be
@@ -298,6 +309,11 @@ impl Default for Settings {
             transfer_receiver_url: None,
             transfer_receiver_token: None,
             transfer_receiver_keys: None,
+            transfer_receiver_ca_file: None,
+            transfer_chunk_bytes: 8 << 20,
+            transfer_send_every_secs: 10,
+            tls_cert_file: None,
+            tls_key_file: None,
             incoming_trusted_keys: None,
             transfer_keep_years: 5,
         }
@@ -465,6 +481,23 @@ impl Settings {
         if let Some(v) = get("GUIDANG_TRANSFER_RECEIVER_KEYS") {
             self.transfer_receiver_keys = Some(PathBuf::from(v));
         }
+        if let Some(v) = get("GUIDANG_TRANSFER_RECEIVER_CA_FILE") {
+            self.transfer_receiver_ca_file = Some(PathBuf::from(v));
+        }
+        let k = "GUIDANG_TRANSFER_CHUNK_BYTES";
+        if let Some(v) = get(k) {
+            self.transfer_chunk_bytes = num(k, v)?;
+        }
+        let k = "GUIDANG_TRANSFER_SEND_EVERY_SECS";
+        if let Some(v) = get(k) {
+            self.transfer_send_every_secs = num(k, v)?;
+        }
+        if let Some(v) = get("GUIDANG_TLS_CERT_FILE") {
+            self.tls_cert_file = Some(PathBuf::from(v));
+        }
+        if let Some(v) = get("GUIDANG_TLS_KEY_FILE") {
+            self.tls_key_file = Some(PathBuf::from(v));
+        }
         if let Some(v) = get("GUIDANG_INCOMING_TRUSTED_KEYS") {
             self.incoming_trusted_keys = Some(PathBuf::from(v));
         }
@@ -504,6 +537,16 @@ impl Settings {
         if self.transfer_keep_years < 5 {
             return Err(ConfigError::Invalid(
                 "transfer_keep_years must be at least 5 (the sender keeps transferred records five years)".into(),
+            ));
+        }
+        if self.tls_cert_file.is_some() != self.tls_key_file.is_some() {
+            return Err(ConfigError::Invalid(
+                "tls_cert_file and tls_key_file are set together (HTTPS needs both)".into(),
+            ));
+        }
+        if !(64 << 10..=1 << 30).contains(&self.transfer_chunk_bytes) {
+            return Err(ConfigError::Invalid(
+                "transfer_chunk_bytes must be between 64 KiB and 1 GiB".into(),
             ));
         }
         if self.digitisation.min_dpi == 0 {

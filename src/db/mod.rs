@@ -173,6 +173,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (9, "versions_transfer", include_str!("../../migrations/0009_versions_transfer.sql")),
     (10, "transfer_volumes", include_str!("../../migrations/0010_transfer_volumes.sql")),
     (11, "transfer_receipts", include_str!("../../migrations/0011_transfer_receipts.sql")),
+    (12, "transfer_delivery", include_str!("../../migrations/0012_transfer_delivery.sql")),
 ];
 
 #[derive(Clone)]

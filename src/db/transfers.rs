@@ -29,11 +29,23 @@ pub struct TransferRow {
     pub built_at: Option<String>,
     #[serde(skip)]
     pub build_warnings: Option<String>,
+    /// Why the last attempt to build stopped (cleared when a build finishes).
+    pub build_error: Option<String>,
+    /// Online delivery: `sending` (asked for, running or waiting for its next attempt), `failed`
+    /// (stopped for a reason a retry cannot mend; `POST …/send` starts it again), or none.
+    pub send_state: Option<String>,
+    pub send_error: Option<String>,
+    pub send_attempts: i64,
+    #[serde(skip)]
+    pub send_next_ms: i64,
+    /// Bytes the receiver acknowledged so far, over every file of the batch.
+    pub sent_bytes: i64,
 }
 
 const COLUMNS: &str = "transfer_id, year, filters_json, state, prepared_by, prepared_by_name, created_at, \
     approved_by, approved_by_name, approved_at, approved_digest, reopened, rules_json, volume_size, \
-    volumes_planned, built_at, build_warnings";
+    volumes_planned, built_at, build_warnings, build_error, send_state, send_error, send_attempts, \
+    send_next_ms, sent_bytes";
 
 /// A built volume.
 #[derive(Debug, Clone, Serialize, sqlx::FromRow)]
@@ -289,7 +301,8 @@ impl Db {
 
     pub async fn finish_build(&self, id: &str, at: &str) -> Result<(), DbError> {
         sqlx::query(
-            "UPDATE transfers SET state = 'built', built_at = $1 WHERE transfer_id = $2 AND state = 'building'",
+            "UPDATE transfers SET state = 'built', built_at = $1, build_error = NULL \
+             WHERE transfer_id = $2 AND state = 'building'",
         )
         .bind(at)
         .bind(id)
@@ -298,13 +311,77 @@ impl Db {
         Ok(())
     }
 
-    /// Batches whose build was started and not finished (resumed at start).
+    /// Batches whose build was started, not finished and not stopped by an error (a build
+    /// that failed waits for `POST …/build`, which clears the error).
     pub async fn building(&self) -> Result<Vec<String>, DbError> {
-        Ok(
-            sqlx::query_scalar("SELECT transfer_id FROM transfers WHERE state = 'building'")
-                .fetch_all(&self.pool)
-                .await?,
+        Ok(sqlx::query_scalar(
+            "SELECT transfer_id FROM transfers WHERE state = 'building' AND build_error IS NULL",
         )
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn set_build_error(&self, id: &str, error: Option<&str>) -> Result<(), DbError> {
+        sqlx::query("UPDATE transfers SET build_error = $1 WHERE transfer_id = $2")
+            .bind(error)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Asks for delivery of a built batch: `sending`, due now, no error. `false` if the batch is
+    /// not built.
+    pub async fn request_send(&self, id: &str) -> Result<bool, DbError> {
+        let n = sqlx::query(
+            "UPDATE transfers SET send_state = 'sending', send_error = NULL, send_attempts = 0, \
+             send_next_ms = 0 WHERE transfer_id = $1 AND state = 'built'",
+        )
+        .bind(id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Built batches whose delivery is asked for and due by `now_ms`.
+    pub async fn sends_due(&self, now_ms: i64) -> Result<Vec<String>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT transfer_id FROM transfers WHERE state = 'built' AND send_state = 'sending' \
+             AND send_next_ms <= $1 ORDER BY transfer_id",
+        )
+        .bind(now_ms)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    pub async fn set_sent_bytes(&self, id: &str, bytes: i64) -> Result<(), DbError> {
+        sqlx::query("UPDATE transfers SET sent_bytes = $1 WHERE transfer_id = $2")
+            .bind(bytes)
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// An attempt failed: with `retry_at_ms`, it stays `sending` until then; without, `failed`.
+    pub async fn send_failed(
+        &self,
+        id: &str,
+        error: &str,
+        retry_at_ms: Option<i64>,
+    ) -> Result<(), DbError> {
+        sqlx::query(
+            "UPDATE transfers SET send_state = $1, send_error = $2, send_attempts = send_attempts + 1, \
+             send_next_ms = $3 WHERE transfer_id = $4 AND send_state = 'sending'",
+        )
+        .bind(if retry_at_ms.is_some() { "sending" } else { "failed" })
+        .bind(error)
+        .bind(retry_at_ms.unwrap_or(0))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
     }
 
     /// Cases of a batch whose newest fixity audit failed.
@@ -585,7 +662,8 @@ pub async fn record_receipt_on(
     accepted: &[String],
 ) -> Result<(), DbError> {
     sqlx::query(
-        "UPDATE transfers SET state = 'transferred', receipt_key = $1, received_at = $2 WHERE transfer_id = $3",
+        "UPDATE transfers SET state = 'transferred', receipt_key = $1, received_at = $2, \
+         send_state = NULL, send_error = NULL WHERE transfer_id = $3",
     )
     .bind(receipt_key)
     .bind(received_at)

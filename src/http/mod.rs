@@ -8,6 +8,7 @@ mod disposal;
 pub mod error;
 mod filing;
 mod log;
+mod tls;
 mod tokens;
 mod transfers;
 
@@ -30,6 +31,8 @@ pub enum StartError {
     Open(#[from] OpenError),
     #[error("cannot listen on {0}: {1}")]
     Listen(String, std::io::Error),
+    #[error("HTTPS: {0}")]
+    Tls(String),
 }
 
 pub struct Application {
@@ -53,6 +56,12 @@ impl Application {
         clock: Arc<dyn crate::clock::Clock>,
     ) -> Result<Application, StartError> {
         let listen = settings.listen.clone();
+        let tls = match (&settings.tls_cert_file, &settings.tls_key_file) {
+            (Some(cert), Some(key)) => {
+                Some(tls::server_config(cert, key).map_err(StartError::Tls)?)
+            }
+            _ => None,
+        };
         let app =
             App::open_with_clock(settings, clock, crate::app::Opening::CreateIfMissing).await?;
         let listener =
@@ -61,7 +70,7 @@ impl Application {
             .local_addr()
             .map_err(|e| StartError::Listen(listen.clone(), e))?
             .port();
-        let server = run(listener, app.clone()).map_err(|e| StartError::Listen(listen, e))?;
+        let server = run(listener, app.clone(), tls).map_err(|e| StartError::Listen(listen, e))?;
         app.start_background();
         Ok(Application { port, server, app })
     }
@@ -142,7 +151,12 @@ async fn log_requests(
     res
 }
 
-pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
+/// Serves `app` on `listener`: plain HTTP, or HTTPS with `tls`.
+pub fn run(
+    listener: TcpListener,
+    app: Arc<App>,
+    tls: Option<Arc<rustls::ServerConfig>>,
+) -> std::io::Result<Server> {
     use actix_service::{ServiceFactoryExt as _, map_config};
     use actix_web::dev::AppConfig;
     let data = web::Data::new(app.clone());
@@ -280,38 +294,50 @@ pub fn run(listener: TcpListener, app: Arc<App>) -> std::io::Result<Server> {
     // actix-web's HttpServer answers every `Expect: 100-continue` at once; assembled here from
     // its parts, a submission's is answered only while a processing slot is free, else 503 with
     // Retry-After before the client sends a byte of its body.
-    let server = actix_server::Server::build()
-        .listen("guidang", listener, move || {
-            let app = app.clone();
-            let expect = actix_service::fn_service(move |req: actix_http::Request| {
-                let busy = req.method() == actix_web::http::Method::POST
-                    && req.path() == "/api/v1/cases"
-                    && !app.ingest().has_free_slot();
-                async move {
-                    if busy {
-                        // The same 503 body and Retry-After as every other busy answer.
-                        Err(error::ApiError::Ingest(crate::ingest::IngestError::Busy(
-                            "every processing slot is taken; send the body after Retry-After seconds"
-                                .into(),
-                        ))
-                        .into())
-                    } else {
-                        Ok::<_, actix_web::Error>(req)
-                    }
+    // One service for plain HTTP and HTTPS (a macro: the two differ in the stream type); the
+    // transport is chosen once, at start.
+    macro_rules! service {
+        ($app:expr) => {{
+        let app = $app.clone();
+        let expect = actix_service::fn_service(move |req: actix_http::Request| {
+            let busy = req.method() == actix_web::http::Method::POST
+                && req.path() == "/api/v1/cases"
+                && !app.ingest().has_free_slot();
+            async move {
+                if busy {
+                    // The same 503 body and Retry-After as every other busy answer.
+                    Err(error::ApiError::Ingest(crate::ingest::IngestError::Busy(
+                        "every processing slot is taken; send the body after Retry-After seconds"
+                            .into(),
+                    ))
+                    .into())
+                } else {
+                    Ok::<_, actix_web::Error>(req)
                 }
-            });
-            let factory = actix_service::IntoServiceFactory::into_factory(routes())
-                .map_err(|err: actix_web::Error| err.error_response());
-            actix_http::HttpService::build()
-                // HttpServer's defaults: a client that is refused mid-body gets a second to read
-                // the answer before the connection closes.
-                .client_request_timeout(std::time::Duration::from_secs(5))
-                .client_disconnect_timeout(std::time::Duration::from_secs(1))
-                .expect(expect)
-                .finish(map_config(factory, |_| AppConfig::default()))
-                .tcp()
-        })?
-        .run();
+            }
+        });
+        let factory = actix_service::IntoServiceFactory::into_factory(routes())
+            .map_err(|err: actix_web::Error| err.error_response());
+        actix_http::HttpService::build()
+            // HttpServer's defaults: a client that is refused mid-body gets a second to read
+            // the answer before the connection closes.
+            .client_request_timeout(std::time::Duration::from_secs(5))
+            .client_disconnect_timeout(std::time::Duration::from_secs(1))
+            .expect(expect)
+            .finish(map_config(factory, |_| AppConfig::default()))
+        }};
+    }
+    // actix-web's HttpServer answers every `Expect: 100-continue` at once; assembled here from
+    // its parts, a submission's is answered only while a processing slot is free, else 503 with
+    // Retry-After before the client sends a byte of its body.
+    let builder = actix_server::Server::build();
+    let server = match tls {
+        None => builder.listen("guidang", listener, move || service!(app).tcp())?,
+        Some(config) => builder.listen("guidang", listener, move || {
+            service!(app).rustls_0_23((*config).clone())
+        })?,
+    }
+    .run();
     Ok(server)
 }
 

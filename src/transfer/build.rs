@@ -8,7 +8,7 @@ use std::io;
 use std::sync::Arc;
 
 use super::volumes::{self, CaseInput, VolumeInput};
-use super::{TransferError, Transfers, decisions_digest};
+use super::{HeldLease, TransferError, Transfers, decisions_digest};
 use crate::auth::Principal;
 use crate::db::transfers::VolumeRow;
 use crate::evidence::trail_event;
@@ -41,9 +41,22 @@ pub fn object_key(transfer_id: &str, name: &str) -> String {
 }
 
 impl Transfers {
-    /// Starts building an approved batch (or resumes a build that stopped). The decisions and
-    /// the package version of every case must be those approved.
+    /// Starts building an approved batch (or resumes a build that stopped) in the background.
+    /// The decisions and the package version of every case must be those approved.
     pub async fn build(
+        &self,
+        id: &str,
+        volume_size: Option<u64>,
+        who: &Principal,
+    ) -> Result<super::BatchView, TransferError> {
+        let view = self.start_build(id, volume_size, who).await?;
+        self.spawn_build(id.to_string());
+        Ok(view)
+    }
+
+    /// approved → building with the plan (a batch already building is left as it is); the
+    /// volumes are written by [`Transfers::spawn_build`] or [`Transfers::build_here`].
+    pub async fn start_build(
         &self,
         id: &str,
         volume_size: Option<u64>,
@@ -53,8 +66,8 @@ impl Transfers {
         match view.batch.state.as_str() {
             "approved" => {}
             "building" => {
-                self.spawn_build(id.to_string());
-                return Ok(view);
+                self.db.set_build_error(id, None).await?;
+                return self.view(id).await;
             }
             other => {
                 return Err(TransferError::State(format!(
@@ -88,7 +101,6 @@ impl Transfers {
                 &format!("202 {} volume(s)", plan.len()),
             )
             .await;
-        self.spawn_build(id.to_string());
         self.view(id).await
     }
 
@@ -122,20 +134,58 @@ impl Transfers {
         Ok(out)
     }
 
-    /// Runs (or resumes) the build in the background; a failure is logged and the build resumes
-    /// at the next start or the next `POST …/build`.
+    /// Runs (or resumes) the build in the background on the server that takes its lease; a
+    /// failure is recorded on the batch (`build_error`) and the build resumes at the next start
+    /// or the next `POST …/build`.
     pub fn spawn_build(&self, id: String) {
         let me = self.clone();
         tokio::spawn(async move {
-            if let Err(e) = me.run_build(&id).await {
+            let name = format!("transfer-build:{id}");
+            let lease = match HeldLease::take(&me, &name).await {
+                Ok(Some(l)) => l,
+                // Another server is building it.
+                Ok(None) => return,
+                Err(e) => {
+                    tracing::error!(transfer = %id, error = %e, "cannot take the build lease");
+                    return;
+                }
+            };
+            let r = me.run_build(&id, &lease).await;
+            lease.release().await;
+            if let Err(e) = r {
                 tracing::error!(transfer = %id, error = %e, "building the transfer volumes failed; it resumes");
+                let _ = me.db.set_build_error(&id, Some(&e.to_string())).await;
             }
         });
     }
 
+    /// Builds here and now (the command line), or waits while another server holds the build.
+    pub async fn build_here(&self, id: &str) -> Result<(), TransferError> {
+        let name = format!("transfer-build:{id}");
+        loop {
+            let state = self
+                .db
+                .transfer(id)
+                .await?
+                .ok_or_else(|| TransferError::NotFound(id.into()))?
+                .state;
+            if state != "building" {
+                return Ok(());
+            }
+            if let Some(lease) = HeldLease::take(self, &name).await? {
+                let r = self.run_build(id, &lease).await;
+                lease.release().await;
+                if let Err(e) = &r {
+                    let _ = self.db.set_build_error(id, Some(&e.to_string())).await;
+                }
+                return r;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+        }
+    }
+
     /// Builds the volumes not yet stored, then volumes.xml.
-    pub async fn run_build(&self, id: &str) -> Result<(), TransferError> {
-        let _guard = self.building.lock().await;
+    async fn run_build(&self, id: &str, lease: &HeldLease) -> Result<(), TransferError> {
         let batch = self
             .db
             .transfer(id)
@@ -206,6 +256,11 @@ impl Transfers {
             let n = i + 1;
             if done.contains(&(n as i64)) {
                 continue;
+            }
+            if lease.lost() {
+                return Err(TransferError::State(
+                    "another server took over this build".into(),
+                ));
             }
             let name = volumes::volume_name(id, n);
             let dir = settings.tmp_dir();

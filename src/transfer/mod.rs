@@ -117,10 +117,12 @@ pub struct Transfers {
     versions: Versions,
     store: crate::storage::Store,
     keys: std::sync::Arc<crate::keys::Keys>,
-    /// One build at a time in this process (a build runs in the background).
-    building: std::sync::Arc<tokio::sync::Mutex<()>>,
-    /// One delivery at a time in this process.
-    sending: std::sync::Arc<tokio::sync::Mutex<()>>,
+    metrics: std::sync::Arc<crate::metrics::Metrics>,
+    /// This server, as the owner of build and delivery leases (one server per batch at a time).
+    owner: String,
+    /// The leased jobs running in this process: a lease is re-entrant for its owner, so a second
+    /// start of the same job here must be refused here.
+    jobs: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>,
 }
 
 /// How long a case stays in the list of a blocker's message.
@@ -146,6 +148,8 @@ impl Transfers {
         versions: Versions,
         store: crate::storage::Store,
         keys: std::sync::Arc<crate::keys::Keys>,
+        metrics: std::sync::Arc<crate::metrics::Metrics>,
+        owner: String,
     ) -> Transfers {
         Transfers {
             db,
@@ -153,8 +157,9 @@ impl Transfers {
             versions,
             store,
             keys,
-            building: Default::default(),
-            sending: Default::default(),
+            metrics,
+            owner,
+            jobs: Default::default(),
         }
     }
 
@@ -268,6 +273,12 @@ impl Transfers {
             volumes_planned: None,
             built_at: None,
             build_warnings: None,
+            build_error: None,
+            send_state: None,
+            send_error: None,
+            send_attempts: 0,
+            send_next_ms: 0,
+            sent_bytes: 0,
         };
         let written: Result<(), DbError> = async {
             let mut tx = self.db.begin_write().await?;
@@ -660,3 +671,113 @@ pub fn decisions_digest(view: &BatchView) -> String {
 }
 
 pub use decisions::DecisionRequest;
+
+/// A lease held while a long job (a build, a delivery) runs: renewed in the background every
+/// third of its length, so a job of hours keeps it while a crashed server loses it within one
+/// length. `lost()` turns true if another server took it meanwhile (this one stalled longer than
+/// the lease); the job then stops at its next step.
+pub(crate) struct HeldLease {
+    name: String,
+    jobs: std::sync::Arc<std::sync::Mutex<BTreeSet<String>>>,
+    lost: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl HeldLease {
+    /// Takes the job `name` for this server; `None` while another server (or another task of
+    /// this one) holds it.
+    pub(crate) async fn take(t: &Transfers, name: &str) -> Result<Option<HeldLease>, DbError> {
+        {
+            let mut jobs = t.jobs.lock().unwrap_or_else(|p| p.into_inner());
+            if !jobs.insert(name.to_string()) {
+                return Ok(None);
+            }
+        }
+        let forget = || {
+            t.jobs
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(name);
+        };
+        let ms = t.job_lease_ms();
+        let lease = match crate::db::lease::Lease::acquire_ms(&t.db, name, &t.owner, ms).await {
+            Ok(Ok(l)) => l,
+            Ok(Err(_)) => {
+                forget();
+                return Ok(None);
+            }
+            Err(e) => {
+                forget();
+                return Err(e);
+            }
+        };
+        let lost = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let (stop, mut stopped) = tokio::sync::oneshot::channel::<()>();
+        let lost2 = lost.clone();
+        let every = std::time::Duration::from_millis((ms / 3).max(1));
+        let task = tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = &mut stopped => {
+                        let _ = lease.release().await;
+                        return;
+                    }
+                    _ = tokio::time::sleep(every) => {
+                        // A database error is not a loss: the lease may still be ours.
+                        if let Ok(false) = lease.renew().await {
+                            lost2.store(true, std::sync::atomic::Ordering::SeqCst);
+                            return;
+                        }
+                    }
+                }
+            }
+        });
+        Ok(Some(HeldLease {
+            name: name.to_string(),
+            jobs: t.jobs.clone(),
+            lost,
+            stop: Some(stop),
+            task: Some(task),
+        }))
+    }
+
+    pub(crate) fn lost(&self) -> bool {
+        self.lost.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Gives the lease back at once (the next server need not wait for it to expire).
+    pub(crate) async fn release(mut self) {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        if let Some(t) = self.task.take() {
+            let _ = t.await;
+        }
+    }
+}
+
+impl Drop for HeldLease {
+    fn drop(&mut self) {
+        // Dropped without release (an error path): stop renewing; the lease expires.
+        if let Some(t) = self.task.take() {
+            t.abort();
+        }
+        self.jobs
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(&self.name);
+    }
+}
+
+impl Transfers {
+    /// How long a build or delivery lease lasts without renewal: how long another server waits
+    /// before it takes over a job whose server died.
+    pub(crate) fn job_lease_ms(&self) -> u64 {
+        self.versions
+            .settings()
+            .transfer_send_every_secs
+            .max(1)
+            .saturating_mul(6_000)
+    }
+}

@@ -12,7 +12,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{TransferError, Transfers};
+use super::{HeldLease, TransferError, Transfers};
 use crate::auth::Principal;
 
 /// Bytes per upload request.
@@ -73,6 +73,16 @@ impl Transfers {
         let part = std::fs::metadata(dir.join(format!("{file}.part")))
             .map(|m| m.len())
             .unwrap_or(0);
+        // Every byte arrived but the process ended before the file was renamed complete.
+        let total = std::fs::read_to_string(dir.join(format!("{file}.total")))
+            .ok()
+            .and_then(|t| t.trim().parse::<u64>().ok());
+        if part > 0 && total == Some(part) {
+            std::fs::rename(dir.join(format!("{file}.part")), dir.join(file))
+                .map_err(|e| TransferError::Invalid(e.to_string()))?;
+            let _ = std::fs::remove_file(dir.join(format!("{file}.total")));
+            return Ok((part, true));
+        }
         Ok((part, false))
     }
 
@@ -103,12 +113,38 @@ impl Transfers {
         }
         let dir = self.incoming_dir(who, transfer_id)?;
         std::fs::create_dir_all(&dir).map_err(|e| TransferError::Invalid(e.to_string()))?;
+        // The size first announced is the file's: a later request announcing another is refused.
+        let total_path = dir.join(format!("{file}.total"));
+        match std::fs::read_to_string(&total_path) {
+            Ok(t) if t.trim() != total.to_string() => {
+                return Err(TransferError::Invalid(format!(
+                    "{file} was announced as {} bytes, not {total}",
+                    t.trim()
+                )));
+            }
+            Ok(_) => {}
+            Err(_) => std::fs::write(&total_path, total.to_string())
+                .map_err(|e| TransferError::Invalid(e.to_string()))?,
+        }
         let part = dir.join(format!("{file}.part"));
         let mut f = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(&part)
             .map_err(|e| TransferError::Invalid(e.to_string()))?;
+        // Two uploads of the same file at once (a sender and the server that took its delivery
+        // over) must not both append at the offset they both saw: one writes, the other is told
+        // the offset and comes back.
+        if f.try_lock().is_err() {
+            return Ok((held, false));
+        }
+        let now_held = f
+            .metadata()
+            .map_err(|e| TransferError::Invalid(e.to_string()))?
+            .len();
+        if now_held != start {
+            return Ok((now_held, false));
+        }
         let mut at = start;
         let idle = Duration::from_secs(self.versions.settings().limits.receive_idle_secs);
         loop {
@@ -130,12 +166,20 @@ impl Transfers {
             f.write_all(&chunk)
                 .map_err(|e| TransferError::Invalid(e.to_string()))?;
             at += chunk.len() as u64;
+            self.metrics
+                .incoming_bytes
+                .fetch_add(chunk.len() as u64, std::sync::atomic::Ordering::Relaxed);
+            // A crash with part of a request written: the sender resumes from what is on disk.
+            if at < total {
+                crate::failpoint::failpoint("incoming_partial");
+            }
         }
         f.sync_all()
             .map_err(|e| TransferError::Invalid(e.to_string()))?;
         if at == total {
             std::fs::rename(&part, dir.join(file))
                 .map_err(|e| TransferError::Invalid(e.to_string()))?;
+            let _ = std::fs::remove_file(&total_path);
         }
         Ok((at, true))
     }
@@ -175,7 +219,9 @@ impl Transfers {
         })
     }
 
-    /// Starts (or resumes) the online delivery of a built batch to the configured receiver.
+    /// Asks for the online delivery of a built batch to the configured receiver (or for its
+    /// resumption after it stopped). The delivery is a job the database holds: it starts now on
+    /// this server, and any server of the deployment resumes it after a crash.
     pub async fn send(&self, id: &str, who: &Principal) -> Result<super::BatchView, TransferError> {
         let view = self.view(id).await?;
         if view.batch.state != "built" {
@@ -184,43 +230,92 @@ impl Transfers {
                 view.batch.state
             )));
         }
-        let s = self.versions.settings();
-        if s.transfer_receiver_url.is_none()
-            || s.transfer_receiver_token.is_none()
-            || s.transfer_receiver_keys.is_none()
-        {
+        if !self.receiver_configured() {
             return Err(TransferError::State(
                 "no receiver configured (transfer_receiver_url, transfer_receiver_token, transfer_receiver_keys)".into(),
             ));
         }
+        if !self.db.request_send(id).await? {
+            return Err(TransferError::State(format!(
+                "transfer {id} changed state meanwhile"
+            )));
+        }
         self.evidence.audit(who, "transfer_send", id, "202").await;
         let me = self.clone();
-        let (id2, who2) = (id.to_string(), who.clone());
-        tokio::spawn(async move {
-            if let Err(e) = me.run_send(&id2, &who2).await {
-                tracing::error!(transfer = %id2, error = %e, "online delivery stopped; POST …/send resumes it");
-            }
-        });
-        Ok(view)
+        tokio::spawn(async move { me.run_due_sends().await });
+        self.view(id).await
     }
 
-    /// Sends every file not yet complete at the receiver, from the offset it holds; then asks for
-    /// the receipt and records it.
-    pub async fn run_send(&self, id: &str, who: &Principal) -> Result<(), TransferError> {
-        let _guard = self.sending.lock().await;
+    pub fn receiver_configured(&self) -> bool {
+        let s = self.versions.settings();
+        s.transfer_receiver_url.is_some()
+            && s.transfer_receiver_token.is_some()
+            && s.transfer_receiver_keys.is_some()
+    }
+
+    /// Runs every delivery that is asked for and due, each on the server that takes its lease
+    /// (the periodic task of every server calls this; a delivery runs on one at a time). An
+    /// attempt that fails for a reason that may pass (the receiver unreachable or busy) is
+    /// retried later with a growing wait; one that cannot (a refused token, a receipt that
+    /// does not verify) stops as `failed` with its reason.
+    pub async fn run_due_sends(&self) {
+        if !self.receiver_configured() {
+            return;
+        }
+        let now = chrono::Utc::now().timestamp_millis();
+        let due = match self.db.sends_due(now).await {
+            Ok(d) => d,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot list the deliveries due");
+                return;
+            }
+        };
+        for id in due {
+            let lease = match HeldLease::take(self, &format!("transfer-send:{id}")).await {
+                Ok(Some(l)) => l,
+                Ok(None) => continue,
+                Err(e) => {
+                    tracing::error!(transfer = %id, error = %e, "cannot take the delivery lease");
+                    continue;
+                }
+            };
+            let r = self.run_send(&id, &lease).await;
+            lease.release().await;
+            if let Err(e) = r {
+                let attempts = self
+                    .db
+                    .transfer(&id)
+                    .await
+                    .ok()
+                    .flatten()
+                    .map(|t| t.send_attempts)
+                    .unwrap_or(0);
+                let retry_at = e.retry.then(|| {
+                    let base = self.versions.settings().transfer_send_every_secs.max(1);
+                    let wait = base.saturating_mul(1 << attempts.clamp(0, 12)).min(3600);
+                    chrono::Utc::now().timestamp_millis() + (wait as i64) * 1000
+                });
+                tracing::warn!(transfer = %id, error = %e.message, retry = e.retry, "online delivery stopped");
+                if let Err(db) = self.db.send_failed(&id, &e.message, retry_at).await {
+                    tracing::error!(transfer = %id, error = %db, "cannot record the delivery's error");
+                }
+            }
+        }
+    }
+
+    /// One attempt: sends every file not yet complete at the receiver, from the offset it
+    /// holds; then asks for the receipt and records it.
+    async fn run_send(&self, id: &str, lease: &HeldLease) -> Result<(), SendError> {
         let s = self.versions.settings().clone();
         let (Some(url), Some(token), Some(keys)) = (
             s.transfer_receiver_url.clone(),
             s.transfer_receiver_token.clone(),
             s.transfer_receiver_keys.clone(),
         ) else {
-            return Err(TransferError::State("no receiver configured".into()));
+            return Err(SendError::stop("no receiver configured"));
         };
         let base = format!("{}/api/v1/incoming/{id}", url.trim_end_matches('/'));
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(300))
-            .build()
-            .map_err(|e| TransferError::State(e.to_string()))?;
+        let client = client(&s).map_err(SendError::stop)?;
         let mut files: Vec<(String, String)> = vec![
             (
                 "volumes.xml".into(),
@@ -235,33 +330,37 @@ impl Transfers {
         if self.store.exists(&sm2).await.unwrap_or(false) {
             files.push(("volumes.xml.signature-sm2.json".into(), sm2));
         }
-        for v in self.db.volumes(id).await? {
+        for v in self.db.volumes(id).await.map_err(SendError::retry)? {
             files.push((format!("{}.zip", v.name), v.package_key));
         }
+        let chunk = s.transfer_chunk_bytes.max(1);
+        let mut done_bytes = 0u64;
         for (name, key) in &files {
             let size = self
                 .store
                 .size(key)
                 .await
-                .map_err(|e| TransferError::State(format!("{name}: {e}")))?;
+                .map_err(|e| SendError::retry(format!("{name}: {e}")))?;
             let mut offset = with_retries(|| async {
                 let r = client
                     .head(format!("{base}/{name}"))
                     .bearer_auth(&token)
                     .send()
                     .await
-                    .map_err(|e| e.to_string())?;
-                header_u64(&r, "Upload-Offset")
-                    .ok_or_else(|| format!("HEAD {name}: {}", r.status()))
+                    .map_err(|e| Failure::Retry(chain(&e)))?;
+                header_u64(&r, "Upload-Offset").ok_or_else(|| refused(&r, &format!("HEAD {name}")))
             })
             .await?;
             while offset < size {
-                let end = (offset + CHUNK).min(size);
+                if lease.lost() {
+                    return Err(SendError::retry("another server took over this delivery"));
+                }
+                let end = (offset + chunk).min(size);
                 let bytes = self
                     .store
                     .read_range(key, offset..end)
                     .await
-                    .map_err(|e| TransferError::State(format!("{name}: {e}")))?;
+                    .map_err(|e| SendError::retry(format!("{name}: {e}")))?;
                 let got = with_retries(|| {
                     let bytes = bytes.clone();
                     let client = &client;
@@ -278,15 +377,26 @@ impl Transfers {
                             .body(bytes)
                             .send()
                             .await
-                            .map_err(|e| e.to_string())?;
+                            .map_err(|e| Failure::Retry(chain(&e)))?;
                         // 409: the receiver holds another offset; continue from it.
                         header_u64(&r, "Upload-Offset")
-                            .ok_or_else(|| format!("PUT {name}: {}", r.status()))
+                            .ok_or_else(|| refused(&r, &format!("PUT {name}")))
                     }
                 })
                 .await?;
+                if got > offset {
+                    self.metrics
+                        .transfer_sent_bytes
+                        .fetch_add(got - offset, std::sync::atomic::Ordering::Relaxed);
+                    crate::failpoint::failpoint("send_after_chunk");
+                }
                 offset = got;
+                let _ = self
+                    .db
+                    .set_sent_bytes(id, (done_bytes + offset) as i64)
+                    .await;
             }
+            done_bytes += size;
         }
         let body = with_retries(|| async {
             let r = client
@@ -294,35 +404,125 @@ impl Transfers {
                 .bearer_auth(&token)
                 .send()
                 .await
-                .map_err(|e| e.to_string())?;
-            let status = r.status();
-            let text = r.text().await.map_err(|e| e.to_string())?;
-            if status.is_success() {
-                Ok(text)
+                .map_err(|e| Failure::Retry(chain(&e)))?;
+            if r.status().is_success() {
+                r.text().await.map_err(|e| Failure::Retry(chain(&e)))
             } else {
-                Err(format!("POST complete: {status}: {text}"))
+                let f = refused(&r, "POST complete");
+                let text = r.text().await.unwrap_or_default();
+                Err(match f {
+                    Failure::Retry(m) => Failure::Retry(format!("{m}: {text}")),
+                    Failure::Stop(m) => Failure::Stop(format!("{m}: {text}")),
+                })
             }
         })
         .await?;
         let files: ReceiptFiles = serde_json::from_str(&body).map_err(|e| {
-            TransferError::Invalid(format!("the receiver's answer is not a receipt: {e}"))
+            SendError::stop(format!("the receiver's answer is not a receipt: {e}"))
         })?;
         let dir = s
             .tmp_dir()
             .join(format!("receipt-{id}-{}", uuid::Uuid::now_v7().simple()));
-        std::fs::create_dir_all(&dir).map_err(|e| TransferError::Invalid(e.to_string()))?;
+        std::fs::create_dir_all(&dir).map_err(SendError::retry)?;
         let path = dir.join(super::receive::RECEIPT);
-        std::fs::write(&path, &files.receipt).map_err(|e| TransferError::Invalid(e.to_string()))?;
-        std::fs::write(
-            dir.join(super::receive::RECEIPT_SIGNATURE),
-            &files.signature,
-        )
-        .map_err(|e| TransferError::Invalid(e.to_string()))?;
-        let trusted = crate::verify::load_trusted_keys(&keys)
-            .map_err(|e| TransferError::State(e.to_string()))?;
-        let r = self.ack(&path, &trusted, who).await;
+        let written = std::fs::write(&path, &files.receipt).and_then(|_| {
+            std::fs::write(
+                dir.join(super::receive::RECEIPT_SIGNATURE),
+                &files.signature,
+            )
+        });
+        if let Err(e) = written {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(SendError::retry(e));
+        }
+        let r = match crate::verify::load_trusted_keys(&keys) {
+            Ok(trusted) => self
+                .ack(&path, &trusted, &Principal::scheduler())
+                .await
+                .map_err(|e| SendError::stop(format!("the receipt is refused: {e}"))),
+            Err(e) => Err(SendError::stop(format!("transfer_receiver_keys: {e}"))),
+        };
         let _ = std::fs::remove_dir_all(&dir);
         r.map(|_| ())
+    }
+}
+
+/// Why a delivery attempt stopped, and whether trying again later may succeed.
+#[derive(Debug)]
+pub struct SendError {
+    pub message: String,
+    pub retry: bool,
+}
+
+impl SendError {
+    fn retry(e: impl std::fmt::Display) -> SendError {
+        SendError {
+            message: e.to_string(),
+            retry: true,
+        }
+    }
+    fn stop(e: impl std::fmt::Display) -> SendError {
+        SendError {
+            message: e.to_string(),
+            retry: false,
+        }
+    }
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+enum Failure {
+    Retry(String),
+    Stop(String),
+}
+
+/// The HTTP client of online delivery: HTTPS by rustls; with `transfer_receiver_ca_file`, only
+/// that authority is trusted.
+fn client(s: &crate::config::Settings) -> Result<reqwest::Client, String> {
+    let mut b = reqwest::Client::builder()
+        .connect_timeout(Duration::from_secs(10))
+        .timeout(Duration::from_secs(300));
+    if let Some(ca) = &s.transfer_receiver_ca_file {
+        let pem = std::fs::read(ca)
+            .map_err(|e| format!("transfer_receiver_ca_file {}: {e}", ca.display()))?;
+        let certs = reqwest::Certificate::from_pem_bundle(&pem)
+            .map_err(|e| format!("transfer_receiver_ca_file {}: {e}", ca.display()))?;
+        if certs.is_empty() {
+            return Err(format!(
+                "transfer_receiver_ca_file {}: no CERTIFICATE in it",
+                ca.display()
+            ));
+        }
+        b = b.tls_certs_only(certs);
+    }
+    b.build().map_err(|e| chain(&e))
+}
+
+/// An error with its causes: reqwest's own text ("error sending request") hides why (a refused
+/// connection, an unknown certificate authority).
+fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(c) = next {
+        s.push_str(": ");
+        s.push_str(&c.to_string());
+        next = c.source();
+    }
+    s
+}
+
+/// An answer without an offset: busy or failing receivers are tried again, a refusal is not.
+fn refused(r: &reqwest::Response, what: &str) -> Failure {
+    let status = r.status();
+    let m = format!("{what}: the receiver answered {status}");
+    if status.is_server_error() || status.as_u16() == 408 || status.as_u16() == 429 {
+        Failure::Retry(m)
+    } else {
+        Failure::Stop(m)
     }
 }
 
@@ -333,24 +533,27 @@ fn header_u64(r: &reqwest::Response, name: &str) -> Option<u64> {
         .and_then(|v| v.parse().ok())
 }
 
-/// Runs `f` up to five times with backoff (0.5, 1, 2, 4 s) while it fails.
-async fn with_retries<T, F, Fut>(mut f: F) -> Result<T, TransferError>
+/// Runs `f` up to five times with backoff (0.5, 1, 2, 4 s) while it fails in a way that may pass.
+async fn with_retries<T, F, Fut>(mut f: F) -> Result<T, SendError>
 where
     F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<T, String>>,
+    Fut: std::future::Future<Output = Result<T, Failure>>,
 {
     let mut wait = Duration::from_millis(500);
     let mut last = String::new();
-    for _ in 0..5 {
+    for i in 0..5 {
         match f().await {
             Ok(v) => return Ok(v),
-            Err(e) => {
+            Err(Failure::Stop(m)) => return Err(SendError::stop(m)),
+            Err(Failure::Retry(e)) => {
                 tracing::warn!(error = %e, "transfer delivery: retrying");
                 last = e;
-                tokio::time::sleep(wait).await;
-                wait *= 2;
+                if i < 4 {
+                    tokio::time::sleep(wait).await;
+                    wait *= 2;
+                }
             }
         }
     }
-    Err(TransferError::State(format!("delivery failed: {last}")))
+    Err(SendError::retry(last))
 }
