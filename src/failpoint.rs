@@ -1,7 +1,9 @@
 //! Crash-test hooks. `GUIDANG_FAILPOINT=after_store` aborts the process right after a package is
 //! stored and before its case is recorded, the worst moment for a crash; `version_after_store`
 //! the same for a new package version; `filing_chunk` right after the first chunk of a filing
-//! batch commits. Tests run the real binary with them.
+//! batch commits; `send_after_chunk` after a delivered chunk in the middle of a transfer file,
+//! `incoming_partial` with part of an upload request written at the receiver. Tests run the
+//! real binary with them.
 
 pub fn failpoint(name: &str) {
     if std::env::var("GUIDANG_FAILPOINT").is_ok_and(|v| v == name) {

@@ -509,7 +509,14 @@ pub fn verify_reader_depth(
     proof: Option<&str>,
     payload: bool,
 ) -> Report {
-    verify_bag(name, Bag::from_reader(reader), trusted, proof, payload, None)
+    verify_bag(
+        name,
+        Bag::from_reader(reader),
+        trusted,
+        proof,
+        payload,
+        None,
+    )
 }
 
 fn verify_bag(
@@ -759,13 +766,23 @@ fn verify_bag(
         let found: Vec<String> = format_problems
             .errors
             .iter()
-            .map(|p| format!("{}: {} ({})", p.path.as_deref().unwrap_or("?"), p.code.as_str(), p.message))
+            .map(|p| {
+                format!(
+                    "{}: {} ({})",
+                    p.path.as_deref().unwrap_or("?"),
+                    p.code.as_str(),
+                    p.message
+                )
+            })
             .collect();
         if found.is_empty() {
             pass(
                 &mut checks,
                 "formats",
-                format!("{} files identified again from their bytes: none encrypted, every format accepted", present.len()),
+                format!(
+                    "{} files identified again from their bytes: none encrypted, every format accepted",
+                    present.len()
+                ),
             );
         } else {
             fail(&mut checks, "formats", list_some(&found));

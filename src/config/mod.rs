@@ -544,9 +544,9 @@ impl Settings {
                 "tls_cert_file and tls_key_file are set together (HTTPS needs both)".into(),
             ));
         }
-        if !(64 << 10..=1 << 30).contains(&self.transfer_chunk_bytes) {
+        if !(1 << 10..=1 << 30).contains(&self.transfer_chunk_bytes) {
             return Err(ConfigError::Invalid(
-                "transfer_chunk_bytes must be between 64 KiB and 1 GiB".into(),
+                "transfer_chunk_bytes must be between 1 KiB and 1 GiB".into(),
             ));
         }
         if self.digitisation.min_dpi == 0 {

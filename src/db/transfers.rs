@@ -408,7 +408,7 @@ pub async fn insert_draft_on(
 ) -> Result<(), DbError> {
     let sql = format!(
         "INSERT INTO transfers ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, \
-         NULL, NULL, NULL, NULL)"
+         NULL, NULL, NULL, NULL, NULL, NULL, NULL, 0, 0, 0)"
     );
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(&t.transfer_id)

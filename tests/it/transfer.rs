@@ -1319,3 +1319,492 @@ async fn an_online_delivery_resumes_and_is_receipted() {
         .await;
     assert_eq!(found["items"].as_array().unwrap().len(), 2, "{found}");
 }
+
+/// A server process whose stderr is drained in the background (a full pipe would stall it);
+/// returns its port once it logs it.
+fn serve_process(
+    mut c: std::process::Command,
+) -> (Reaped, u16, std::sync::Arc<std::sync::Mutex<String>>) {
+    use std::io::Read;
+    c.arg("serve").stderr(std::process::Stdio::piped());
+    let mut child = Reaped(c.spawn().unwrap());
+    let mut stderr = child.stderr.take().unwrap();
+    let log = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let log2 = log.clone();
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut sent = false;
+        while let Ok(n) = stderr.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            let mut l = log2.lock().unwrap();
+            l.push_str(&String::from_utf8_lossy(&buf[..n]));
+            if !sent && let Some(i) = l.find("port=") {
+                let digits: String = l[i + 5..]
+                    .chars()
+                    .take_while(|c| c.is_ascii_digit())
+                    .collect();
+                if l[i + 5..].len() > digits.len() {
+                    let _ = tx.send(digits.parse::<u16>().unwrap());
+                    sent = true;
+                }
+            }
+        }
+    });
+    let port = rx
+        .recv_timeout(std::time::Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("server did not start: {}", log.lock().unwrap()));
+    (child, port, log)
+}
+
+/// A private certificate authority and a server certificate it signed for localhost, made by
+/// openssl as an archive authority's administrator would.
+fn private_ca(
+    dir: &std::path::Path,
+) -> (std::path::PathBuf, std::path::PathBuf, std::path::PathBuf) {
+    let ossl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    ossl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=Test Archive Authority CA",
+        "-addext",
+        "basicConstraints=critical,CA:TRUE",
+        "-addext",
+        "keyUsage=critical,keyCertSign,cRLSign",
+    ]);
+    ossl(&[
+        "req",
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:P-256",
+        "-nodes",
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nextendedKeyUsage=serverAuth\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+fn metric(text: &str, name: &str) -> u64 {
+    text.lines()
+        .find_map(|l| l.strip_prefix(&format!("{name} ")))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} in {text}"))
+}
+
+/// Online delivery over HTTPS to an authority with a private CA, with both sides killed in the
+/// middle of a volume: the unit refuses the authority's certificate until it is given the CA
+/// (the reason shown on the batch), the authority dies with part of a request written and comes
+/// back, the unit dies after a chunk and another of its servers takes the delivery over when
+/// the lease lapses, sending exactly the bytes the authority does not hold; the receipt lands.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_online_delivery_over_https_survives_both_sides_being_killed() {
+    let dir = tempfile::tempdir().unwrap();
+    let app = TestApp::spawn().await;
+    let (tid, media, unit_keys) = exported(&app, dir.path()).await;
+    let (ca, cert, key) = private_ca(dir.path());
+
+    // The archive authority: its own data directory and database, HTTPS on a fixed port.
+    let auth_dir = dir.path().join("authority");
+    std::fs::create_dir_all(&auth_dir).unwrap();
+    let auth_db = database_url(&auth_dir).await;
+    crate::cli::init(&auth_dir, &auth_db);
+    let stdout = |args: &[&str]| {
+        let out = crate::cli::guidang(&auth_dir, &auth_db)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    };
+    let transferor = stdout(&["token", "create", "--role", "transferor", "--name", "某局"]);
+    let auth_keys = stdout(&["keys", "export"]);
+    let auth_keys_file = dir.path().join("authority-keys.json");
+    std::fs::write(&auth_keys_file, auth_keys.trim()).unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let authority = |failpoint: Option<&str>| {
+        let mut c = crate::cli::guidang(&auth_dir, &auth_db);
+        c.env("GUIDANG_LISTEN", format!("127.0.0.1:{port}"))
+            .env("GUIDANG_TLS_CERT_FILE", &cert)
+            .env("GUIDANG_TLS_KEY_FILE", &key)
+            .env("GUIDANG_INCOMING_TRUSTED_KEYS", &unit_keys);
+        if let Some(f) = failpoint {
+            c.env("GUIDANG_FAILPOINT", f);
+        }
+        serve_process(c)
+    };
+    let db = app.archive.settings().database_url();
+    let unit = |ca_file: Option<&std::path::Path>, failpoint: Option<&str>| {
+        let mut c = crate::cli::guidang(app.dir.path(), &db);
+        c.env("GUIDANG_LISTEN", "127.0.0.1:0")
+            .env(
+                "GUIDANG_TRANSFER_RECEIVER_URL",
+                format!("https://localhost:{port}"),
+            )
+            .env("GUIDANG_TRANSFER_RECEIVER_TOKEN", &transferor)
+            .env("GUIDANG_TRANSFER_RECEIVER_KEYS", &auth_keys_file)
+            .env("GUIDANG_TRANSFER_SEND_EVERY_SECS", "1")
+            .env("GUIDANG_TRANSFER_CHUNK_BYTES", "4096");
+        if let Some(ca) = ca_file {
+            c.env("GUIDANG_TRANSFER_RECEIVER_CA_FILE", ca);
+        }
+        if let Some(f) = failpoint {
+            c.env("GUIDANG_FAILPOINT", f);
+        }
+        serve_process(c)
+    };
+    let client = reqwest::Client::new();
+    let batch = |port: u16| {
+        let (client, tok, tid) = (client.clone(), app.archivist.clone(), tid.clone());
+        async move {
+            client
+                .get(format!("http://127.0.0.1:{port}/api/v1/transfers/{tid}"))
+                .bearer_auth(tok)
+                .send()
+                .await
+                .unwrap()
+                .json::<Value>()
+                .await
+                .unwrap()
+        }
+    };
+    let (mut a1, _, a1_log) = authority(Some("incoming_partial"));
+    // 1. Without the authority's CA the unit does not trust its certificate, and says so.
+    let (mut u1, u1_port, _) = unit(None, None);
+    let r = client
+        .post(format!(
+            "http://127.0.0.1:{u1_port}/api/v1/transfers/{tid}/send"
+        ))
+        .bearer_auth(&app.archivist)
+        .json(&json!({}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 202);
+    let mut v = Value::Null;
+    for _ in 0..300 {
+        v = batch(u1_port).await;
+        if !v["send_error"].is_null() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    let err = v["send_error"].as_str().unwrap_or_default().to_string();
+    assert!(
+        err.to_lowercase().contains("certificate") || err.contains("UnknownIssuer"),
+        "the batch says why: {v}"
+    );
+    assert_eq!(
+        v["send_state"], "sending",
+        "a certificate problem is retried: {v}"
+    );
+    assert_eq!(v["state"], "built");
+    u1.kill().unwrap();
+    u1.wait().unwrap();
+
+    // 2. With the CA: the authority dies with part of a volume's request written …
+    let (mut u2, _, u2_log) = unit(Some(&ca), Some("send_after_chunk"));
+    let status = tokio::task::spawn_blocking(move || {
+        let s = a1.wait().unwrap();
+        (a1, s)
+    });
+    let (a1, st) = tokio::time::timeout(std::time::Duration::from_secs(60), status)
+        .await
+        .expect("the authority reached its failpoint")
+        .unwrap();
+    drop(a1);
+    assert!(!st.success(), "{}", a1_log.lock().unwrap());
+    let part: Vec<_> = std::fs::read_dir(auth_dir.join("incoming"))
+        .unwrap()
+        .flatten()
+        .flat_map(|d| std::fs::read_dir(d.path().join(&tid)).unwrap().flatten())
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".zip.part"))
+        .collect();
+    assert_eq!(part.len(), 1, "a volume was cut off in the middle");
+    // … and comes back; the unit resumes from what it holds and dies after the next chunk.
+    let (_a2, a2_port, _) = authority(None);
+    assert_eq!(a2_port, port);
+    let st = tokio::task::spawn_blocking(move || {
+        let s = u2.wait().unwrap();
+        (u2, s)
+    });
+    let (u2, st) = tokio::time::timeout(std::time::Duration::from_secs(60), st)
+        .await
+        .expect("the unit reached its failpoint")
+        .unwrap();
+    drop(u2);
+    assert!(!st.success(), "{}", u2_log.lock().unwrap());
+
+    // What the authority holds now, file by file (nothing sends meanwhile).
+    let https = reqwest::Client::builder()
+        .tls_certs_only(
+            reqwest::Certificate::from_pem_bundle(&std::fs::read(&ca).unwrap()).unwrap(),
+        )
+        .build()
+        .unwrap();
+    let mut files: Vec<String> = vec!["volumes.xml".into(), "volumes.xml.signature.json".into()];
+    let mut names: Vec<String> = std::fs::read_dir(&media)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".zip"))
+        .collect();
+    names.sort();
+    files.extend(names);
+    let (mut total, mut held) = (0u64, 0u64);
+    for f in &files {
+        total += std::fs::metadata(media.join(f)).unwrap().len();
+        let r = https
+            .head(format!(
+                "https://localhost:{port}/api/v1/incoming/{tid}/{f}"
+            ))
+            .bearer_auth(&transferor)
+            .send()
+            .await
+            .unwrap();
+        held += r.headers()["Upload-Offset"]
+            .to_str()
+            .unwrap()
+            .parse::<u64>()
+            .unwrap();
+    }
+    assert!(
+        held > 0 && held < total,
+        "part of the batch arrived: {held} of {total}"
+    );
+
+    // 3. Another server of the unit takes the delivery over once the dead one's lease lapses.
+    let (_u3, u3_port, u3_log) = unit(Some(&ca), None);
+    let mut v = Value::Null;
+    for _ in 0..600 {
+        v = batch(u3_port).await;
+        if v["state"] == "transferred" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert_eq!(v["state"], "transferred", "{v}\n{}", u3_log.lock().unwrap());
+    assert!(
+        v["send_state"].is_null() && v["send_error"].is_null(),
+        "{v}"
+    );
+    assert_eq!(v["sent_bytes"].as_u64(), Some(total), "{v}");
+    // Exactly what the authority lacked was sent: no finished file again, no byte twice.
+    let metrics = client
+        .get(format!("http://127.0.0.1:{u3_port}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric(&metrics, "guidang_transfer_sent_bytes_total"),
+        total - held
+    );
+    // The authority re-hashed and kept both cases.
+    let auth_archivist = stdout(&["token", "create", "--role", "archivist"]);
+    let found: Value = https
+        .get(format!(
+            "https://localhost:{port}/api/v1/received?transfer_id={tid}"
+        ))
+        .bearer_auth(&auth_archivist)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(found["items"].as_array().unwrap().len(), 2, "{found}");
+}
+
+/// The receiving archive judges what arrives by its own settings, file by file, from the bytes:
+/// an authority that keeps no JPEG refuses the cases holding one, naming the file; an authority
+/// with a virus scanner refuses the case whose package carries a signature it knows, keeps the
+/// other, and says in the receipt what it scanned with. Both answers travel in the YJ report.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_receiver_identifies_formats_and_scans_for_viruses_by_its_own_settings() {
+    let app = TestApp::spawn().await;
+    let root = app.dir.path().join("media-root");
+    let (_tid, media, unit_keys) = exported(&app, &root).await;
+    let receive = |adir: &std::path::Path, env: &[(&str, &std::path::Path)]| {
+        let db = format!("sqlite://{}?mode=rwc", adir.join("guidang.db").display());
+        crate::cli::init(adir, &db);
+        let mut c = crate::cli::guidang(adir, &db);
+        c.args(["transfer", "receive"])
+            .arg(&media)
+            .arg("--trusted-keys")
+            .arg(&unit_keys)
+            .arg("--out")
+            .arg(adir.join("receipt"))
+            .arg("--json");
+        for (k, v) in env {
+            c.env(k, v);
+        }
+        let (code, text) = run(c);
+        let json: Value = serde_json::from_str(text.trim())
+            .unwrap_or_else(|_| panic!("--json prints the outcome: {text}"));
+        (code, json)
+    };
+    let yj = |r: &Value, code: &str| {
+        r["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["code"] == code)
+            .unwrap_or_else(|| panic!("{code} in {r}"))
+            .clone()
+    };
+
+    // An authority that keeps no JPEG (its own format policy).
+    let a = tempfile::tempdir().unwrap();
+    std::fs::write(
+        a.path().join("guidang.toml"),
+        "[format_policy]\njpeg = \"unknown_format\"\n",
+    )
+    .unwrap();
+    let (code, r) = receive(a.path(), &[]);
+    assert_eq!(code, 1, "{r}");
+    let cases = r["cases"].as_array().unwrap();
+    assert_eq!(cases.len(), 2, "{r}");
+    for c in cases {
+        assert_eq!(c["accepted"], false, "{r}");
+        let why = c["reason"].as_str().unwrap();
+        assert!(
+            why.contains("formats")
+                && why.contains("files/03-现场核查照片.jpg")
+                && why.contains("unknown_format"),
+            "{why}"
+        );
+    }
+    assert_eq!(yj(&r, "YJ-formats")["result"], "fail", "{r}");
+    assert_eq!(yj(&r, "YJ-virus")["result"], "not_configured", "{r}");
+
+    // An authority whose scanner knows a signature found in case M-B's metadata only.
+    let b = tempfile::tempdir().unwrap();
+    let sigs = b.path().join("authority-test.ndb");
+    std::fs::write(
+        &sigs,
+        format!(
+            "Guidang-Test-MB:0:*:{}\n",
+            hex::encode("<project_id>M-B</project_id>")
+        ),
+    )
+    .unwrap();
+    let clamscan = std::path::PathBuf::from("clamscan");
+    let (code, r) = receive(
+        b.path(),
+        &[
+            ("GUIDANG_CLAMSCAN", &clamscan),
+            ("GUIDANG_CLAMAV_DATABASE", &sigs),
+        ],
+    );
+    assert_eq!(code, 1, "{r}");
+    let by_volume = |v: &str| {
+        r["cases"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["volume"].as_str().unwrap().ends_with(v))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(by_volume("-001")["accepted"], true, "{r}");
+    let refused = by_volume("-002");
+    assert_eq!(refused["accepted"], false, "{r}");
+    assert!(
+        refused["reason"]
+            .as_str()
+            .unwrap()
+            .contains("Guidang-Test-MB"),
+        "{refused}"
+    );
+    let virus = yj(&r, "YJ-virus");
+    assert_eq!(virus["result"], "fail", "{r}");
+    assert_eq!(yj(&r, "YJ-formats")["result"], "pass", "{r}");
+    // The refused case was not stored at the authority; the other was, every version of it.
+    let stored: std::collections::BTreeSet<_> = walk(&b.path().join("objects"))
+        .into_iter()
+        .filter(|p| p.to_string_lossy().contains("/received/"))
+        .map(|p| p.parent().unwrap().to_path_buf())
+        .collect();
+    assert_eq!(stored.len(), 1, "{stored:?}");
+}
+
+fn walk(root: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = vec![];
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            if e.path().is_dir() {
+                stack.push(e.path());
+            } else {
+                out.push(e.path());
+            }
+        }
+    }
+    out
+}
