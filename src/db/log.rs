@@ -145,6 +145,25 @@ impl Db {
         .await?)
     }
 
+    /// The package entries (`aip`) of the cases of a transfer batch: (archive id, entry, index).
+    pub async fn aip_entries_of_batch(
+        &self,
+        transfer_id: &str,
+    ) -> Result<Vec<(String, String, i64)>, DbError> {
+        use sqlx::Row;
+        let rows = sqlx::query(
+            "SELECT archive_id, entry, idx FROM log_entries WHERE kind = 'aip' AND archive_id IN \
+             (SELECT archive_id FROM transfer_cases WHERE transfer_id = $1)",
+        )
+        .bind(transfer_id)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get(0), r.get(1), r.get(2)))
+            .collect())
+    }
+
     /// The index of the newest package entry of a case.
     pub async fn aip_entry_index(&self, archive_id: &str) -> Result<Option<i64>, DbError> {
         Ok(sqlx::query_scalar(

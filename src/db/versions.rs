@@ -121,6 +121,22 @@ impl Db {
             .collect()
     }
 
+    /// Every version of every case of a transfer batch, by case and version: one query for a
+    /// batch of thousands.
+    pub async fn versions_of_batch(&self, transfer_id: &str) -> Result<Vec<VersionRow>, DbError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM package_versions WHERE archive_id IN \
+             (SELECT archive_id FROM transfer_cases WHERE transfer_id = $1) ORDER BY archive_id, version"
+        );
+        let rows = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(transfer_id)
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| <VersionRow as sqlx::FromRow<_>>::from_row(r).map_err(Into::into))
+            .collect()
+    }
+
     /// Filed cases whose filing facts no package version signs yet, oldest filing first.
     pub async fn unsealed_filed(&self, limit: i64) -> Result<Vec<String>, DbError> {
         Ok(sqlx::query_scalar(

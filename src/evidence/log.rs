@@ -222,6 +222,59 @@ impl Log {
         self.proof_at(index).await
     }
 
+    /// [`Log::proof_for_version`] for many versions against one checkpoint, the tree's nodes
+    /// fetched together: a transfer batch of thousands of cases needs thousands of proofs.
+    pub async fn proofs_for_versions(
+        &self,
+        transfer_id: &str,
+        versions: &[(&str, &str)],
+    ) -> Result<Vec<Option<InclusionProof>>, DbError> {
+        // The first entry of each (case, package) pair, as `proof_for_version` finds it.
+        let mut first: HashMap<(String, String), i64> = HashMap::new();
+        for (a, e, i) in self.db.aip_entries_of_batch(transfer_id).await? {
+            let at = first.entry((a, e)).or_insert(i);
+            *at = (*at).min(i);
+        }
+        let indexes: Vec<Option<i64>> = versions
+            .iter()
+            .map(|(archive_id, tm)| {
+                let entry = super::note::aip_entry(archive_id, tm);
+                first.get(&(archive_id.to_string(), entry)).copied()
+            })
+            .collect();
+        let Some(max) = indexes.iter().flatten().max().copied() else {
+            return Ok(indexes.iter().map(|_| None).collect());
+        };
+        let mut latest = self.latest().await?;
+        if latest.as_ref().is_none_or(|l| l.size <= max as u64) {
+            latest = Some(self.publish().await?);
+        }
+        let Some(cp) = latest else {
+            return Ok(indexes.iter().map(|_| None).collect());
+        };
+        let wanted: Vec<u64> = indexes.iter().flatten().map(|&i| i as u64).collect();
+        let mut proofs = self
+            .with_hashes(|get| {
+                wanted
+                    .iter()
+                    .map(|&i| merkle::inclusion_proof(&mut Adapter(&mut *get), i, cp.size))
+                    .collect::<Result<Vec<_>, _>>()
+            })
+            .await?
+            .into_iter();
+        Ok(indexes
+            .iter()
+            .map(|i| {
+                let index = (*i)? as u64;
+                proofs.next().map(|hashes| InclusionProof {
+                    index,
+                    hashes,
+                    checkpoint: cp.note.clone(),
+                })
+            })
+            .collect())
+    }
+
     async fn proof_at(&self, index: i64) -> Result<Option<InclusionProof>, DbError> {
         let index = index as u64;
         let mut latest = self.latest().await?;

@@ -203,6 +203,20 @@ impl PackageWriter {
     }
 
     /// A payload file generated in memory (the archive's own `archive.xml`).
+    /// How many payload files are recorded; the next [`PackageWriter::end_payload`] gets this
+    /// index.
+    pub fn payload_count(&self) -> usize {
+        self.payload.len()
+    }
+
+    /// Sets the SM3 digest of payload file `index`, for writers that hash SM3 on another thread
+    /// and learn it after the file's bytes are written (the manifests are written at finish).
+    pub fn set_sm3(&mut self, index: usize, sm3: [u8; 32]) {
+        if let Some(p) = self.payload.get_mut(index) {
+            p.digests.sm3 = sm3;
+        }
+    }
+
     pub fn add_payload_bytes(&mut self, rel: &str, bytes: &[u8]) -> io::Result<()> {
         let offset = self.begin_payload(rel, bytes.len() as u64)?;
         self.write(bytes)?;

@@ -82,7 +82,8 @@ impl Transfers {
             )));
         }
         let size = volume_size.unwrap_or(DEFAULT_VOLUME_SIZE);
-        let inputs = self.inputs(id).await?;
+        // The plan needs sizes only; the proofs are made when the volumes are written.
+        let inputs = self.inputs(id, false).await?;
         let (plan, warnings) = volumes::plan(&inputs, size);
         if !self
             .db
@@ -105,31 +106,45 @@ impl Transfers {
     }
 
     /// Every case of the batch with its decision, versions and log proofs.
-    async fn inputs(&self, id: &str) -> Result<Vec<CaseInput>, TransferError> {
+    async fn inputs(&self, id: &str, with_proofs: bool) -> Result<Vec<CaseInput>, TransferError> {
         let view = self.view(id).await?;
         let mut out = Vec::with_capacity(view.cases.len());
+        let mut by_case: std::collections::HashMap<String, Vec<crate::db::versions::VersionRow>> =
+            std::collections::HashMap::new();
+        for v in self.db.versions_of_batch(id).await? {
+            by_case.entry(v.archive_id.clone()).or_default().push(v);
+        }
         for line in view.cases {
             let decision = line.decision.ok_or_else(|| {
                 TransferError::State(format!("case {} has no decision", line.case.archive_id))
             })?;
-            let versions = self.db.versions(&line.case.archive_id).await?;
-            let mut proofs = Vec::with_capacity(versions.len());
-            for v in &versions {
-                if let Some(p) = self
-                    .evidence
-                    .log()
-                    .proof_for_version(&v.archive_id, &v.tagmanifest_sha256)
-                    .await?
-                {
-                    proofs.push((v.version, p.format()));
-                }
-            }
+            let versions = by_case.remove(&line.case.archive_id).unwrap_or_default();
             out.push(CaseInput {
                 case: line.case,
                 decision,
                 versions,
-                proofs,
+                proofs: vec![],
             });
+        }
+        if with_proofs {
+            let wanted: Vec<(&str, &str)> = out
+                .iter()
+                .flat_map(|c| c.versions.iter())
+                .map(|v| (v.archive_id.as_str(), v.tagmanifest_sha256.as_str()))
+                .collect();
+            let mut proofs = self
+                .evidence
+                .log()
+                .proofs_for_versions(id, &wanted)
+                .await?
+                .into_iter();
+            for c in &mut out {
+                for v in &c.versions {
+                    if let Some(Some(p)) = proofs.next() {
+                        c.proofs.push((v.version, p.format()));
+                    }
+                }
+            }
         }
         Ok(out)
     }
@@ -195,7 +210,7 @@ impl Transfers {
             return Ok(());
         }
         let size = batch.volume_size.unwrap_or(DEFAULT_VOLUME_SIZE as i64) as u64;
-        let inputs = Arc::new(self.inputs(id).await?);
+        let inputs = Arc::new(self.inputs(id, true).await?);
         let (plan, _) = volumes::plan(&inputs, size);
         let done: Vec<i64> = self.db.volumes(id).await?.iter().map(|v| v.n).collect();
         let checkpoint = self
@@ -210,47 +225,60 @@ impl Transfers {
         // 准确性 before anything is written: every version's seal (its tag manifest is the one
         // recorded, its signature verifies under a published key), read from the tag files only.
         let published = self.keys.published().await?;
-        for c in inputs.iter() {
-            for v in &c.versions {
-                let reader = self.store.reader(
+        // Each check is a few small reads and a signature: many at once hide the store's latency.
+        use futures_util::StreamExt;
+        let owned: Vec<crate::db::versions::VersionRow> = inputs
+            .iter()
+            .flat_map(|c| c.versions.iter().cloned())
+            .collect();
+        let store = self.store.clone();
+        let mut checks = futures_util::stream::iter(owned)
+            .map(move |v| {
+                let reader = store.reader(
                     &v.package_key,
                     v.package_size as u64,
                     tokio::runtime::Handle::current(),
                 );
                 let (name, keys) = (v.package_key.clone(), published.clone());
-                let r = tokio::task::spawn_blocking(move || {
-                    crate::verify::verify_reader_depth(
-                        &name,
-                        Box::new(reader),
-                        Some(&keys),
-                        None,
-                        false,
-                    )
-                })
-                .await
-                .map_err(|e| io_err(io::Error::other(e)))?;
-                let bad: Vec<String> = r
-                    .checks
-                    .iter()
-                    .filter(|k| k.status == crate::verify::Status::Fail)
-                    .map(|k| format!("{}: {}", k.check, k.detail))
-                    .collect();
-                if !bad.is_empty()
-                    || r.tagmanifest_sha256.as_deref() != Some(v.tagmanifest_sha256.as_str())
-                {
-                    return Err(TransferError::State(format!(
-                        "case {} version {} does not verify ({}); it cannot be transferred",
-                        v.archive_id,
-                        v.version,
-                        if bad.is_empty() {
-                            "its tag manifest is not the one recorded".into()
-                        } else {
-                            bad.join("; ")
-                        }
-                    )));
+                async move {
+                    let r = tokio::task::spawn_blocking(move || {
+                        crate::verify::verify_reader_depth(
+                            &name,
+                            Box::new(reader),
+                            Some(&keys),
+                            None,
+                            false,
+                        )
+                    })
+                    .await;
+                    (v, r)
                 }
+            })
+            .buffer_unordered(8);
+        while let Some((v, r)) = checks.next().await {
+            let r = r.map_err(|e| io_err(io::Error::other(e)))?;
+            let bad: Vec<String> = r
+                .checks
+                .iter()
+                .filter(|k| k.status == crate::verify::Status::Fail)
+                .map(|k| format!("{}: {}", k.check, k.detail))
+                .collect();
+            if !bad.is_empty()
+                || r.tagmanifest_sha256.as_deref() != Some(v.tagmanifest_sha256.as_str())
+            {
+                return Err(TransferError::State(format!(
+                    "case {} version {} does not verify ({}); it cannot be transferred",
+                    v.archive_id,
+                    v.version,
+                    if bad.is_empty() {
+                        "its tag manifest is not the one recorded".into()
+                    } else {
+                        bad.join("; ")
+                    }
+                )));
             }
         }
+        drop(checks);
         let total = plan.len();
         for (i, members) in plan.into_iter().enumerate() {
             let n = i + 1;

@@ -127,26 +127,7 @@ pub fn write_volume(
     let year = t.year;
 
     // Every case: its package versions exactly as stored, each proof, its decision.
-    digest::with_digester(|dg| -> io::Result<()> {
-        for c in &inp.cases {
-            let folder = c.folder(inp.category, year);
-            for v in &c.versions {
-                let rel = format!("{folder}v{}.zip", v.version);
-                let offset = pkg.begin_payload(&rel, v.package_size as u64)?;
-                let mut r = open(v)?;
-                let (d, size) = dg.stream(&mut r, |chunk, _| pkg.write(chunk))?;
-                if size != v.package_size as u64 {
-                    return Err(io::Error::other(format!(
-                        "{}: the stored package is {size} bytes, {} were recorded",
-                        v.package_key, v.package_size
-                    )));
-                }
-                pkg.end_payload(&rel, size, d, offset);
-            }
-            Ok::<(), io::Error>(())?;
-        }
-        Ok(())
-    })?;
+    copy_packages(inp, &mut pkg, &mut open)?;
     for c in &inp.cases {
         let folder = c.folder(inp.category, year);
         for (v, proof) in &c.proofs {
@@ -341,6 +322,103 @@ pub fn write_volume(
         ],
     };
     pkg.finish(info, inp.signer, inp.sm2, &at)
+}
+
+/// Streams every package version of the volume's cases into it: read, CRC, SHA-256 and write on
+/// this thread, SM3 on a worker fed through a small pool of buffers. The worker keeps a queue of
+/// files rather than finishing each before the next begins: most packages are smaller than one
+/// buffer, and waiting for each file's SM3 would put the two hashes back on one core. The SM3
+/// digests reach the manifest at the end, which is written last anyway.
+fn copy_packages(
+    inp: &VolumeInput<'_>,
+    pkg: &mut PackageWriter,
+    open: &mut impl FnMut(&VersionRow) -> io::Result<Box<dyn Read>>,
+) -> io::Result<()> {
+    use sha2::Digest as _;
+    const BUF: usize = digest::CHUNK;
+    const POOL: usize = 8;
+    enum Msg {
+        Data(Vec<u8>, usize),
+        End(usize),
+    }
+    std::thread::scope(|s| -> io::Result<()> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Msg>(POOL);
+        let (free_tx, free_rx) = std::sync::mpsc::sync_channel::<Vec<u8>>(POOL);
+        for _ in 0..POOL {
+            let _ = free_tx.send(vec![0u8; BUF]);
+        }
+        let worker = s.spawn(move || {
+            let mut done = Vec::new();
+            let mut current = sm3::Sm3::new();
+            for m in rx {
+                match m {
+                    Msg::Data(buf, n) => {
+                        current.update(&buf[..n]);
+                        let _ = free_tx.send(buf);
+                    }
+                    Msg::End(i) => {
+                        let d: [u8; 32] = std::mem::take(&mut current).finalize().into();
+                        done.push((i, d));
+                    }
+                }
+            }
+            done
+        });
+        let gone = || io::Error::other("the SM3 worker stopped");
+        let copied = (|| -> io::Result<()> {
+            for c in &inp.cases {
+                let folder = c.folder(inp.category, inp.transfer.year);
+                for v in &c.versions {
+                    let rel = format!("{folder}v{}.zip", v.version);
+                    let offset = pkg.begin_payload(&rel, v.package_size as u64)?;
+                    let index = pkg.payload_count();
+                    let mut r = open(v)?;
+                    let mut sha = sha2::Sha256::new();
+                    let mut size = 0u64;
+                    loop {
+                        let mut buf = free_rx.recv().map_err(|_| gone())?;
+                        let mut n = 0;
+                        while n < buf.len() {
+                            match r.read(&mut buf[n..]) {
+                                Ok(0) => break,
+                                Ok(k) => n += k,
+                                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                                Err(e) => return Err(e),
+                            }
+                        }
+                        sha.update(&buf[..n]);
+                        pkg.write(&buf[..n])?;
+                        size += n as u64;
+                        let last = n < buf.len();
+                        tx.send(Msg::Data(buf, n)).map_err(|_| gone())?;
+                        if last {
+                            break;
+                        }
+                    }
+                    tx.send(Msg::End(index)).map_err(|_| gone())?;
+                    if size != v.package_size as u64 {
+                        return Err(io::Error::other(format!(
+                            "{}: the stored package is {size} bytes, {} were recorded",
+                            v.package_key, v.package_size
+                        )));
+                    }
+                    let d = digest::Digests {
+                        sha256: sha.finalize().into(),
+                        sm3: [0; 32],
+                    };
+                    pkg.end_payload(&rel, size, d, offset);
+                }
+            }
+            Ok(())
+        })();
+        drop(tx);
+        let sm3s = worker.join().map_err(|_| gone())?;
+        copied?;
+        for (i, d) in sm3s {
+            pkg.set_sm3(i, d);
+        }
+        Ok(())
+    })
 }
 
 fn decision_xml(c: &CaseInput) -> io::Result<String> {
