@@ -79,7 +79,7 @@ def main():
                 if c.getresponse().status == 200: break
             except OSError:
                 time.sleep(0.1)
-        print("archiving %d small cases and one of %d MiB …" % (a.cases, a.big_mib))
+        print("archiving %d small cases and one of %d MiB …" % (a.cases, a.big_mib), flush=True)
         small = [os.urandom(25_000).hex()[: 50_000 - k].encode() for k in range(5)]
         for i in range(a.cases):
             files = [("files/%02d.txt" % k, b"%06d " % i + small[k]) for k in range(5)]
@@ -123,6 +123,7 @@ def main():
                 time.sleep(0.1)
         packages = [os.path.join(d, f) for d, _, fs in os.walk(os.path.join(unit, "objects", "packages")) for f in fs]
         pkg_bytes = sum(os.path.getsize(p) for p in packages)
+        print("building (%s) …" % time.strftime("%H:%M:%S"), flush=True)
         mem_before = vm_hwm(server.pid)
         cold = drop_caches()
         t = time.perf_counter()
@@ -135,13 +136,16 @@ def main():
         mem_build = vm_hwm(server.pid)
         drop_caches()
         t = time.perf_counter()
-        subprocess.run(["cat"] + packages, stdout=subprocess.DEVNULL, check=True)
+        # Through xargs: tens of thousands of paths do not fit one command line.
+        listing = b"\0".join(p.encode() for p in packages)
+        xargs = lambda cmd: subprocess.run(["xargs", "-0"] + cmd, input=listing, stdout=subprocess.DEVNULL, check=True)
+        xargs(["cat"])
         read_cold = time.perf_counter() - t
         t = time.perf_counter()
-        subprocess.run(["cat"] + packages, stdout=subprocess.DEVNULL, check=True)
+        xargs(["cat"])
         read_once = time.perf_counter() - t
         t = time.perf_counter()
-        subprocess.run(["openssl", "dgst", "-sm3"] + packages, stdout=subprocess.DEVNULL, check=True)
+        xargs(["openssl", "dgst", "-sm3"])
         sm3_packages = time.perf_counter() - t
         media = os.path.join(work, "media")
         run(["transfer", "export", tid, "--out", media])
@@ -156,6 +160,7 @@ def main():
     run(["init"], auth)
     vols = sorted(os.path.join(media, f) for f in os.listdir(media) if f.endswith(".zip"))
     vol_bytes = sum(os.path.getsize(p) for p in vols)
+    print("receiving (%s) …" % time.strftime("%H:%M:%S"), flush=True)
     t = time.perf_counter()
     r = subprocess.run(["/usr/bin/time", "-v", BIN, "transfer", "receive", media, "--trusted-keys", keys,
                         "--out", os.path.join(work, "receipt")], env=auth, capture_output=True, text=True)

@@ -246,10 +246,19 @@ pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Principal>, DbE
             }
         });
     }
-    let Some(role) = Role::parse(&row.role) else {
-        return Ok(None);
-    };
-    Ok(Some(Principal {
+    Ok(principal_of(row))
+}
+
+/// The holder of token `token_id` if it is still valid (not revoked, not expired): a console
+/// session is worth only as much as the token it was opened with.
+pub async fn authenticate_id(db: &Db, token_id: &str) -> Result<Option<Principal>, DbError> {
+    let now = crate::db::rfc3339(&chrono::Utc::now());
+    Ok(db.token_by_id(token_id, &now).await?.and_then(principal_of))
+}
+
+fn principal_of(row: crate::db::TokenRow) -> Option<Principal> {
+    let role = Role::parse(&row.role)?;
+    Some(Principal {
         name: row
             .name
             .clone()
@@ -259,5 +268,5 @@ pub async fn authenticate(db: &Db, token: &str) -> Result<Option<Principal>, DbE
         org: row.org,
         channel: Channel::Online,
         content: row.content != 0,
-    }))
+    })
 }

@@ -2,7 +2,7 @@
 //!
 //! Layers, top to bottom (each uses only its own layer, without cycles, and those below; checked by
 //! `tests/it/architecture.rs`):
-//! - interfaces: `http`, `cli`
+//! - interfaces: `http`, `console` (the browser's pages), `cli`
 //! - wiring: `app`
 //! - capabilities and the package format: `ingest`, `cases`, `keys`, `retention`, `filing`,
 //!   `disposal`, `fixity`, `digitised`, `versions`, `transfer`, `pipeline` (the ingest's stages),
@@ -20,6 +20,7 @@ pub mod cli;
 pub mod clock;
 pub mod codes;
 pub mod config;
+pub mod console;
 pub mod db;
 pub mod digitised;
 pub mod disposal;

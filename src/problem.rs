@@ -82,6 +82,44 @@ impl Code {
         }
     }
 
+    /// The code in Chinese, as the console shows it beside the code.
+    pub fn zh(self) -> &'static str {
+        match self {
+            Code::NotAZip => "不是 ZIP 文件",
+            Code::UnsafePath => "不安全的路径",
+            Code::ZipLimits => "超出压缩包限制",
+            Code::MetadataMissing => "缺少元数据文件",
+            Code::MetadataInvalid => "元数据不合规",
+            Code::FieldMissing => "缺少必填元数据项",
+            Code::FieldInvalid => "元数据项取值错误",
+            Code::FileMissing => "文件缺失",
+            Code::FileUnlisted => "文件未在元数据中列出",
+            Code::DigestMismatch => "摘要值不符",
+            Code::EmptyFile => "空文件",
+            Code::EncryptedFile => "文件已加密",
+            Code::ProprietaryFormat => "专有格式",
+            Code::ArchiveContainer => "压缩包内含压缩包",
+            Code::UnknownFormat => "无法识别或不接收的格式",
+            Code::FormatMismatch => "声明格式与内容不符",
+            Code::CaseExists => "办件已存在且内容不同",
+            Code::VirusFound => "发现病毒",
+            Code::ResolutionTooLow => "分辨率过低",
+            Code::ResolutionUnknown => "分辨率未知",
+            Code::PageMissing => "缺页",
+            Code::PageDuplicate => "重复页",
+            Code::ColourModeMismatch => "色彩模式不符",
+            Code::DeclarationMismatch => "声明与图像不符",
+            Code::MixedFormats => "同批格式不一",
+            Code::FormatNotAllowed => "格式不在允许范围",
+            Code::NotInBatch => "不在移交批次中",
+            Code::YearNotFiled => "年度尚未归档",
+            Code::NotFixedLayout => "非版式文件",
+            Code::UnknownExtension => "扩展名未知",
+            Code::PdfIncomplete => "PDF 结构不完整",
+            Code::RetentionRaised => "保管期限已提高",
+        }
+    }
+
     pub fn parse(s: &str) -> Option<Code> {
         Code::ALL.into_iter().find(|c| c.as_str() == s)
     }

@@ -15,6 +15,7 @@ pub mod lease;
 pub mod locks;
 pub mod log;
 pub mod rules;
+pub mod sessions;
 pub mod trail;
 pub mod transfers;
 pub mod versions;
@@ -174,6 +175,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (10, "transfer_volumes", include_str!("../../migrations/0010_transfer_volumes.sql")),
     (11, "transfer_receipts", include_str!("../../migrations/0011_transfer_receipts.sql")),
     (12, "transfer_delivery", include_str!("../../migrations/0012_transfer_delivery.sql")),
+    (13, "console_sessions", include_str!("../../migrations/0013_console_sessions.sql")),
 ];
 
 #[derive(Clone)]
@@ -398,6 +400,21 @@ impl Db {
              AND (expires_at IS NULL OR expires_at > $2)"
         )))
         .bind(hash)
+        .bind(now)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    pub async fn token_by_id(
+        &self,
+        token_id: &str,
+        now: &str,
+    ) -> Result<Option<TokenRow>, DbError> {
+        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_id = $1 AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > $2)"
+        )))
+        .bind(token_id)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?)

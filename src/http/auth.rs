@@ -84,19 +84,49 @@ fn app_of(req: &HttpRequest) -> Option<Arc<App>> {
         .map(|d| d.get_ref().clone())
 }
 
+/// How a request says who it is: a bearer token (programs), or the console's session cookie
+/// (a signed-in browser following a page's link).
+enum Credential {
+    Bearer(String),
+    Session(HttpRequest),
+    None,
+}
+
+fn credential(req: &HttpRequest) -> Credential {
+    if let Some(t) = bearer(req) {
+        return Credential::Bearer(t);
+    }
+    // The console's pages link to files, evidence and proofs: a session may read them. Only
+    // safe methods: a cookie never changes anything here (SameSite=Strict besides).
+    if matches!(
+        *req.method(),
+        actix_web::http::Method::GET | actix_web::http::Method::HEAD
+    ) && req.headers().contains_key(actix_web::http::header::COOKIE)
+    {
+        return Credential::Session(req.clone());
+    }
+    Credential::None
+}
+
 async fn authorize(
     app: Option<Arc<App>>,
-    token: Option<String>,
+    cred: Credential,
     roles: &[Role],
 ) -> Result<Principal, ApiError> {
-    let (Some(app), Some(token)) = (app, token) else {
+    let Some(app) = app else {
         return Err(ApiError::Unauthorized);
     };
-    let p = app
-        .tokens()
-        .authenticate(&token)
-        .await?
-        .ok_or(ApiError::Unauthorized)?;
+    let p = match cred {
+        Credential::Bearer(token) => app
+            .tokens()
+            .authenticate(&token)
+            .await?
+            .ok_or(ApiError::Unauthorized)?,
+        Credential::Session(req) => crate::console::signed_in(&req, &app)
+            .await
+            .ok_or(ApiError::Unauthorized)?,
+        Credential::None => return Err(ApiError::Unauthorized),
+    };
     if !roles.contains(&p.role) {
         return Err(ApiError::Forbidden(format!(
             "the {} role may not do this",
@@ -122,7 +152,7 @@ impl<R: RoleSet> FromRequest for Authorized<R> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let (app, token) = (app_of(req), bearer(req));
+        let (app, token) = (app_of(req), credential(req));
         Box::pin(async move {
             Ok(Authorized(
                 authorize(app, token, R::ROLES).await?,
@@ -149,7 +179,7 @@ pub struct ContentOf<R: RoleSet> {
 
 async fn find_case(
     app: Option<Arc<App>>,
-    token: Option<String>,
+    token: Credential,
     roles: &[Role],
     id: Option<String>,
 ) -> Result<(Principal, CaseRow), ApiError> {
@@ -174,7 +204,7 @@ impl<R: RoleSet> FromRequest for CaseOf<R> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let (app, token, id) = (app_of(req), bearer(req), archive_id(req));
+        let (app, token, id) = (app_of(req), credential(req), archive_id(req));
         Box::pin(async move {
             let (who, case) = find_case(app, token, R::ROLES, id).await?;
             Ok(CaseOf {
@@ -191,7 +221,7 @@ impl<R: RoleSet> FromRequest for ContentOf<R> {
     type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
 
     fn from_request(req: &HttpRequest, _: &mut Payload) -> Self::Future {
-        let (app, token, id) = (app_of(req), bearer(req), archive_id(req));
+        let (app, token, id) = (app_of(req), credential(req), archive_id(req));
         Box::pin(async move {
             let (who, case) = find_case(app, token, R::ROLES, id).await?;
             if case.status == CaseStatus::Disposed {

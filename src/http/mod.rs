@@ -289,6 +289,7 @@ pub fn run(
                         .route("/log/checkpoint", web::get().to(log::checkpoint))
                         .route("/log/consistency", web::get().to(log::consistency)),
                 )
+                .configure(crate::console::routes)
                 .default_service(web::to(error::no_such_route))
         };
     // actix-web's HttpServer answers every `Expect: 100-continue` at once; assembled here from

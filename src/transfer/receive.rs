@@ -383,108 +383,38 @@ impl Transfers {
             .find(|k| k.algorithm == "Ed25519" && k.purpose == "package")
             .map(|k| k.key_id.clone())
             .unwrap_or_default();
+        // Several cases at once: each is a few files synced and a transaction, mostly waiting.
         let mut virus_found: Vec<String> = Vec::new();
-        for (c, pkgs, vol, vname) in accepted_pkgs {
-            if self
-                .db
-                .received(&transfer_id, &c.archive_id)
-                .await?
-                .is_some()
-            {
-                continue;
-            }
-            // Every version copied out of the volume (and scanned, where a scanner is
-            // configured) before any is stored: an infected version refuses the whole case.
-            let antivirus = self.versions.settings().antivirus.clone();
-            let mut staged = Vec::new();
-            let mut infected = None;
-            for n in &pkgs {
-                let dir = self.versions.settings().tmp_dir();
-                std::fs::create_dir_all(&dir).map_err(|e| TransferError::Invalid(e.to_string()))?;
-                let tmp = dir.join(format!("recv-{}.zip", uuid::Uuid::now_v7().simple()));
-                let path = tempfile::TempPath::try_from_path(&tmp)
-                    .map_err(|e| TransferError::Invalid(e.to_string()))?;
-                let (vol2, tmp2, start, size) = (vol.clone(), tmp.clone(), n.start, n.size);
-                let av = antivirus.clone();
-                let verdict = tokio::task::spawn_blocking(move || -> io::Result<Option<String>> {
-                    let w = crate::pipeline::Window::new(std::fs::File::open(&vol2)?, start, size);
-                    let mut r = io::BufReader::with_capacity(1 << 16, w);
-                    let mut o = std::fs::File::create(&tmp2)?;
-                    io::copy(&mut r, &mut o)?;
-                    o.sync_all()?;
-                    if !av.configured() {
-                        return Ok(None);
-                    }
-                    let mut f = io::BufReader::with_capacity(1 << 16, std::fs::File::open(&tmp2)?);
-                    Ok(match av.scan(&mut f) {
-                        Ok(crate::evidence::antivirus::Verdict::Clean) => None,
-                        Ok(crate::evidence::antivirus::Verdict::Infected(v)) => {
-                            Some(format!("virus {v} found"))
-                        }
-                        Err(e) => Some(format!("the virus scan failed: {e}")),
-                    })
+        let kept: Vec<(String, String, Result<Option<String>, TransferError>)> = {
+            use futures_util::StreamExt;
+            let (tid, key) = (transfer_id.as_str(), signer_key.as_str());
+            // A case carried twice (two volumes) is kept once, as before: the first one.
+            let mut seen = BTreeSet::new();
+            let unique: Vec<_> = accepted_pkgs
+                .into_iter()
+                .filter(|(c, ..)| seen.insert(c.archive_id.clone()))
+                .collect();
+            futures_util::stream::iter(unique)
+                .map(|(c, pkgs, vol, vname)| async move {
+                    let (id, volume) = (c.archive_id.clone(), c.volume.clone());
+                    let r = self.keep_received(tid, key, c, pkgs, vol, vname).await;
+                    (id, volume, r)
                 })
+                .buffer_unordered(4)
+                .collect()
                 .await
-                .map_err(|e| TransferError::Invalid(e.to_string()))?
-                .map_err(|e| TransferError::Invalid(e.to_string()))?;
-                if let Some(why) = verdict {
-                    infected = Some(format!("{}: {why}", n.rel));
-                    break;
-                }
-                staged.push((n, path));
-            }
-            if let Some(why) = infected {
+        };
+        for (id, volume, r) in kept {
+            if let Some(why) = r? {
                 virus_found.push(why.clone());
                 if let Some(o) = cases
                     .iter_mut()
-                    .find(|o| o.archive_id == c.archive_id && o.volume == c.volume)
+                    .find(|o| o.archive_id == id && o.volume == volume)
                 {
                     o.accepted = false;
                     o.reason = why;
                 }
-                continue;
             }
-            let mut keys = Vec::new();
-            for (n, path) in staged {
-                let file = n.rel.rsplit('/').next().unwrap_or("v1.zip").to_string();
-                let key = format!("received/{transfer_id}/{}/{file}", c.archive_id);
-                self.store
-                    .commit(&path, &key)
-                    .await
-                    .map_err(|e| TransferError::Invalid(e.to_string()))?;
-                keys.push(key);
-            }
-            let newest = pkgs
-                .iter()
-                .max_by_key(|n| n.report.version)
-                .and_then(|n| n.report.tagmanifest_sha256.clone())
-                .unwrap_or_default();
-            let at = crate::db::now_rfc3339();
-            let entry = format!(
-                "guidang-received-v1\n{transfer_id}\n{}\n{newest}\n",
-                c.archive_id
-            );
-            let mut tx = self.db.begin_write().await?;
-            crate::db::transfers::insert_received_on(
-                &mut tx,
-                &crate::db::transfers::ReceivedRow {
-                    transfer_id: transfer_id.clone(),
-                    archive_id: c.archive_id.clone(),
-                    archival_code: c.archival_code.clone(),
-                    sender_key_id: signer_key.clone(),
-                    volume: vname.clone(),
-                    versions: pkgs.len() as i64,
-                    newest_sha256: newest,
-                    keys_json: serde_json::to_string(&keys).unwrap_or_default(),
-                    received_at: at,
-                },
-            )
-            .await?;
-            self.evidence
-                .log_on(&mut tx, "received", Some(&c.archive_id), &entry)
-                .await?;
-            tx.commit().await.map_err(crate::db::DbError::from)?;
-            self.evidence.committed();
         }
         match declared {
             Some((c, b, v)) => {
@@ -855,4 +785,113 @@ fn receipt_xml(
     }
     d.close("checks")?.close("receipt")?;
     Ok(d.into_string())
+}
+
+impl Transfers {
+    /// Keeps one accepted case: every version copied out of its volume (and scanned), stored,
+    /// then the case recorded and logged in one transaction. `Some(reason)` when a scan refuses
+    /// it; nothing is stored then.
+    async fn keep_received(
+        &self,
+        transfer_id: &str,
+        signer_key: &str,
+        c: CaseOutcome,
+        pkgs: Vec<verify::Nested>,
+        vol: PathBuf,
+        vname: String,
+    ) -> Result<Option<String>, TransferError> {
+        if self
+            .db
+            .received(transfer_id, &c.archive_id)
+            .await?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        // Every version copied out of the volume (and scanned, where a scanner is
+        // configured) before any is stored: an infected version refuses the whole case.
+        let antivirus = self.versions.settings().antivirus.clone();
+        let mut staged = Vec::new();
+        let mut infected = None;
+        for n in &pkgs {
+            let dir = self.versions.settings().tmp_dir();
+            std::fs::create_dir_all(&dir).map_err(|e| TransferError::Invalid(e.to_string()))?;
+            let tmp = dir.join(format!("recv-{}.zip", uuid::Uuid::now_v7().simple()));
+            let path = tempfile::TempPath::try_from_path(&tmp)
+                .map_err(|e| TransferError::Invalid(e.to_string()))?;
+            let (vol2, tmp2, start, size) = (vol.clone(), tmp.clone(), n.start, n.size);
+            let av = antivirus.clone();
+            let verdict = tokio::task::spawn_blocking(move || -> io::Result<Option<String>> {
+                let w = crate::pipeline::Window::new(std::fs::File::open(&vol2)?, start, size);
+                let mut r = io::BufReader::with_capacity(1 << 16, w);
+                let mut o = std::fs::File::create(&tmp2)?;
+                io::copy(&mut r, &mut o)?;
+                o.sync_all()?;
+                if !av.configured() {
+                    return Ok(None);
+                }
+                let mut f = io::BufReader::with_capacity(1 << 16, std::fs::File::open(&tmp2)?);
+                Ok(match av.scan(&mut f) {
+                    Ok(crate::evidence::antivirus::Verdict::Clean) => None,
+                    Ok(crate::evidence::antivirus::Verdict::Infected(v)) => {
+                        Some(format!("virus {v} found"))
+                    }
+                    Err(e) => Some(format!("the virus scan failed: {e}")),
+                })
+            })
+            .await
+            .map_err(|e| TransferError::Invalid(e.to_string()))?
+            .map_err(|e| TransferError::Invalid(e.to_string()))?;
+            if let Some(why) = verdict {
+                infected = Some(format!("{}: {why}", n.rel));
+                break;
+            }
+            staged.push((n, path));
+        }
+        if infected.is_some() {
+            return Ok(infected);
+        }
+        let mut keys = Vec::new();
+        for (n, path) in staged {
+            let file = n.rel.rsplit('/').next().unwrap_or("v1.zip").to_string();
+            let key = format!("received/{transfer_id}/{}/{file}", c.archive_id);
+            self.store
+                .commit(&path, &key)
+                .await
+                .map_err(|e| TransferError::Invalid(e.to_string()))?;
+            keys.push(key);
+        }
+        let newest = pkgs
+            .iter()
+            .max_by_key(|n| n.report.version)
+            .and_then(|n| n.report.tagmanifest_sha256.clone())
+            .unwrap_or_default();
+        let at = crate::db::now_rfc3339();
+        let entry = format!(
+            "guidang-received-v1\n{transfer_id}\n{}\n{newest}\n",
+            c.archive_id
+        );
+        let mut tx = self.db.begin_write().await?;
+        crate::db::transfers::insert_received_on(
+            &mut tx,
+            &crate::db::transfers::ReceivedRow {
+                transfer_id: transfer_id.to_string(),
+                archive_id: c.archive_id.clone(),
+                archival_code: c.archival_code.clone(),
+                sender_key_id: signer_key.to_string(),
+                volume: vname,
+                versions: pkgs.len() as i64,
+                newest_sha256: newest,
+                keys_json: serde_json::to_string(&keys).unwrap_or_default(),
+                received_at: at,
+            },
+        )
+        .await?;
+        self.evidence
+            .log_on(&mut tx, "received", Some(&c.archive_id), &entry)
+            .await?;
+        tx.commit().await.map_err(crate::db::DbError::from)?;
+        self.evidence.committed();
+        Ok(None)
+    }
 }

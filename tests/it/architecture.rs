@@ -7,7 +7,7 @@ use std::path::Path;
 
 /// Top to bottom. A module may use modules of its own layer (without a cycle) or of lower layers.
 const LAYERS: &[(&str, &[&str])] = &[
-    ("interfaces", &["main", "http", "cli"]),
+    ("interfaces", &["main", "http", "console", "cli"]),
     ("wiring", &["app"]),
     // The pipeline's stages and offline verification sit with the capabilities: the describe
     // stage assigns retention from the rules; nothing below may know them.

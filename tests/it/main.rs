@@ -7,6 +7,7 @@ mod common;
 mod api;
 mod checks;
 mod cli;
+mod console;
 mod digitised;
 mod disposal;
 mod filing;

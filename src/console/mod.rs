@@ -1,0 +1,37 @@
+//! The browser console (简体中文): server-rendered pages for archivists, auditors and
+//! administrators, over the same services and permissions as `/api/v1` — a page never does what
+//! the API would refuse the same token. Templates and assets are compiled into the binary.
+//!
+//! Sign-in exchanges a token for a server-side session: the cookie holds a random value whose
+//! SHA-256 finds the session; it is HttpOnly, SameSite=Strict, Secure when served over HTTPS, and
+//! ends after `console.idle_minutes` without use, `console.max_hours` after sign-in, at sign-out,
+//! or when its token is revoked or expires. Every form carries the session's CSRF token. Pages
+//! are sent with a Content-Security-Policy that allows no inline script.
+
+mod pages;
+mod session;
+mod templates;
+
+use actix_web::web;
+
+pub use session::SESSION_COOKIE;
+
+/// The signed-in user of a browser request, if its session is valid (the API accepts it for
+/// reading what console pages link to).
+pub async fn signed_in(
+    req: &actix_web::HttpRequest,
+    app: &crate::app::App,
+) -> Option<crate::auth::Principal> {
+    session::current(req, app).await.map(|s| s.who)
+}
+
+/// Registers the console's routes (outside `/api/v1`).
+pub fn routes(cfg: &mut web::ServiceConfig) {
+    cfg.route("/", web::get().to(pages::overview))
+        .route("/login", web::get().to(session::login_form))
+        .route("/login", web::post().to(session::login))
+        .route("/logout", web::post().to(session::logout))
+        .route("/cases", web::get().to(pages::cases))
+        .route("/cases/{archive_id}", web::get().to(pages::case))
+        .route("/static/{file}", web::get().to(pages::asset));
+}

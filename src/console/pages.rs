@@ -1,0 +1,219 @@
+//! The console's pages: each reads through the same service (and with the same caller) as the
+//! API route that returns the same facts.
+
+use std::sync::Arc;
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use serde::Deserialize;
+
+use super::session::required;
+use super::templates::{page, render};
+use crate::app::App;
+use crate::db::cases::CaseFilter;
+
+macro_rules! signed_in {
+    ($req:expr, $app:expr) => {
+        match required(&$req, &$app).await {
+            Ok(s) => s,
+            Err(redirect) => return redirect,
+        }
+    };
+}
+
+fn unavailable(e: impl std::fmt::Display, s: &super::session::Session) -> HttpResponse {
+    tracing::error!(error = %e, "console page");
+    page(
+        StatusCode::SERVICE_UNAVAILABLE,
+        "error.html",
+        minijinja::context! { title => "暂时无法显示", message => "数据库暂时不可用，请稍后刷新" },
+        Some(s),
+    )
+}
+
+/// Bars of cases archived per month, as SVG made here (no script, no external asset).
+fn month_chart(months: &[(String, i64)]) -> String {
+    let (w, h, pad) = (720.0_f64, 220.0_f64, 28.0_f64);
+    let max = months.iter().map(|m| m.1).max().unwrap_or(0).max(1) as f64;
+    let n = months.len().max(1) as f64;
+    let bw = (w - 2.0 * pad) / n;
+    let mut s = format!(
+        "<svg class=\"chart\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"每月归档办件数\" xmlns=\"http://www.w3.org/2000/svg\">"
+    );
+    s.push_str(&format!(
+        "<line x1=\"{pad}\" y1=\"{y}\" x2=\"{x2}\" y2=\"{y}\" class=\"axis\"/>",
+        y = h - pad,
+        x2 = w - pad
+    ));
+    for (i, (m, c)) in months.iter().enumerate() {
+        let bh = (*c as f64 / max) * (h - 2.0 * pad - 14.0);
+        let x = pad + i as f64 * bw + bw * 0.15;
+        let y = h - pad - bh;
+        s.push_str(&format!(
+            "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" class=\"bar\"><title>{m}: {c} 件</title></rect>\
+             <text x=\"{:.1}\" y=\"{:.1}\" class=\"value\">{c}</text>\
+             <text x=\"{:.1}\" y=\"{:.1}\" class=\"label\">{}</text>",
+            bw * 0.7,
+            x + bw * 0.35,
+            y - 4.0,
+            x + bw * 0.35,
+            h - pad + 16.0,
+            m.get(2..).unwrap_or(m)
+        ));
+    }
+    if months.is_empty() {
+        s.push_str(&format!(
+            "<text x=\"{:.1}\" y=\"{:.1}\" class=\"label\">尚无归档办件</text>",
+            w / 2.0,
+            h / 2.0
+        ));
+    }
+    s.push_str("</svg>");
+    s
+}
+
+pub async fn overview(req: HttpRequest, app: web::Data<Arc<App>>) -> HttpResponse {
+    let s = signed_in!(req, app);
+    let o = match app.db().overview().await {
+        Ok(o) => o,
+        Err(e) => return unavailable(e, &s),
+    };
+    let year = chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y")
+        .to_string()
+        .parse::<i64>()
+        .unwrap_or(2026)
+        - 1;
+    let filing = match app.filing().status(year).await {
+        Ok(f) => f,
+        Err(e) => return unavailable(e, &s),
+    };
+    let transfers: Vec<_> = match app.transfers().list().await {
+        Ok(t) => t.into_iter().filter(|t| t.state != "transferred").collect(),
+        Err(e) => return unavailable(e, &s),
+    };
+    let rejections: Vec<_> = o
+        .rejections
+        .iter()
+        .take(10)
+        .map(|(code, n)| {
+            minijinja::context! { code => code, zh => crate::problem::Code::parse(code).map(|c| c.zh()).unwrap_or(""), count => n }
+        })
+        .collect();
+    render(
+        "overview.html",
+        minijinja::context! {
+            cases => o.cases,
+            chart => month_chart(&o.per_month),
+            rejections => rejections,
+            fixity_failed => o.fixity_failed,
+            holds => o.holds,
+            filing => minijinja::Value::from_serialize(&filing),
+            transfers => minijinja::Value::from_serialize(&transfers),
+        },
+        Some(&s),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CasesQuery {
+    q: Option<String>,
+    year: Option<String>,
+    task_code: Option<String>,
+    page: Option<String>,
+}
+
+pub async fn cases(
+    req: HttpRequest,
+    q: web::Query<CasesQuery>,
+    app: web::Data<Arc<App>>,
+) -> HttpResponse {
+    let s = signed_in!(req, app);
+    let q = q.into_inner();
+    let text = |v: &Option<String>| {
+        v.as_deref()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(String::from)
+    };
+    // A form leaves fields empty; a number that is not one is ignored, as a search box would.
+    let year = text(&q.year).and_then(|y| y.parse::<i64>().ok());
+    let page_no = text(&q.page)
+        .and_then(|p| p.parse::<i64>().ok())
+        .filter(|p| (1..=1_000_000).contains(p))
+        .unwrap_or(1);
+    let f = CaseFilter {
+        year,
+        task_code: text(&q.task_code),
+        status: None,
+        q: text(&q.q),
+        org: None,
+        page: page_no,
+        per_page: 50,
+    };
+    let list = match app.cases().list(&s.who, f).await {
+        Ok(l) => l,
+        Err(e) => return unavailable(e, &s),
+    };
+    let pages = (list.total + 49) / 50;
+    render(
+        "cases.html",
+        minijinja::context! {
+            q => text(&q.q).unwrap_or_default(),
+            year => year.map(|y| y.to_string()).unwrap_or_default(),
+            task_code => text(&q.task_code).unwrap_or_default(),
+            list => minijinja::Value::from_serialize(&list),
+            page => page_no,
+            pages => pages,
+        },
+        Some(&s),
+    )
+}
+
+pub async fn case(
+    req: HttpRequest,
+    path: web::Path<String>,
+    app: web::Data<Arc<App>>,
+) -> HttpResponse {
+    let s = signed_in!(req, app);
+    let id = path.into_inner();
+    let view = match app.cases().read(&s.who, &id).await {
+        Ok(Some(v)) => v,
+        Ok(None) => {
+            return page(
+                StatusCode::NOT_FOUND,
+                "error.html",
+                minijinja::context! { title => "没有这件办件", message => format!("档案标识 {id} 不存在") },
+                Some(&s),
+            );
+        }
+        Err(e) => return unavailable(e, &s),
+    };
+    let checks = match app.cases().checks(&s.who, &id).await {
+        Ok(c) => c,
+        Err(e) => return unavailable(e, &s),
+    };
+    render(
+        "case.html",
+        minijinja::context! {
+            case => minijinja::Value::from_serialize(&view),
+            checks => minijinja::Value::from_serialize(&checks),
+            reads_content => s.who.reads_content(),
+        },
+        Some(&s),
+    )
+}
+
+const CSS: &str = include_str!("../../static/console/console.css");
+
+pub async fn asset(path: web::Path<String>) -> HttpResponse {
+    match path.as_str() {
+        "console.css" => HttpResponse::Ok()
+            .content_type("text/css; charset=utf-8")
+            .insert_header(("Cache-Control", "public, max-age=3600"))
+            .insert_header(("X-Content-Type-Options", "nosniff"))
+            .body(CSS),
+        _ => HttpResponse::NotFound().finish(),
+    }
+}

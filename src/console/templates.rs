@@ -1,0 +1,180 @@
+//! The console's templates, compiled into the binary and loaded once.
+
+use std::sync::OnceLock;
+
+use actix_web::HttpResponse;
+use actix_web::http::StatusCode;
+use minijinja::Environment;
+
+macro_rules! templates {
+    ($($name:literal),* $(,)?) => {
+        &[$(($name, include_str!(concat!("../../templates/console/", $name)))),*]
+    };
+}
+
+const TEMPLATES: &[(&str, &str)] = templates!(
+    "layout.html",
+    "login.html",
+    "overview.html",
+    "cases.html",
+    "case.html",
+    "error.html",
+);
+
+fn env() -> &'static Environment<'static> {
+    static ENV: OnceLock<Environment<'static>> = OnceLock::new();
+    ENV.get_or_init(|| {
+        let mut env = Environment::new();
+        for (name, src) in TEMPLATES {
+            // A template that does not parse is a build defect: the page tests render them all.
+            if let Err(e) = env.add_template(name, src) {
+                tracing::error!(template = name, error = %e, "console template");
+            }
+        }
+        // HTML-escaped as minijinja does, except `/`, which needs no escaping in text or in a
+        // quoted attribute (file paths read as paths).
+        env.set_formatter(|out, state, value| {
+            if value.is_safe() || state.auto_escape() == minijinja::AutoEscape::None {
+                return minijinja::escape_formatter(out, state, value);
+            }
+            if value.is_undefined() || value.is_none() {
+                return Ok(());
+            }
+            let text = value.to_string();
+            for ch in text.chars() {
+                match ch {
+                    '&' => out.write_str("&amp;")?,
+                    '<' => out.write_str("&lt;")?,
+                    '>' => out.write_str("&gt;")?,
+                    '"' => out.write_str("&quot;")?,
+                    '\'' => out.write_str("&#x27;")?,
+                    c => out.write_str(c.encode_utf8(&mut [0u8; 4]))?,
+                }
+            }
+            Ok(())
+        });
+        env.add_filter("path_url", path_url);
+        env.add_filter("zh_status", zh_status);
+        env.add_filter("zh_result", zh_result);
+        env
+    })
+}
+
+/// A file path for a URL: each segment percent-encoded, the slashes kept.
+fn path_url(s: String) -> String {
+    let mut out = String::with_capacity(s.len() * 3);
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// Chinese for a case's status.
+fn zh_status(s: String) -> String {
+    match s.as_str() {
+        "archived" => "已归档",
+        "filed" => "已归档（年度归档完成）",
+        "disposed" => "已销毁",
+        "transferred" => "已移交",
+        "pending" => "待归档",
+        _ => return s,
+    }
+    .into()
+}
+
+/// Chinese for a check item's result.
+fn zh_result(s: String) -> String {
+    match s.as_str() {
+        "pass" => "通过",
+        "fail" => "不通过",
+        "warn" => "警告",
+        "manual" => "人工检查",
+        "not_checked" => "未检查",
+        "not_configured" => "未配置",
+        "not_present" => "不在此处",
+        _ => return s,
+    }
+    .into()
+}
+
+/// Security headers every console page carries: no inline script, no framing, no sniffing, no
+/// referrer, no caching of pages that may show personal data.
+fn secured(mut b: actix_web::HttpResponseBuilder) -> actix_web::HttpResponseBuilder {
+    b.insert_header((
+        "Content-Security-Policy",
+        "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+         object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'",
+    ))
+    .insert_header(("X-Content-Type-Options", "nosniff"))
+    .insert_header(("X-Frame-Options", "DENY"))
+    .insert_header(("Referrer-Policy", "no-referrer"))
+    .insert_header(("Cache-Control", "no-store"));
+    b
+}
+
+/// Renders `name` with `ctx` (and the signed-in user's name, role and CSRF token) as a page.
+pub fn page(
+    status: StatusCode,
+    name: &str,
+    ctx: minijinja::Value,
+    session: Option<&super::session::Session>,
+) -> HttpResponse {
+    let user = session.map(|s| {
+        minijinja::context! {
+            name => s.who.name.clone(),
+            role => s.who.role.as_str(),
+            role_zh => role_zh(s.who.role),
+            csrf => s.csrf.clone(),
+        }
+    });
+    let ctx = minijinja::context! { user => user, ..ctx };
+    let html = env().get_template(name).and_then(|t| t.render(ctx));
+    match html {
+        Ok(html) => secured(HttpResponse::build(status))
+            .content_type("text/html; charset=utf-8")
+            .body(html),
+        Err(e) => {
+            tracing::error!(template = name, error = %e, "console page");
+            secured(HttpResponse::InternalServerError())
+                .content_type("text/plain; charset=utf-8")
+                .body("页面生成失败，请查看服务器日志")
+        }
+    }
+}
+
+pub fn render(
+    name: &str,
+    ctx: minijinja::Value,
+    session: Option<&super::session::Session>,
+) -> HttpResponse {
+    page(StatusCode::OK, name, ctx, session)
+}
+
+pub fn role_zh(r: crate::auth::Role) -> &'static str {
+    use crate::auth::Role::*;
+    match r {
+        Submitter => "报送系统",
+        Archivist => "档案员",
+        Auditor => "审计员",
+        Admin => "管理员",
+        Transferor => "移交单位",
+        System => "系统",
+    }
+}
+
+/// Every template parses (a page test renders each too).
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_template_parses() {
+        let mut env = minijinja::Environment::new();
+        for (name, src) in super::TEMPLATES {
+            env.add_template(name, src)
+                .unwrap_or_else(|e| panic!("{name}: {e}"));
+        }
+    }
+}
