@@ -36,7 +36,9 @@ fn month_chart(months: &[(String, i64)]) -> String {
     let (w, h, pad) = (720.0_f64, 220.0_f64, 28.0_f64);
     let max = months.iter().map(|m| m.1).max().unwrap_or(0).max(1) as f64;
     let n = months.len().max(1) as f64;
-    let bw = (w - 2.0 * pad) / n;
+    // Bars of at most 60 units, centred: one month must not fill the chart.
+    let bw = ((w - 2.0 * pad) / n).min(60.0);
+    let left = pad + ((w - 2.0 * pad) - bw * n) / 2.0;
     let mut s = format!(
         "<svg class=\"chart\" viewBox=\"0 0 {w} {h}\" role=\"img\" aria-label=\"每月归档办件数\" xmlns=\"http://www.w3.org/2000/svg\">"
     );
@@ -47,7 +49,7 @@ fn month_chart(months: &[(String, i64)]) -> String {
     ));
     for (i, (m, c)) in months.iter().enumerate() {
         let bh = (*c as f64 / max) * (h - 2.0 * pad - 14.0);
-        let x = pad + i as f64 * bw + bw * 0.15;
+        let x = left + i as f64 * bw + bw * 0.15;
         let y = h - pad - bh;
         s.push_str(&format!(
             "<rect x=\"{x:.1}\" y=\"{y:.1}\" width=\"{:.1}\" height=\"{bh:.1}\" class=\"bar\"><title>{m}: {c} 件</title></rect>\
@@ -58,7 +60,7 @@ fn month_chart(months: &[(String, i64)]) -> String {
             y - 4.0,
             x + bw * 0.35,
             h - pad + 16.0,
-            m.get(2..).unwrap_or(m)
+            m
         ));
     }
     if months.is_empty() {
@@ -206,6 +208,7 @@ pub async fn case(
 }
 
 const CSS: &str = include_str!("../../static/console/console.css");
+const FAVICON: &str = include_str!("../../static/console/favicon.svg");
 
 pub async fn asset(path: web::Path<String>) -> HttpResponse {
     match path.as_str() {
@@ -214,6 +217,10 @@ pub async fn asset(path: web::Path<String>) -> HttpResponse {
             .insert_header(("Cache-Control", "public, max-age=3600"))
             .insert_header(("X-Content-Type-Options", "nosniff"))
             .body(CSS),
+        "favicon.svg" => HttpResponse::Ok()
+            .content_type("image/svg+xml")
+            .insert_header(("Cache-Control", "public, max-age=86400"))
+            .body(FAVICON),
         _ => HttpResponse::NotFound().finish(),
     }
 }

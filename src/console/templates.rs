@@ -56,6 +56,7 @@ fn env() -> &'static Environment<'static> {
         env.add_filter("path_url", path_url);
         env.add_filter("zh_status", zh_status);
         env.add_filter("zh_result", zh_result);
+        env.add_filter("zh_property", zh_property);
         env
     })
 }
@@ -86,6 +87,18 @@ fn zh_status(s: String) -> String {
     .into()
 }
 
+/// Chinese for the four properties of DA/T 70 (四性).
+fn zh_property(s: String) -> String {
+    match s.as_str() {
+        "authenticity" => "真实性",
+        "integrity" => "完整性",
+        "usability" => "可用性",
+        "security" => "安全性",
+        _ => return s,
+    }
+    .into()
+}
+
 /// Chinese for a check item's result.
 fn zh_result(s: String) -> String {
     match s.as_str() {
@@ -96,6 +109,7 @@ fn zh_result(s: String) -> String {
         "not_checked" => "未检查",
         "not_configured" => "未配置",
         "not_present" => "不在此处",
+        "not_applicable" => "不适用",
         _ => return s,
     }
     .into()
