@@ -12,7 +12,15 @@ if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
-python3 -c 'import bagit' 2>/dev/null || pip install -q bagit
+# Python tools in a virtual environment, never the system's Python: bagit-python (an independent
+# BagIt validator) and cryptography (the independent checker of log proofs, tests/interop/). Its bin/ goes first on PATH, so
+# the tests' `python3` is the venv's (the standard library is the same).
+PY_VENV="${GUIDANG_PY_VENV:-$PWD/target/py-venv}"
+if [ ! -x "$PY_VENV/bin/python3" ] || ! "$PY_VENV/bin/python3" -c 'import bagit, cryptography' 2>/dev/null; then
+  python3 -m venv "$PY_VENV"
+  "$PY_VENV/bin/pip" install -q bagit cryptography
+fi
+export PATH="$PY_VENV/bin:$PATH"
 # An S3-compatible server for the object-store test (moto's, from PyPI), in its own venv.
 MOTO_VENV="${GUIDANG_MOTO_VENV:-$PWD/target/moto-venv}"
 if [ ! -x "$MOTO_VENV/bin/moto_server" ]; then
