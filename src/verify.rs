@@ -426,7 +426,7 @@ pub fn volume_packages(
             .map(|f| crate::pipeline::Window::new(f, start, size))
             .map(|w| BufReader::with_capacity(1 << 16, w))
             .map_err(|e| format!("{rel}: {e}"))?;
-        let report = verify_bag(
+        let mut report = verify_bag(
             &rel,
             Bag::from_reader(Box::new(r)),
             trusted,
@@ -434,6 +434,16 @@ pub fn volume_packages(
             true,
             screen,
         );
+        // A volume may carry tens of thousands of packages: keep of each what is reported
+        // (failures, identity, version), not its manifest or the details of checks it passed.
+        report.manifest_sha256 = BTreeMap::new();
+        for c in report
+            .checks
+            .iter_mut()
+            .filter(|c| c.status == Status::Pass)
+        {
+            c.detail = String::new();
+        }
         out.push(Nested {
             rel,
             start,
@@ -459,7 +469,7 @@ fn case_packages(report: &mut Report, nested: &Result<Vec<Nested>, String>) {
         }
     };
     let found = nested;
-    let inner: Vec<Report> = nested.iter().map(|n| n.report.clone()).collect();
+    let inner: Vec<&Report> = nested.iter().map(|n| &n.report).collect();
 
     let bad: Vec<String> = inner
         .iter()

@@ -227,13 +227,17 @@ impl Transfers {
         let published = self.keys.published().await?;
         // Each check is a few small reads and a signature: many at once hide the store's latency.
         use futures_util::StreamExt;
-        let owned: Vec<crate::db::versions::VersionRow> = inputs
+        // By index into the shared inputs: a copy of every version row would cost memory in
+        // proportion to the batch.
+        let at: Vec<(u32, u32)> = inputs
             .iter()
-            .flat_map(|c| c.versions.iter().cloned())
+            .enumerate()
+            .flat_map(|(ci, c)| (0..c.versions.len()).map(move |vi| (ci as u32, vi as u32)))
             .collect();
-        let store = self.store.clone();
-        let mut checks = futures_util::stream::iter(owned)
-            .map(move |v| {
+        let (store, all) = (self.store.clone(), inputs.clone());
+        let mut checks = futures_util::stream::iter(at)
+            .map(move |(ci, vi)| {
+                let v = all[ci as usize].versions[vi as usize].clone();
                 let reader = store.reader(
                     &v.package_key,
                     v.package_size as u64,
