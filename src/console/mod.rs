@@ -33,5 +33,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/logout", web::post().to(session::logout))
         .route("/cases", web::get().to(pages::cases))
         .route("/cases/{archive_id}", web::get().to(pages::case))
+        .route("/rejections", web::get().to(pages::rejections))
+        .route("/audit", web::get().to(pages::audit))
         .route("/static/{file}", web::get().to(pages::asset));
 }

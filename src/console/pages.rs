@@ -224,3 +224,143 @@ pub async fn asset(path: web::Path<String>) -> HttpResponse {
         _ => HttpResponse::NotFound().finish(),
     }
 }
+
+#[derive(Deserialize)]
+pub struct RejectionsQuery {
+    code: Option<String>,
+    page: Option<String>,
+}
+
+/// What was refused at submission, newest first, each problem code beside its Chinese name.
+pub async fn rejections(
+    req: HttpRequest,
+    q: web::Query<RejectionsQuery>,
+    app: web::Data<Arc<App>>,
+) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if !matches!(
+        s.who.role,
+        crate::auth::Role::Archivist | crate::auth::Role::Admin | crate::auth::Role::Auditor
+    ) {
+        return forbidden(&s);
+    }
+    let code = q
+        .code
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| crate::problem::Code::parse(c).is_some())
+        .map(String::from);
+    let page_no = q
+        .page
+        .as_deref()
+        .and_then(|p| p.parse::<i64>().ok())
+        .filter(|p| (1..=1_000_000).contains(p))
+        .unwrap_or(1);
+    let (rows, total) = match app
+        .db()
+        .rejections(code.as_deref(), 50, (page_no - 1) * 50)
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return unavailable(e, &s),
+    };
+    let items: Vec<_> = rows
+        .iter()
+        .map(|r| {
+            let codes: Vec<_> = r
+                .codes
+                .iter()
+                .map(|c| {
+                    minijinja::context! {
+                        code => c,
+                        zh => crate::problem::Code::parse(c).map(|x| x.zh()).unwrap_or(""),
+                    }
+                })
+                .collect();
+            minijinja::context! {
+                at => r.at.clone(), year => r.year, social_code => r.social_code.clone(),
+                task_code => r.task_code.clone(), project_id => r.project_id.clone(), codes => codes,
+            }
+        })
+        .collect();
+    let all_codes: Vec<_> = crate::problem::Code::ALL
+        .iter()
+        .map(|c| minijinja::context! { code => c.as_str(), zh => c.zh() })
+        .collect();
+    render(
+        "rejections.html",
+        minijinja::context! {
+            items => items, total => total, code => code.unwrap_or_default(),
+            page => page_no, pages => (total + 49) / 50, all_codes => all_codes,
+        },
+        Some(&s),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct AuditQuery {
+    actor: Option<String>,
+    action: Option<String>,
+    target: Option<String>,
+}
+
+/// The audit trail, newest first, with whether its hash chain is intact: for auditors and
+/// administrators, as `GET /api/v1/audit`.
+pub async fn audit(
+    req: HttpRequest,
+    q: web::Query<AuditQuery>,
+    app: web::Data<Arc<App>>,
+) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if !matches!(
+        s.who.role,
+        crate::auth::Role::Auditor | crate::auth::Role::Admin
+    ) {
+        return forbidden(&s);
+    }
+    let q = q.into_inner();
+    let text = |v: Option<String>| v.map(|v| v.trim().to_string()).filter(|v| !v.is_empty());
+    let f = crate::evidence::trail::Filter {
+        actor: text(q.actor),
+        action: text(q.action),
+        target: text(q.target),
+        since: None,
+        until: None,
+        limit: 200,
+    };
+    let rows = match crate::evidence::trail::list(app.db(), &f).await {
+        Ok(r) => r,
+        Err(e) => return unavailable(e, &s),
+    };
+    let chain = match crate::evidence::trail::verify_chain(app.db()).await {
+        Ok(Ok(n)) => minijinja::context! { intact => true, rows => n },
+        Ok(Err((seq, why))) => {
+            minijinja::context! { intact => false, broken_at => seq, why => why }
+        }
+        Err(e) => return unavailable(e, &s),
+    };
+    render(
+        "audit.html",
+        minijinja::context! {
+            rows => minijinja::Value::from_serialize(&rows),
+            chain => chain,
+            actor => f.actor.unwrap_or_default(),
+            action => f.action.unwrap_or_default(),
+            target => f.target.unwrap_or_default(),
+        },
+        Some(&s),
+    )
+}
+
+/// The page a role may not see, as the API would answer 403.
+fn forbidden(s: &super::session::Session) -> HttpResponse {
+    page(
+        StatusCode::FORBIDDEN,
+        "error.html",
+        minijinja::context! {
+            title => "无权查看",
+            message => format!("{}角色不能查看此页", super::templates::role_zh(s.who.role)),
+        },
+        Some(s),
+    )
+}

@@ -19,6 +19,8 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "cases.html",
     "case.html",
     "error.html",
+    "rejections.html",
+    "audit.html",
 );
 
 fn env() -> &'static Environment<'static> {

@@ -140,3 +140,71 @@ impl Db {
         })
     }
 }
+
+/// A submission refused at ingest, as the console lists it.
+#[derive(Debug, serde::Serialize)]
+pub struct RejectionRow {
+    pub at: String,
+    pub year: i64,
+    pub social_code: String,
+    pub task_code: String,
+    pub project_id: String,
+    pub codes: Vec<String>,
+}
+
+impl Db {
+    /// Refused submissions, newest first, with the total.
+    pub async fn rejections(
+        &self,
+        code: Option<&str>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<RejectionRow>, i64), DbError> {
+        // `codes` is a comma-separated list: a code matches as a whole item.
+        let filter = if code.is_some() {
+            "WHERE (',' || codes || ',') LIKE $1"
+        } else {
+            ""
+        };
+        let pattern = code.map(|c| format!("%,{c},%")).unwrap_or_default();
+        let count_sql = format!("SELECT COUNT(*) FROM rejections {filter}");
+        let mut count = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(count_sql));
+        if code.is_some() {
+            count = count.bind(pattern.clone());
+        }
+        let total = count.fetch_one(&self.pool).await?;
+        let (l, o) = if code.is_some() {
+            ("$2", "$3")
+        } else {
+            ("$1", "$2")
+        };
+        let sql = format!(
+            "SELECT at, year, social_code, task_code, project_id, codes FROM rejections {filter} \
+             ORDER BY at DESC LIMIT {l} OFFSET {o}"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        if code.is_some() {
+            q = q.bind(pattern);
+        }
+        let rows = q.bind(limit).bind(offset).fetch_all(&self.pool).await?;
+        Ok((
+            rows.iter()
+                .map(|r| RejectionRow {
+                    at: r.get(0),
+                    year: r.get(1),
+                    social_code: r.get(2),
+                    task_code: r.get(3),
+                    project_id: r.get(4),
+                    codes: r
+                        .get::<String, _>(5)
+                        .split(',')
+                        .map(str::trim)
+                        .filter(|c| !c.is_empty())
+                        .map(String::from)
+                        .collect(),
+                })
+                .collect(),
+            total,
+        ))
+    }
+}

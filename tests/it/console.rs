@@ -162,6 +162,25 @@ async fn archivists_sign_in_find_a_case_read_its_report_and_sign_out() {
     let (s, _, _) = get(&app, &c, &cookie, "/cases/no-such-case").await;
     assert_eq!(s, 404);
 
+    // Rejections: what was refused, each problem beside its Chinese name, filterable by code.
+    let (s, _) = app
+        .submit(&app.submitter, fixture("bad/encrypted_file-owner-only.zip"))
+        .await;
+    assert_eq!(s, 422);
+    let (s, html, _) = get(&app, &c, &cookie, "/rejections").await;
+    assert_eq!(s, 200, "{html}");
+    assert!(
+        html.contains("文件已加密 <code>encrypted_file</code>"),
+        "{html}"
+    );
+    assert!(html.contains("共 1 次"), "{html}");
+    let (_, html, _) = get(&app, &c, &cookie, "/rejections?code=virus_found").await;
+    assert!(html.contains("没有驳回记录"), "{html}");
+    // The audit trail is for auditors and administrators, in the console as in the API.
+    let (s, html, _) = get(&app, &c, &cookie, "/audit").await;
+    assert_eq!(s, 403, "{html}");
+    assert!(html.contains("档案员角色不能查看此页"), "{html}");
+
     // Sign-out needs the page's CSRF token, then the session is gone.
     let (_, html, _) = get(&app, &c, &cookie, "/").await;
     let csrf = csrf_of(&html);
@@ -216,6 +235,21 @@ async fn auditors_see_masked_personal_data_and_revoked_tokens_end_sessions() {
     )
     .await;
     assert_eq!(s, 403, "the session has the token's permissions, no more");
+
+    // The auditor reads the audit trail, its chain intact, this sign-in in it.
+    // (The trail is written by the recorder, a moment after the request.)
+    let mut html = String::new();
+    for _ in 0..50 {
+        let (s, h, _) = get(&app, &c, &cookie, "/audit").await;
+        assert_eq!(s, 200, "{h}");
+        html = h;
+        if html.contains("<code>console_sign_in</code>") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(html.contains("哈希链完整"), "{html}");
+    assert!(html.contains("<code>console_sign_in</code>"), "{html}");
 
     // Revoking the token ends its sessions at once.
     let (_, list) = app.get_json(&app.admin, "/api/v1/tokens").await;
