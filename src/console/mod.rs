@@ -35,5 +35,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/cases/{archive_id}", web::get().to(pages::case))
         .route("/rejections", web::get().to(pages::rejections))
         .route("/audit", web::get().to(pages::audit))
+        .route("/admin/tokens", web::get().to(pages::tokens))
+        .route(
+            "/admin/tokens/{token_id}/revoke",
+            web::post().to(pages::revoke_token),
+        )
         .route("/static/{file}", web::get().to(pages::asset));
 }

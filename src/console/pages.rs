@@ -364,3 +364,54 @@ fn forbidden(s: &super::session::Session) -> HttpResponse {
         Some(s),
     )
 }
+
+/// Tokens for administrators: every token's state, and revocation (as
+/// `POST /api/v1/tokens/{id}/revoke`). Tokens are made at the command line, shown there once.
+pub async fn tokens(req: HttpRequest, app: web::Data<Arc<App>>) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if s.who.role != crate::auth::Role::Admin {
+        return forbidden(&s);
+    }
+    let rows = match app.tokens().list().await {
+        Ok(r) => r,
+        Err(e) => return unavailable(e, &s),
+    };
+    let me = s.who.id.clone();
+    render(
+        "tokens.html",
+        minijinja::context! { rows => minijinja::Value::from_serialize(&rows), me => me },
+        Some(&s),
+    )
+}
+
+#[derive(Deserialize)]
+pub struct CsrfOnly {
+    csrf: String,
+}
+
+pub async fn revoke_token(
+    req: HttpRequest,
+    path: web::Path<String>,
+    form: web::Form<CsrfOnly>,
+    app: web::Data<Arc<App>>,
+) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if !super::session::csrf_ok(&s, &form.csrf) {
+        return page(
+            StatusCode::FORBIDDEN,
+            "error.html",
+            minijinja::context! { title => "请求无效", message => "表单已过期，请刷新页面后重试" },
+            Some(&s),
+        );
+    }
+    if s.who.role != crate::auth::Role::Admin {
+        return forbidden(&s);
+    }
+    let id = path.into_inner();
+    match app.tokens().revoke(&id, &s.who).await {
+        Ok(_) => HttpResponse::SeeOther()
+            .insert_header((actix_web::http::header::LOCATION, "/admin/tokens"))
+            .finish(),
+        Err(e) => unavailable(e, &s),
+    }
+}

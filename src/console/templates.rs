@@ -21,6 +21,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "error.html",
     "rejections.html",
     "audit.html",
+    "tokens.html",
 );
 
 fn env() -> &'static Environment<'static> {

@@ -251,7 +251,13 @@ async fn auditors_see_masked_personal_data_and_revoked_tokens_end_sessions() {
     assert!(html.contains("哈希链完整"), "{html}");
     assert!(html.contains("<code>console_sign_in</code>"), "{html}");
 
-    // Revoking the token ends its sessions at once.
+    // Revoking the token (an administrator, in the console) ends its sessions at once.
+    let (s, html, _) = get(&app, &c, &cookie, "/admin/tokens").await;
+    assert_eq!(s, 403, "the token page is for administrators: {html}");
+    let admin = session_cookie(&sign_in(&app, &c, &app.admin).await);
+    let (s, html, _) = get(&app, &c, &admin, "/admin/tokens").await;
+    assert_eq!(s, 200, "{html}");
+    assert!(html.contains("当前会话"), "{html}");
     let (_, list) = app.get_json(&app.admin, "/api/v1/tokens").await;
     let token_id = list["tokens"]
         .as_array()
@@ -262,14 +268,28 @@ async fn auditors_see_masked_personal_data_and_revoked_tokens_end_sessions() {
         .as_str()
         .unwrap()
         .to_string();
-    let (s, r) = app
-        .post_json(
-            &app.admin,
-            &format!("/api/v1/tokens/{token_id}/revoke"),
-            serde_json::json!({}),
-        )
-        .await;
-    assert_eq!(s, 200, "{r}");
+    let r = c
+        .post(app.url(&format!("/admin/tokens/{token_id}/revoke")))
+        .header("cookie", &admin)
+        .form(&[("csrf", "f".repeat(64))])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        r.status().as_u16(),
+        403,
+        "a form without the session's CSRF token changes nothing"
+    );
+    let (s, _, _) = get(&app, &c, &cookie, &format!("/cases/{id}")).await;
+    assert_eq!(s, 200);
+    let r = c
+        .post(app.url(&format!("/admin/tokens/{token_id}/revoke")))
+        .header("cookie", &admin)
+        .form(&[("csrf", csrf_of(&html).as_str())])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
     let (s, _, h) = get(&app, &c, &cookie, &format!("/cases/{id}")).await;
     assert_eq!((s, h["location"].to_str().unwrap()), (303, "/login"));
 }
