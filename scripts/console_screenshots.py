@@ -6,7 +6,7 @@ server on a fresh data directory, archives the fixture case, signs in with an ar
 saves a PNG of each page (default `target/screenshots/`). Needs Debian's `chromium`,
 `chromium-driver`, `fonts-wqy-microhei` and PyPI's `selenium`.
 """
-import os, subprocess, sys, tempfile, time, urllib.request
+import os, subprocess, sys, tempfile, time, urllib.error, urllib.request
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -27,6 +27,7 @@ def main():
     run("init")
     archivist = run("token", "create", "--role", "archivist", "--name", "档案室 张敏")
     submitter = run("token", "create", "--role", "submitter", "--org", "11370102MB2854637K", "--name", "一网通办")
+    admin = run("token", "create", "--role", "admin", "--name", "分管领导 刘强")
     server = subprocess.Popen([BIN, "serve"], env=env)
     try:
         for _ in range(100):
@@ -39,6 +40,13 @@ def main():
             req = urllib.request.Request("http://127.0.0.1:%d/api/v1/cases" % PORT, data=f.read(), method="POST",
                                          headers={"Authorization": "Bearer " + submitter, "Content-Type": "application/zip"})
             case = __import__("json").loads(urllib.request.urlopen(req).read())
+        with open(os.path.join(ROOT, "fixtures", "bad", "encrypted_file-owner-only.zip"), "rb") as f:
+            req = urllib.request.Request("http://127.0.0.1:%d/api/v1/cases" % PORT, data=f.read(), method="POST",
+                                         headers={"Authorization": "Bearer " + submitter, "Content-Type": "application/zip"})
+            try:
+                urllib.request.urlopen(req)
+            except urllib.error.HTTPError:
+                pass  # 422: the rejection the page lists
         opts = webdriver.ChromeOptions()
         opts.binary_location = "/usr/bin/chromium"
         for a in ("--headless=new", "--no-sandbox", "--disable-gpu", "--window-size=1280,1000", "--lang=zh-CN"):
@@ -57,6 +65,16 @@ def main():
             d.get(base + "/cases/" + case["archive_id"])
             d.set_window_size(1280, 2600)
             d.save_screenshot(os.path.join(out, "04-case.png"))
+            d.set_window_size(1280, 1000)
+            d.get(base + "/rejections")
+            d.save_screenshot(os.path.join(out, "05-rejections.png"))
+            d.find_element(By.CSS_SELECTOR, "form.who button").click()
+            d.find_element(By.ID, "token").send_keys(admin)
+            d.find_element(By.CSS_SELECTOR, "form button[type=submit]").click()
+            d.get(base + "/audit")
+            d.save_screenshot(os.path.join(out, "06-audit.png"))
+            d.get(base + "/admin/tokens")
+            d.save_screenshot(os.path.join(out, "07-tokens.png"))
             errors = [e for e in d.get_log("browser") if e.get("level") == "SEVERE"]
             if errors:
                 sys.exit("browser console errors: %r" % errors)

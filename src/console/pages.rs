@@ -132,6 +132,9 @@ pub async fn cases(
     app: web::Data<Arc<App>>,
 ) -> HttpResponse {
     let s = signed_in!(req, app);
+    if !reads_cases(&s) {
+        return forbidden(&s);
+    }
     let q = q.into_inner();
     let text = |v: &Option<String>| {
         v.as_deref()
@@ -179,6 +182,9 @@ pub async fn case(
     app: web::Data<Arc<App>>,
 ) -> HttpResponse {
     let s = signed_in!(req, app);
+    if !reads_cases(&s) {
+        return forbidden(&s);
+    }
     let id = path.into_inner();
     let view = match app.cases().read(&s.who, &id).await {
         Ok(Some(v)) => v,
@@ -349,6 +355,14 @@ pub async fn audit(
             target => f.target.unwrap_or_default(),
         },
         Some(&s),
+    )
+}
+
+/// The roles `GET /api/v1/cases` serves (administrators see register-level data only).
+fn reads_cases(s: &super::session::Session) -> bool {
+    matches!(
+        s.who.role,
+        crate::auth::Role::Archivist | crate::auth::Role::Auditor
     )
 }
 

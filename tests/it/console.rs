@@ -255,6 +255,11 @@ async fn auditors_see_masked_personal_data_and_revoked_tokens_end_sessions() {
     let (s, html, _) = get(&app, &c, &cookie, "/admin/tokens").await;
     assert_eq!(s, 403, "the token page is for administrators: {html}");
     let admin = session_cookie(&sign_in(&app, &c, &app.admin).await);
+    let (s, _, _) = get(&app, &c, &admin, &format!("/cases/{id}")).await;
+    assert_eq!(
+        s, 403,
+        "administrators see register-level data only, as in the API"
+    );
     let (s, html, _) = get(&app, &c, &admin, "/admin/tokens").await;
     assert_eq!(s, 200, "{html}");
     assert!(html.contains("当前会话"), "{html}");
