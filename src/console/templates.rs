@@ -60,6 +60,7 @@ fn env() -> &'static Environment<'static> {
         env.add_filter("zh_status", zh_status);
         env.add_filter("zh_result", zh_result);
         env.add_filter("zh_property", zh_property);
+        env.add_filter("zh_term", zh_term);
         env
     })
 }
@@ -85,6 +86,29 @@ fn zh_status(s: String) -> String {
         "disposed" => "已销毁",
         "transferred" => "已移交",
         "pending" => "待归档",
+        _ => return s,
+    }
+    .into()
+}
+
+/// Chinese for the vocabularies of schemas/case.xsd a page shows (result, classification,
+/// retention, channel); other values as they are.
+fn zh_term(s: String) -> String {
+    match s.as_str() {
+        "approved" => "准予",
+        "rejected" => "不予",
+        "not_accepted" => "不予受理",
+        "withdrawn" => "撤回",
+        "other" => "其他",
+        "none" => "无（非涉密）",
+        "internal" => "内部",
+        "secret" => "秘密",
+        "confidential" => "机密",
+        "Y" => "永久",
+        "D30" => "定期 30 年",
+        "D10" => "定期 10 年",
+        "online" => "在线",
+        "offline" => "离线导入",
         _ => return s,
     }
     .into()
