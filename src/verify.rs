@@ -225,10 +225,7 @@ impl Bag {
     ) -> io::Result<T> {
         match self {
             Bag::Zip { zip, index, .. } => {
-                let i = *index
-                    .get(rel)
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, rel.to_string()))?;
-                let mut e = zip.by_index(i).map_err(io::Error::other)?;
+                let mut e = zip.by_index(entry(index, rel)?).map_err(io::Error::other)?;
                 f(&mut e)
             }
             Bag::Dir(root) => {
@@ -246,10 +243,9 @@ impl Bag {
     ) -> io::Result<T> {
         match self {
             Bag::Zip { zip, index, .. } => {
-                let i = *index
-                    .get(rel)
-                    .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, rel.to_string()))?;
-                let mut e = zip.by_index_seek(i).map_err(io::Error::other)?;
+                let mut e = zip
+                    .by_index_seek(entry(index, rel)?)
+                    .map_err(io::Error::other)?;
                 f(&mut e)
             }
             Bag::Dir(root) => {
@@ -266,6 +262,14 @@ impl Bag {
             Ok(v)
         })
     }
+}
+
+/// The ZIP index of the bag file `rel`.
+fn entry(index: &BTreeMap<String, usize>, rel: &str) -> io::Result<usize> {
+    index
+        .get(rel)
+        .copied()
+        .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, rel.to_string()))
 }
 
 fn parse_manifest(text: &str) -> Result<BTreeMap<String, String>, String> {

@@ -395,14 +395,7 @@ impl Db {
 
     /// The token with this hash if it is neither revoked nor expired at `now`.
     pub async fn token_by_hash(&self, hash: &str, now: &str) -> Result<Option<TokenRow>, DbError> {
-        Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_hash = $1 AND revoked_at IS NULL \
-             AND (expires_at IS NULL OR expires_at > $2)"
-        )))
-        .bind(hash)
-        .bind(now)
-        .fetch_optional(&self.pool)
-        .await?)
+        self.live_token("token_hash", hash, now).await
     }
 
     pub async fn token_by_id(
@@ -410,11 +403,21 @@ impl Db {
         token_id: &str,
         now: &str,
     ) -> Result<Option<TokenRow>, DbError> {
+        self.live_token("token_id", token_id, now).await
+    }
+
+    /// The token whose `column` is `value`, if it is neither revoked nor expired at `now`.
+    async fn live_token(
+        &self,
+        column: &'static str,
+        value: &str,
+        now: &str,
+    ) -> Result<Option<TokenRow>, DbError> {
         Ok(sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE token_id = $1 AND revoked_at IS NULL \
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE {column} = $1 AND revoked_at IS NULL \
              AND (expires_at IS NULL OR expires_at > $2)"
         )))
-        .bind(token_id)
+        .bind(value)
         .bind(now)
         .fetch_optional(&self.pool)
         .await?)

@@ -87,7 +87,8 @@ pub fn with_digester<T>(f: impl FnOnce(&mut Digester) -> T) -> T {
     })
 }
 
-fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
+/// Reads into `buf` until it is full or `r` ends; the count read.
+pub fn fill(r: &mut dyn Read, buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
     while n < buf.len() {
         match r.read(&mut buf[n..]) {

@@ -377,15 +377,7 @@ fn copy_packages(
                     let mut size = 0u64;
                     loop {
                         let mut buf = free_rx.recv().map_err(|_| gone())?;
-                        let mut n = 0;
-                        while n < buf.len() {
-                            match r.read(&mut buf[n..]) {
-                                Ok(0) => break,
-                                Ok(k) => n += k,
-                                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                                Err(e) => return Err(e),
-                            }
-                        }
+                        let n = digest::fill(&mut r, &mut buf)?;
                         sha.update(&buf[..n]);
                         pkg.write(&buf[..n])?;
                         size += n as u64;
