@@ -13,12 +13,16 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq && apt-get install -y -qq "${need[@]}" >/dev/null
 fi
 # Python tools in a virtual environment, never the system's Python: bagit-python (an independent
-# BagIt validator) and cryptography (the independent checker of log proofs, tests/interop/). Its bin/ goes first on PATH, so
-# the tests' `python3` is the venv's (the standard library is the same).
+# BagIt validator), cryptography (the independent checker of log proofs, tests/interop/),
+# openapi-spec-validator and schemathesis (the OpenAPI description checked and fuzzed against a
+# live server), selenium (the console driven in Chromium). Its bin/ goes first on PATH, so the
+# tests' `python3` is the venv's (the standard library is the same).
 PY_VENV="${GUIDANG_PY_VENV:-$PWD/target/py-venv}"
-if [ ! -x "$PY_VENV/bin/python3" ] || ! "$PY_VENV/bin/python3" -c 'import bagit, cryptography' 2>/dev/null; then
+PY_TOOLS=(bagit cryptography 'openapi-spec-validator==0.9.*' 'schemathesis==4.32.*' 'selenium==4.*')
+if [ ! -x "$PY_VENV/bin/python3" ] || ! "$PY_VENV/bin/python3" -c 'import bagit, cryptography, selenium' 2>/dev/null \
+  || [ ! -x "$PY_VENV/bin/schemathesis" ] || [ ! -x "$PY_VENV/bin/openapi-spec-validator" ]; then
   python3 -m venv "$PY_VENV"
-  "$PY_VENV/bin/pip" install -q bagit cryptography
+  "$PY_VENV/bin/pip" install -q "${PY_TOOLS[@]}"
 fi
 export PATH="$PY_VENV/bin:$PATH"
 # An S3-compatible server for the object-store test (moto's, from PyPI), in its own venv.

@@ -140,7 +140,7 @@ pub fn hash_token(token: &str) -> String {
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("unknown role {0:?}: use submitter, archivist, auditor or admin")]
+    #[error("unknown role {0:?}: use submitter, archivist, auditor, admin or transferor")]
     Role(String),
     #[error("a submitter token needs --org (the organisation's unified social credit code)")]
     OrgRequired,

@@ -62,12 +62,38 @@ pub fn sqlx_busy(e: &sqlx::Error) -> bool {
         sqlx::Error::PoolTimedOut => true,
         sqlx::Error::Database(e) => {
             let code = e.code().map(|c| c.to_string()).unwrap_or_default();
-            // SQLite primary codes 5 (BUSY) and 6 (LOCKED), with their extended codes.
-            let sqlite = code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
-            sqlite || matches!(code.as_str(), "40001" | "40P01" | "55P03")
+            if e.try_downcast_ref::<sqlx::sqlite::SqliteError>().is_some() {
+                // SQLite primary codes 5 (BUSY) and 6 (LOCKED), with their extended codes. Only
+                // SQLite's: a PostgreSQL SQLSTATE can be all digits too (22021 & 0xff is 5).
+                code.parse::<i64>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
+            } else {
+                matches!(code.as_str(), "40001" | "40P01" | "55P03")
+            }
         }
         _ => false,
     }
+}
+
+/// Whether the database refused a text the client sent: PostgreSQL stores no NUL character
+/// (22021) and nothing outside the database's encoding (22P05); SQLite stores both. The request
+/// is at fault (400), not the server.
+pub fn unstorable_text_in(e: &(dyn std::error::Error + 'static)) -> bool {
+    let mut cur = Some(e);
+    while let Some(err) = cur {
+        let sqlx =
+            err.downcast_ref::<sqlx::Error>()
+                .or_else(|| match err.downcast_ref::<DbError>() {
+                    Some(DbError::Sqlx(e)) => Some(e),
+                    _ => None,
+                });
+        if let Some(sqlx::Error::Database(d)) = sqlx
+            && matches!(d.code().as_deref(), Some("22021" | "22P05"))
+        {
+            return true;
+        }
+        cur = err.source();
+    }
+    false
 }
 
 /// Whether a database lock or connection wait ran out anywhere in `e`'s chain of causes.

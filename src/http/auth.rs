@@ -282,3 +282,28 @@ impl<T: serde::de::DeserializeOwned + 'static> FromRequest for OptionalJson<T> {
         })
     }
 }
+
+/// The caller, authorized with a role in `R`, then the extractor `T` (a body): extractors of one
+/// handler run side by side, and a body that fails to parse at once would otherwise answer 400
+/// to a caller who may not act at all — it must learn 401 or 403 first.
+pub struct Then<R: RoleSet, T>(pub Authorized<R>, pub T);
+
+impl<R: RoleSet, T> FromRequest for Then<R, T>
+where
+    T: FromRequest + 'static,
+    T::Error: Into<actix_web::Error>,
+{
+    type Error = actix_web::Error;
+    type Future = Pin<Box<dyn Future<Output = Result<Self, Self::Error>>>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        let (req, mut payload) = (req.clone(), payload.take());
+        Box::pin(async move {
+            let who = Authorized::<R>::from_request(&req, &mut Payload::None).await?;
+            let t = T::from_request(&req, &mut payload)
+                .await
+                .map_err(Into::into)?;
+            Ok(Then(who, t))
+        })
+    }
+}

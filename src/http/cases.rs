@@ -7,7 +7,7 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use futures_util::TryStreamExt;
 use serde::Deserialize;
 
-use super::auth::{Authorized, CaseOf, CaseReaders, ContentOf, PackageReaders, Submitters};
+use super::auth::{CaseOf, CaseReaders, ContentOf, PackageReaders, Submitters, Then};
 use super::error::ApiError;
 use crate::app::App;
 use crate::cases::ReadError;
@@ -16,8 +16,7 @@ use crate::ingest::Outcome;
 
 pub async fn submit(
     req: HttpRequest,
-    who: Authorized<Submitters>,
-    body: web::Payload,
+    Then(who, body): Then<Submitters, web::Payload>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let limit = app.settings().limits.max_body_bytes;
@@ -76,8 +75,7 @@ pub struct ListQuery {
 }
 
 pub async fn list(
-    who: Authorized<CaseReaders>,
-    q: web::Query<ListQuery>,
+    Then(who, q): Then<CaseReaders, web::Query<ListQuery>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();
@@ -140,8 +138,7 @@ pub struct AuditQuery {
 }
 
 pub async fn audits(
-    _who: Authorized<PackageReaders>,
-    q: web::Query<AuditQuery>,
+    Then(_who, q): Then<PackageReaders, web::Query<AuditQuery>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let items = app

@@ -5,15 +5,14 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse, web};
 
-use super::auth::{Archivists, Authorized};
+use super::auth::{Archivists, Then};
 use super::error::ApiError;
 use crate::app::App;
 
 pub async fn add(
     req: HttpRequest,
-    who: Authorized<Archivists>,
+    Then(who, body): Then<Archivists, web::Payload>,
     path: web::Path<String>,
-    body: web::Payload,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let id = path.into_inner();

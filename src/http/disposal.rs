@@ -7,7 +7,7 @@ use actix_web::{HttpResponse, web};
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Admins, Archivists, Authorized, CaseOf, Keepers, RecordsReaders};
+use super::auth::{Admins, Archivists, Authorized, CaseOf, Keepers, RecordsReaders, Then};
 use super::error::ApiError;
 use super::filing::stream_document;
 use crate::app::App;
@@ -20,8 +20,7 @@ pub struct Page {
 }
 
 pub async fn due(
-    _who: Authorized<RecordsReaders>,
-    q: web::Query<Page>,
+    Then(_who, q): Then<RecordsReaders, web::Query<Page>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let (page, per_page) = super::paging(q.page, q.per_page, 100, 1000)?;
@@ -36,8 +35,7 @@ pub async fn lists(
 }
 
 pub async fn propose(
-    who: Authorized<Archivists>,
-    body: web::Json<Proposal>,
+    Then(who, body): Then<Archivists, web::Json<Proposal>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let l = app.disposal().propose(&body, &who).await?;
@@ -71,9 +69,8 @@ pub struct Decision {
 }
 
 pub async fn decide(
-    who: Authorized<Admins>,
+    Then(who, body): Then<Admins, web::Json<Decision>>,
     path: web::Path<String>,
-    body: web::Json<Decision>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let l = app
@@ -116,9 +113,8 @@ pub struct Reason {
 }
 
 pub async fn place_hold(
-    who: Authorized<Keepers>,
+    Then(who, body): Then<Keepers, web::Json<Reason>>,
     path: web::Path<String>,
-    body: web::Json<Reason>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let h = app.disposal().place_hold(&path, &body.reason, &who).await?;
@@ -126,9 +122,8 @@ pub async fn place_hold(
 }
 
 pub async fn release_hold(
-    who: Authorized<Keepers>,
+    Then(who, body): Then<Keepers, web::Json<Reason>>,
     path: web::Path<(String, String)>,
-    body: web::Json<Reason>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, hold) = path.into_inner();

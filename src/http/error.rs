@@ -47,6 +47,12 @@ impl ApiError {
             tracing::warn!(error = %e, "database busy: answered 503");
             return ApiError::Unavailable(BUSY_DB.into());
         }
+        if crate::db::unstorable_text_in(e.as_ref()) {
+            return ApiError::BadRequest(
+                "a text in the request holds a NUL character or one the database cannot store"
+                    .into(),
+            );
+        }
         ApiError::Internal(e)
     }
 }

@@ -9,7 +9,7 @@ use futures_util::TryStreamExt;
 use serde::Deserialize;
 use serde_json::json;
 
-use super::auth::{Admins, Authorized, Declarers, Keepers, OptionalJson, RecordsReaders};
+use super::auth::{Admins, Authorized, Declarers, Keepers, OptionalJson, RecordsReaders, Then};
 use super::error::ApiError;
 use crate::app::App;
 use crate::auth::Role;
@@ -21,8 +21,7 @@ pub struct RulesQuery {
 }
 
 pub async fn get_rules(
-    _who: Authorized<RecordsReaders>,
-    q: web::Query<RulesQuery>,
+    Then(_who, q): Then<RecordsReaders, web::Query<RulesQuery>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let rules = app.rules();
@@ -51,8 +50,7 @@ pub struct RulesBody {
 }
 
 pub async fn put_rules(
-    who: Authorized<Admins>,
-    body: web::Json<RulesBody>,
+    Then(who, body): Then<Admins, web::Json<RulesBody>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     crate::retention::validate(&body.rules).map_err(|e| ApiError::BadRequest(e.to_string()))?;
@@ -68,8 +66,7 @@ pub struct ReevaluateBody {
 }
 
 pub async fn reevaluate(
-    who: Authorized<Admins>,
-    body: OptionalJson<ReevaluateBody>,
+    Then(who, body): Then<Admins, OptionalJson<ReevaluateBody>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let dry_run = body.0.map(|b| b.dry_run).unwrap_or(false);
@@ -87,8 +84,7 @@ pub struct FilingBody {
 /// server (`GET /api/v1/filings/{year}` shows its progress; a run interrupted by a restart is
 /// resumed by the next request or by the scheduler).
 pub async fn run(
-    who: Authorized<Keepers>,
-    body: web::Json<FilingBody>,
+    Then(who, body): Then<Keepers, web::Json<FilingBody>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let (filing, who, year) = (app.filing().clone(), who.0, body.year);
@@ -119,9 +115,8 @@ pub async fn status(
 }
 
 pub async fn put_expected(
-    who: Authorized<Declarers>,
+    Then(who, body): Then<Declarers, web::Json<crate::filing::status::Expected>>,
     path: web::Path<i64>,
-    body: web::Json<crate::filing::status::Expected>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let year = path.into_inner();

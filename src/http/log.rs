@@ -7,7 +7,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as B64;
 use serde::Deserialize;
 
-use super::auth::{AnyRole, Authorized, CaseOf, CaseReaders, Overseers};
+use super::auth::{AnyRole, Authorized, CaseOf, CaseReaders, Overseers, Then};
 use super::error::ApiError;
 use crate::app::App;
 
@@ -46,8 +46,7 @@ pub struct Range {
 }
 
 pub async fn consistency(
-    _who: Authorized<AnyRole>,
-    q: web::Query<Range>,
+    Then(_who, q): Then<AnyRole, web::Query<Range>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let log = app.evidence().log();
@@ -80,8 +79,7 @@ pub struct TrailQuery {
 
 /// The audit trail, newest first, with the result of recomputing its hash chain.
 pub async fn trail(
-    _who: Authorized<Overseers>,
-    q: web::Query<TrailQuery>,
+    Then(_who, q): Then<Overseers, web::Query<TrailQuery>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let q = q.into_inner();

@@ -8,6 +8,7 @@ mod disposal;
 pub mod error;
 mod filing;
 mod log;
+pub mod openapi;
 mod tls;
 mod tokens;
 mod transfers;
@@ -152,6 +153,70 @@ async fn log_requests(
 }
 
 /// Serves `app` on `listener`: plain HTTP, or HTTPS with `tls`.
+/// Registers the `/api/v1` routes and lists them: one table, so that the OpenAPI description
+/// ([`openapi`]) is checked against exactly what the server answers.
+macro_rules! api_routes {
+    ($($method:ident $path:literal => $handler:path,)*) => {
+        fn api_scope() -> actix_web::Scope {
+            web::scope("/api/v1")$(.route($path, web::$method().to($handler)))*
+        }
+        /// Every `/api/v1` route as (method, path as actix writes it).
+        pub const API_ROUTES: &[(&str, &str)] = &[$((stringify!($method), $path)),*];
+    };
+}
+
+api_routes! {
+    get "/openapi.json" => openapi_json,
+    get "/keys" => keys,
+    get "/tokens" => tokens::list,
+    post "/tokens" => tokens::create,
+    post "/tokens/{token_id}/revoke" => tokens::revoke,
+    post "/cases" => cases::submit,
+    get "/cases" => cases::list,
+    get "/cases/{archive_id}" => cases::show,
+    get "/cases/{archive_id}/package" => cases::package,
+    get "/cases/{archive_id}/evidence" => cases::evidence,
+    get "/cases/{archive_id}/files/{path:.*}" => cases::file,
+    get "/cases/{archive_id}/proof" => log::proof,
+    post "/cases/{archive_id}/digitised" => digitised::add,
+    get "/cases/{archive_id}/checks" => cases::checks,
+    post "/cases/{archive_id}/verify" => cases::verify_now,
+    get "/cases/{archive_id}/holds" => disposal::holds,
+    post "/cases/{archive_id}/holds" => disposal::place_hold,
+    post "/cases/{archive_id}/holds/{hold_id}/release" => disposal::release_hold,
+    get "/retention/rules" => filing::get_rules,
+    put "/retention/rules" => filing::put_rules,
+    post "/retention/reevaluate" => filing::reevaluate,
+    post "/filings" => filing::run,
+    get "/filings/{year}" => filing::status,
+    put "/filings/{year}/expected" => filing::put_expected,
+    get "/filings/{year}/batches/{batch_id}/{name}" => filing::document,
+    get "/disposal/due" => disposal::due,
+    get "/disposal/lists" => disposal::lists,
+    post "/disposal/lists" => disposal::propose,
+    get "/disposal/lists/{list_id}" => disposal::show,
+    post "/disposal/lists/{list_id}/decision" => disposal::decide,
+    post "/disposal/lists/{list_id}/execute" => disposal::execute,
+    get "/disposal/lists/{list_id}/{name}" => disposal::document,
+    get "/received" => transfers::received,
+    post "/incoming/{transfer_id}/complete" => transfers::incoming_complete,
+    head "/incoming/{transfer_id}/{file}" => transfers::incoming_head,
+    put "/incoming/{transfer_id}/{file}" => transfers::incoming_put,
+    post "/transfers/{transfer_id}/send" => transfers::send,
+    post "/transfers" => transfers::draft,
+    get "/transfers" => transfers::list,
+    get "/transfers/{transfer_id}" => transfers::show,
+    put "/transfers/{transfer_id}/decisions" => transfers::decide,
+    post "/transfers/{transfer_id}/approve" => transfers::approve,
+    post "/transfers/{transfer_id}/build" => transfers::build,
+    get "/transfers/{transfer_id}/volumes/{which}" => transfers::volume,
+    get "/audits" => cases::audits,
+    get "/audit" => log::trail,
+    post "/log/reconcile" => log::reconcile,
+    get "/log/checkpoint" => log::checkpoint,
+    get "/log/consistency" => log::consistency,
+}
+
 pub fn run(
     listener: TcpListener,
     app: Arc<App>,
@@ -179,116 +244,18 @@ pub fn run(
                         }
                     },
                 ))
+                // Malformed query strings and path segments get the same JSON error body as
+                // everything else (actix answers plain text by default).
+                .app_data(web::QueryConfig::default().error_handler(|e, _| {
+                    error::ApiError::BadRequest(format!("the query string: {e}")).into()
+                }))
+                .app_data(web::PathConfig::default().error_handler(|e, _| {
+                    error::ApiError::NotFound(format!("the path: {e}")).into()
+                }))
                 .route("/healthz", web::get().to(healthz))
                 .route("/readyz", web::get().to(readyz))
                 .route("/metrics", web::get().to(metrics))
-                .service(
-                    web::scope("/api/v1")
-                        .route("/keys", web::get().to(keys))
-                        .route("/tokens", web::get().to(tokens::list))
-                        .route("/tokens/{token_id}/revoke", web::post().to(tokens::revoke))
-                        .route("/cases", web::post().to(cases::submit))
-                        .route("/cases", web::get().to(cases::list))
-                        .route("/cases/{archive_id}", web::get().to(cases::show))
-                        .route("/cases/{archive_id}/package", web::get().to(cases::package))
-                        .route(
-                            "/cases/{archive_id}/evidence",
-                            web::get().to(cases::evidence),
-                        )
-                        .route(
-                            "/cases/{archive_id}/files/{path:.*}",
-                            web::get().to(cases::file),
-                        )
-                        .route("/cases/{archive_id}/proof", web::get().to(log::proof))
-                        .route(
-                            "/cases/{archive_id}/digitised",
-                            web::post().to(digitised::add),
-                        )
-                        .route("/cases/{archive_id}/checks", web::get().to(cases::checks))
-                        .route(
-                            "/cases/{archive_id}/verify",
-                            web::post().to(cases::verify_now),
-                        )
-                        .route("/cases/{archive_id}/holds", web::get().to(disposal::holds))
-                        .route(
-                            "/cases/{archive_id}/holds",
-                            web::post().to(disposal::place_hold),
-                        )
-                        .route(
-                            "/cases/{archive_id}/holds/{hold_id}/release",
-                            web::post().to(disposal::release_hold),
-                        )
-                        .route("/retention/rules", web::get().to(filing::get_rules))
-                        .route("/retention/rules", web::put().to(filing::put_rules))
-                        .route("/retention/reevaluate", web::post().to(filing::reevaluate))
-                        .route("/filings", web::post().to(filing::run))
-                        .route("/filings/{year}", web::get().to(filing::status))
-                        .route(
-                            "/filings/{year}/expected",
-                            web::put().to(filing::put_expected),
-                        )
-                        .route(
-                            "/filings/{year}/batches/{batch_id}/{name}",
-                            web::get().to(filing::document),
-                        )
-                        .route("/disposal/due", web::get().to(disposal::due))
-                        .route("/disposal/lists", web::get().to(disposal::lists))
-                        .route("/disposal/lists", web::post().to(disposal::propose))
-                        .route("/disposal/lists/{list_id}", web::get().to(disposal::show))
-                        .route(
-                            "/disposal/lists/{list_id}/decision",
-                            web::post().to(disposal::decide),
-                        )
-                        .route(
-                            "/disposal/lists/{list_id}/execute",
-                            web::post().to(disposal::execute),
-                        )
-                        .route(
-                            "/disposal/lists/{list_id}/{name}",
-                            web::get().to(disposal::document),
-                        )
-                        .route("/received", web::get().to(transfers::received))
-                        .route(
-                            "/incoming/{transfer_id}/complete",
-                            web::post().to(transfers::incoming_complete),
-                        )
-                        .route(
-                            "/incoming/{transfer_id}/{file}",
-                            web::head().to(transfers::incoming_head),
-                        )
-                        .route(
-                            "/incoming/{transfer_id}/{file}",
-                            web::put().to(transfers::incoming_put),
-                        )
-                        .route(
-                            "/transfers/{transfer_id}/send",
-                            web::post().to(transfers::send),
-                        )
-                        .route("/transfers", web::post().to(transfers::draft))
-                        .route("/transfers", web::get().to(transfers::list))
-                        .route("/transfers/{transfer_id}", web::get().to(transfers::show))
-                        .route(
-                            "/transfers/{transfer_id}/decisions",
-                            web::put().to(transfers::decide),
-                        )
-                        .route(
-                            "/transfers/{transfer_id}/approve",
-                            web::post().to(transfers::approve),
-                        )
-                        .route(
-                            "/transfers/{transfer_id}/build",
-                            web::post().to(transfers::build),
-                        )
-                        .route(
-                            "/transfers/{transfer_id}/volumes/{which}",
-                            web::get().to(transfers::volume),
-                        )
-                        .route("/audits", web::get().to(cases::audits))
-                        .route("/audit", web::get().to(log::trail))
-                        .route("/log/reconcile", web::post().to(log::reconcile))
-                        .route("/log/checkpoint", web::get().to(log::checkpoint))
-                        .route("/log/consistency", web::get().to(log::consistency)),
-                )
+                .service(api_scope())
                 .configure(crate::console::routes)
                 .default_service(web::to(error::no_such_route))
         };
@@ -364,6 +331,10 @@ async fn metrics(app: web::Data<Arc<App>>) -> HttpResponse {
     HttpResponse::Ok()
         .content_type("text/plain; version=0.0.4")
         .body(app.metrics().render())
+}
+
+async fn openapi_json() -> HttpResponse {
+    HttpResponse::Ok().json(openapi::document(env!("CARGO_PKG_VERSION")))
 }
 
 async fn keys(app: web::Data<Arc<App>>) -> Result<HttpResponse, error::ApiError> {

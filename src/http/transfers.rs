@@ -5,14 +5,15 @@ use std::sync::Arc;
 use actix_web::http::header;
 use actix_web::{HttpResponse, web};
 
-use super::auth::{Admins, Archivists, Authorized, PackageReaders, RecordsReaders, Transferors};
+use super::auth::{
+    Admins, Archivists, Authorized, PackageReaders, RecordsReaders, Then, Transferors,
+};
 use super::error::ApiError;
 use crate::app::App;
 use crate::transfer::{DecisionRequest, DraftRequest};
 
 pub async fn draft(
-    who: Authorized<Archivists>,
-    body: web::Json<DraftRequest>,
+    Then(who, body): Then<Archivists, web::Json<DraftRequest>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let v = app.transfers().draft(&body, &who).await?;
@@ -41,9 +42,8 @@ pub async fn show(
 }
 
 pub async fn decide(
-    who: Authorized<Archivists>,
+    Then(who, body): Then<Archivists, web::Json<DecisionRequest>>,
     path: web::Path<String>,
-    body: web::Json<DecisionRequest>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     Ok(HttpResponse::Ok().json(app.transfers().decide(&path, &body, &who).await?))
@@ -65,9 +65,8 @@ pub struct BuildRequest {
 }
 
 pub async fn build(
-    who: Authorized<Archivists>,
+    Then(who, body): Then<Archivists, Option<web::Json<BuildRequest>>>,
     path: web::Path<String>,
-    body: Option<web::Json<BuildRequest>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let size = match body.and_then(|b| b.into_inner().volume_size) {
@@ -134,8 +133,7 @@ pub struct ReceivedQuery {
 
 /// At the archive authority: the cases received, by archival code (`*` at the end: a prefix).
 pub async fn received(
-    _who: Authorized<RecordsReaders>,
-    q: web::Query<ReceivedQuery>,
+    Then(_who, q): Then<RecordsReaders, web::Query<ReceivedQuery>>,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let items = app
@@ -174,9 +172,8 @@ pub async fn incoming_head(
 /// `PUT /api/v1/incoming/{transfer}/{file}` with `Content-Range: bytes a-b/total`.
 pub async fn incoming_put(
     req: actix_web::HttpRequest,
-    who: Authorized<Transferors>,
+    Then(who, body): Then<Transferors, web::Payload>,
     path: web::Path<(String, String)>,
-    body: web::Payload,
     app: web::Data<Arc<App>>,
 ) -> Result<HttpResponse, ApiError> {
     let (id, file) = path.into_inner();

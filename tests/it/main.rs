@@ -16,6 +16,7 @@ mod fuzz;
 mod hardening;
 mod keys;
 mod log;
+mod openapi;
 mod s3;
 mod schema;
 mod sm2;
