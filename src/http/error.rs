@@ -200,6 +200,7 @@ impl ResponseError for ApiError {
                 b.insert(k.clone(), v.clone());
             }
         }
+        let zh = chinese(&body);
         let mut res = HttpResponse::build(parts.status);
         if parts.status == StatusCode::SERVICE_UNAVAILABLE {
             res.insert_header((
@@ -216,8 +217,131 @@ impl ResponseError for ApiError {
             // The rest of the body is not read: close so the client stops sending.
             res.force_close();
         }
-        res.json(body)
+        let mut res = res.json(body);
+        res.extensions_mut().insert(Chinese(zh));
+        res
     }
+}
+
+/// The error body in Chinese, kept beside the English one; [`localize`] sends it to clients that
+/// prefer `zh`.
+struct Chinese(serde_json::Value);
+
+/// The `error` word's meaning in Chinese.
+fn zh_error(error: &str) -> &'static str {
+    match error {
+        "unauthorized" => "缺少令牌或令牌无效：请以 Authorization: Bearer 令牌 发送有效令牌",
+        "forbidden" => "此令牌的角色无权执行该操作",
+        "not_found" => "未找到所请求的对象",
+        "bad_request" => "请求有误：参数或请求体格式不正确",
+        "request_timeout" => "请求体传输中断或超时",
+        "busy" | "unavailable" => "服务繁忙，请在 Retry-After 秒后重试",
+        "unsupported_media_type" => "请求体的 Content-Type 不正确",
+        "too_large" => "请求体超过大小限制",
+        "not_a_zip" => "请求体不是可读取的 ZIP 提交包",
+        "rejected" => "提交被拒收，未归档任何内容；问题逐条列出",
+        "case_exists" => "该办件已以不同内容归档",
+        "gone" => "该办件的内容已依法销毁",
+        "filing_running" => "该年度的归档正在进行",
+        "nothing_to_file" => "该年度没有待归档的办件",
+        "year_not_over" => "该年度尚未结束，不能归档",
+        "wrong_state" => "当前状态不允许该操作",
+        "version_conflict" => "档案包版本冲突",
+        "not_disposable" => "清单中有不能销毁的办件；未提交任何清单",
+        "not_ready" => "移交批次尚未就绪；阻碍逐条列出",
+        "year_not_filed" => "该年度尚未完成归档",
+        "internal" => "服务器内部错误；详见服务器日志",
+        _ => "请求未能完成",
+    }
+}
+
+fn chinese(body: &serde_json::Value) -> serde_json::Value {
+    let mut zh = body.clone();
+    let error = body["error"].as_str().unwrap_or("");
+    zh["message"] = json!(zh_error(error));
+    zh["message_en"] = body["message"].clone();
+    for key in ["problems", "warnings"] {
+        if let Some(list) = zh.get_mut(key).and_then(|v| v.as_array_mut()) {
+            for p in list {
+                let code = p["code"].as_str().unwrap_or("");
+                let name = Code::parse(code).map(Code::zh).unwrap_or(match code {
+                    "not_disposable" => "不能销毁",
+                    "excluded" => "不在移交范围",
+                    _ => "不符合要求",
+                });
+                let about = p["path"]
+                    .as_str()
+                    .or(p["field"].as_str())
+                    .or(p["archive_id"].as_str())
+                    .map(str::to_owned);
+                p["message_en"] = p["message"].clone();
+                p["message"] = json!(match about {
+                    Some(a) => format!("{name}（{a}）"),
+                    None => name.to_string(),
+                });
+            }
+        }
+    }
+    zh
+}
+
+/// Whether the client's `Accept-Language` puts Chinese first (by its q-values).
+pub fn prefers_zh(headers: &actix_web::http::header::HeaderMap) -> bool {
+    let Some(v) = headers
+        .get(actix_web::http::header::ACCEPT_LANGUAGE)
+        .and_then(|v| v.to_str().ok())
+    else {
+        return false;
+    };
+    let mut best: Option<(f32, bool)> = None;
+    for part in v.split(',') {
+        let mut it = part.split(';');
+        let tag = it.next().unwrap_or("").trim().to_ascii_lowercase();
+        let q = it
+            .find_map(|p| {
+                p.trim()
+                    .strip_prefix("q=")
+                    .and_then(|q| q.parse::<f32>().ok())
+            })
+            .unwrap_or(1.0);
+        if tag.is_empty() || tag == "*" {
+            continue;
+        }
+        let zh = tag == "zh" || tag.starts_with("zh-");
+        if best.is_none_or(|(bq, _)| q > bq) {
+            best = Some((q, zh));
+        }
+    }
+    best.is_some_and(|(q, zh)| zh && q > 0.0)
+}
+
+/// Sends error bodies in Chinese to clients that prefer it (`Accept-Language: zh…`): `message`
+/// and each problem's `message` in Chinese, the English beside them as `message_en`; codes and
+/// every other field unchanged.
+pub async fn localize(
+    req: actix_web::dev::ServiceRequest,
+    next: actix_web::middleware::Next<impl actix_web::body::MessageBody + 'static>,
+) -> Result<actix_web::dev::ServiceResponse<actix_web::body::BoxBody>, actix_web::Error> {
+    let zh = prefers_zh(req.headers());
+    let res = next.call(req).await?.map_into_boxed_body();
+    let body = if zh {
+        res.response()
+            .extensions()
+            .get::<Chinese>()
+            .map(|c| c.0.to_string())
+    } else {
+        None
+    };
+    Ok(match body {
+        None => res,
+        Some(b) => res.map_body(|head, _| {
+            head.headers.insert(
+                actix_web::http::header::CONTENT_LANGUAGE,
+                actix_web::http::header::HeaderValue::from_static("zh-CN"),
+            );
+            actix_web::body::BoxBody::new(b)
+        }),
+    })
 }
 
 /// The body of a route that does not exist, in the same shape as every other error.

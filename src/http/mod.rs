@@ -229,6 +229,7 @@ pub fn run(
     let routes =
         move || {
             actix_web::App::new()
+                .wrap(from_fn(error::localize))
                 .wrap(from_fn(log_requests))
                 .app_data(data.clone())
                 // Completeness declarations and disposal lists can hold many thousands of keys;

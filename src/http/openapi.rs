@@ -416,6 +416,7 @@ fn schemas() -> Value {
             "properties": {
                 "code": {"$ref": "#/components/schemas/ProblemCode"},
                 "message": string,
+                "message_en": string,
                 "path": {"type": "string", "description": "the file it is about"},
                 "field": {"type": "string", "description": "the metadata element or body field it is about"},
                 "archive_id": {"type": "string"},
@@ -426,7 +427,8 @@ fn schemas() -> Value {
             "required": ["error", "message", "problems"],
             "properties": {
                 "error": {"type": "string", "description": "a stable word: unauthorized, forbidden, not_found, bad_request, request_timeout, busy, unavailable, unsupported_media_type, too_large, not_a_zip, rejected, case_exists, gone, filing_running, nothing_to_file, year_not_over, wrong_state, version_conflict, not_disposable, not_ready, year_not_filed, internal"},
-                "message": string,
+                "message": {"type": "string", "description": "in Chinese when Accept-Language prefers zh"},
+                "message_en": {"type": "string", "description": "the English message, beside the Chinese one"},
                 "problems": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
                 "warnings": {"type": "array", "items": {"$ref": "#/components/schemas/Problem"}},
             },

@@ -181,3 +181,58 @@ async fn schemathesis_finds_no_server_error_and_no_answer_outside_the_descriptio
     let (s, v) = app.get_json(&reader, &format!("/api/v1/cases/{id}")).await;
     assert_eq!(s, 200, "{v}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn problems_come_in_chinese_to_clients_that_prefer_it_with_the_codes_unchanged() {
+    let app = TestApp::spawn().await;
+    let send = |lang: Option<&'static str>| {
+        let mut r = app
+            .client
+            .post(app.url("/api/v1/cases"))
+            .bearer_auth(&app.submitter)
+            .header("content-type", "application/zip")
+            .body(fixture("bad/encrypted_file-user-password.zip"));
+        if let Some(l) = lang {
+            r = r.header("accept-language", l);
+        }
+        r.send()
+    };
+    let r = send(Some("zh-CN,zh;q=0.9,en;q=0.8")).await.unwrap();
+    assert_eq!(r.status().as_u16(), 422);
+    assert_eq!(r.headers()["content-language"], "zh-CN");
+    let zh: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(zh["error"], "rejected");
+    assert!(zh["message"].as_str().unwrap().contains("拒收"), "{zh}");
+    let p = &zh["problems"][0];
+    assert_eq!(p["code"], "encrypted_file");
+    assert!(
+        p["message"].as_str().unwrap().starts_with("文件已加密（"),
+        "{p}"
+    );
+    assert!(p["message_en"].as_str().unwrap().is_ascii(), "{p}");
+
+    for lang in [None, Some("en-GB,en;q=0.9,zh;q=0.5")] {
+        let r = send(lang).await.unwrap();
+        assert!(r.headers().get("content-language").is_none());
+        let en: serde_json::Value = r.json().await.unwrap();
+        assert_eq!(en["problems"][0]["code"], "encrypted_file");
+        assert_eq!(en["problems"][0]["path"], p["path"]);
+        assert!(en["message"].as_str().unwrap().contains("rejected"), "{en}");
+        assert!(en.get("message_en").is_none());
+    }
+    // An error that is not a submission's: the same, for any route.
+    let r = app
+        .client
+        .get(app.url("/api/v1/cases/nonexistent"))
+        .bearer_auth(&app.archivist)
+        .header("accept-language", "zh")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 404);
+    let b: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(
+        (b["error"].as_str(), b["message"].as_str()),
+        (Some("not_found"), Some("未找到所请求的对象"))
+    );
+}
