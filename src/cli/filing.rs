@@ -6,8 +6,16 @@ use crate::app::App;
 use crate::auth::Principal;
 use crate::filing::FilingError;
 
-pub async fn run(app: &App, year: i64, who: &Principal) -> ExitCode {
+pub async fn run(app: &App, year: i64, json: bool, who: &Principal) -> ExitCode {
     match app.filing().run(year, "manual", who).await {
+        Ok(b) if json => {
+            println!("{}", serde_json::to_string_pretty(&b).unwrap_or_default());
+            if b.refused > 0 {
+                ExitCode::from(1)
+            } else {
+                ExitCode::SUCCESS
+            }
+        }
         Ok(b) => {
             println!(
                 "filed     {} batch {} of {}: {} cases, {} files, {} bytes ({} online, {} offline, {} late); {} refused",

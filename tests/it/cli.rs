@@ -253,6 +253,43 @@ async fn import_archives_offline_with_the_same_rules_while_the_server_runs() {
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("0 archived, 1 already present, 0 rejected")
     );
+
+    // --json: one document a program can read, the same outcomes and problem codes.
+    let out = guidang(app.dir.path(), &db)
+        .args(["import", "--json"])
+        .arg(fixtures().join("valid/food-licence.zip"))
+        .arg(fixtures().join("bad/encrypted_file-user-password.zip"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stdout)));
+    assert_eq!(
+        (v["present"].as_u64(), v["rejected"].as_u64()),
+        (Some(1), Some(1)),
+        "{v}"
+    );
+    assert_eq!(v["results"][0]["outcome"], "present");
+    assert_eq!(v["results"][0]["archive_id"], b["archive_id"]);
+    assert_eq!(v["results"][1]["outcome"], "rejected");
+    assert_eq!(v["results"][1]["problems"][0]["code"], "encrypted_file");
+
+    // A path that does not exist is a mistake in the command (exit 2), not a rejection, and
+    // nothing of the command is imported — not even the path beside it.
+    let before = app.stored_packages().len();
+    let out = guidang(app.dir.path(), &db)
+        .arg("import")
+        .arg(fixtures().join("bad/encrypted_file-odt.zip"))
+        .arg(app.dir.path().join("no-such-submission.zip"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("no-such-submission.zip") && err.contains("nothing was imported"),
+        "{err}"
+    );
+    assert_eq!(app.stored_packages().len(), before);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -281,6 +318,43 @@ async fn tokens_and_keys_from_the_command_line() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "a submitter needs --org");
+    // --json: the token with its record, for scripts; the list shows it without the token.
+    let out = guidang(dir.path(), &db)
+        .args([
+            "token",
+            "create",
+            "--role",
+            "auditor",
+            "--content",
+            "--json",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let made: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(made["token"].as_str().unwrap().starts_with("gd_"));
+    assert_eq!(
+        (made["role"].as_str(), made["content"].as_i64()),
+        (Some("auditor"), Some(1))
+    );
+    let out = guidang(dir.path(), &db)
+        .args(["token", "list", "--json"])
+        .output()
+        .unwrap();
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(list.contains(made["token_id"].as_str().unwrap()), "{list}");
+    assert!(!list.contains(made["token"].as_str().unwrap()));
+    // Unknown roles are refused by the argument parser, naming the values allowed.
+    let out = guidang(dir.path(), &db)
+        .args(["token", "create", "--role", "superuser"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("transferor"));
     let out = guidang(dir.path(), &db)
         .args(["keys", "export"])
         .output()
