@@ -14,6 +14,7 @@ mod templates;
 
 use actix_web::web;
 
+pub use pages::embedded_bytes;
 pub use session::SESSION_COOKIE;
 
 /// The signed-in user of a browser request, if its session is valid (the API accepts it for
@@ -23,6 +24,18 @@ pub async fn signed_in(
     app: &crate::app::App,
 ) -> Option<crate::auth::Principal> {
     session::current(req, app).await.map(|s| s.who)
+}
+
+/// The signed-in user of a browser request that changes something: valid only with the
+/// session's CSRF token in `X-CSRF-Token` (the console's script sends it; another site cannot
+/// read it), so the console acts through the same API routes a program calls.
+pub async fn signed_in_for_write(
+    req: &actix_web::HttpRequest,
+    app: &crate::app::App,
+    csrf: &str,
+) -> Option<crate::auth::Principal> {
+    let s = session::current(req, app).await?;
+    session::csrf_ok(&s, csrf).then_some(s.who)
 }
 
 /// Registers the console's routes (outside `/api/v1`).
@@ -40,5 +53,16 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             "/admin/tokens/{token_id}/revoke",
             web::post().to(pages::revoke_token),
         )
+        .route("/import", web::get().to(pages::import))
+        .route("/filing", web::get().to(pages::filing))
+        .route("/disposal", web::get().to(pages::disposal))
+        .route("/disposal/{list_id}", web::get().to(pages::disposal_list))
+        .route("/transfers", web::get().to(pages::transfers))
+        .route("/transfers/{transfer_id}", web::get().to(pages::transfer))
+        .route(
+            "/transfers/{transfer_id}/progress",
+            web::get().to(pages::transfer_progress),
+        )
+        .route("/retention", web::get().to(pages::retention))
         .route("/static/{file}", web::get().to(pages::asset));
 }

@@ -202,12 +202,18 @@ pub async fn case(
         Ok(c) => c,
         Err(e) => return unavailable(e, &s),
     };
+    let holds = match app.disposal().holds_of(&id).await {
+        Ok(h) => h,
+        Err(e) => return unavailable(e, &s),
+    };
     render(
         "case.html",
         minijinja::context! {
             case => minijinja::Value::from_serialize(&view),
             checks => minijinja::Value::from_serialize(&checks),
+            holds => minijinja::Value::from_serialize(&holds),
             reads_content => s.who.reads_content(),
+            archivist => s.who.role == crate::auth::Role::Archivist,
         },
         Some(&s),
     )
@@ -215,9 +221,27 @@ pub async fn case(
 
 const CSS: &str = include_str!("../../static/console/console.css");
 const FAVICON: &str = include_str!("../../static/console/favicon.svg");
+const SCRIPT: &str = include_str!("../../static/console/console.js");
+/// htmx 2.0.11 from the npm registry (htmx.org, 0BSD; see static/console/vendor/).
+const HTMX: &str = include_str!("../../static/console/vendor/htmx-2.0.11.min.js");
+
+/// The size of everything the console embeds (templates, styles, scripts, icon), for the
+/// closing note and `/metrics`-style reporting.
+pub fn embedded_bytes() -> usize {
+    CSS.len() + FAVICON.len() + SCRIPT.len() + HTMX.len() + super::templates::bytes()
+}
 
 pub async fn asset(path: web::Path<String>) -> HttpResponse {
+    let script = |body: &'static str| {
+        HttpResponse::Ok()
+            .content_type("text/javascript; charset=utf-8")
+            .insert_header(("Cache-Control", "public, max-age=3600"))
+            .insert_header(("X-Content-Type-Options", "nosniff"))
+            .body(body)
+    };
     match path.as_str() {
+        "console.js" => script(SCRIPT),
+        "htmx.min.js" => script(HTMX),
         "console.css" => HttpResponse::Ok()
             .content_type("text/css; charset=utf-8")
             .insert_header(("Cache-Control", "public, max-age=3600"))
@@ -428,4 +452,251 @@ pub async fn revoke_token(
             .finish(),
         Err(e) => unavailable(e, &s),
     }
+}
+
+/// The roles of the API's records routes (filing, disposal, transfers, retention): every role
+/// that may sign in.
+fn reads_records(s: &super::session::Session) -> bool {
+    matches!(
+        s.who.role,
+        crate::auth::Role::Archivist | crate::auth::Role::Auditor | crate::auth::Role::Admin
+    )
+}
+
+fn role_flags(s: &super::session::Session) -> (bool, bool, bool) {
+    use crate::auth::Role;
+    let (archivist, admin) = (s.who.role == Role::Archivist, s.who.role == Role::Admin);
+    (archivist, admin, archivist || admin)
+}
+
+/// Offline import through the page: each ZIP goes to `POST /api/v1/cases` (the script), as
+/// `guidang import` does for files on the server.
+pub async fn import(req: HttpRequest, app: web::Data<Arc<App>>) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if s.who.role != crate::auth::Role::Archivist {
+        return forbidden(&s);
+    }
+    render("import.html", minijinja::context! {}, Some(&s))
+}
+
+#[derive(Deserialize)]
+pub struct YearQuery {
+    year: Option<String>,
+}
+
+fn last_year() -> i64 {
+    chrono::Utc::now()
+        .with_timezone(&chrono_tz::Asia::Shanghai)
+        .format("%Y")
+        .to_string()
+        .parse::<i64>()
+        .unwrap_or(2026)
+        - 1
+}
+
+/// A year's filing: deadline, counts, completeness, batches with their printable documents; a
+/// keeper runs it (`POST /api/v1/filings`).
+pub async fn filing(
+    req: HttpRequest,
+    q: web::Query<YearQuery>,
+    app: web::Data<Arc<App>>,
+) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if !reads_records(&s) {
+        return forbidden(&s);
+    }
+    let year = q
+        .year
+        .as_deref()
+        .and_then(|y| y.trim().parse::<i64>().ok())
+        .filter(|y| (1990..=2100).contains(y))
+        .unwrap_or_else(last_year);
+    let status = match app.filing().status(year).await {
+        Ok(st) => st,
+        Err(e) => return unavailable(e, &s),
+    };
+    let (_, _, keeper) = role_flags(&s);
+    render(
+        "filing.html",
+        minijinja::context! { year => year, status => minijinja::Value::from_serialize(&status), keeper => keeper },
+        Some(&s),
+    )
+}
+
+/// Due cases, proposal (archivists) and the lists.
+pub async fn disposal(req: HttpRequest, app: web::Data<Arc<App>>) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if !reads_records(&s) {
+        return forbidden(&s);
+    }
+    let due = match app.disposal().due(1, 200).await {
+        Ok(d) => d,
+        Err(e) => return unavailable(e, &s),
+    };
+    let lists = match app.disposal().lists().await {
+        Ok(l) => l,
+        Err(e) => return unavailable(e, &s),
+    };
+    let (archivist, _, _) = role_flags(&s);
+    render(
+        "disposal.html",
+        minijinja::context! {
+            due => minijinja::Value::from_serialize(&due),
+            lists => minijinja::Value::from_serialize(&lists.items),
+            archivist => archivist,
+        },
+        Some(&s),
+    )
+}
+
+/// One disposal list: its cases, decision (administrators; four eyes explained) and execution.
+pub async fn disposal_list(
+    req: HttpRequest,
+    path: web::Path<String>,
+    app: web::Data<Arc<App>>,
+) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if !reads_records(&s) {
+        return forbidden(&s);
+    }
+    let l = match app.disposal().list(&path).await {
+        Ok(Some(l)) => l,
+        Ok(None) => return not_found(&s, "没有这份销毁清单"),
+        Err(e) => return unavailable(e, &s),
+    };
+    let mine = l.list.proposed_by.as_deref() == Some(s.who.id.as_str())
+        || l.list.proposed_by_name.as_deref() == Some(s.who.name.as_str());
+    let (_, admin, keeper) = role_flags(&s);
+    render(
+        "disposal_list.html",
+        minijinja::context! { l => minijinja::Value::from_serialize(&l), admin => admin, keeper => keeper, mine => mine },
+        Some(&s),
+    )
+}
+
+pub async fn transfers(req: HttpRequest, app: web::Data<Arc<App>>) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if !reads_records(&s) {
+        return forbidden(&s);
+    }
+    let items = match app.transfers().list().await {
+        Ok(t) => t,
+        Err(e) => return unavailable(e, &s),
+    };
+    let (archivist, _, _) = role_flags(&s);
+    render(
+        "transfers.html",
+        minijinja::context! { items => minijinja::Value::from_serialize(&items), archivist => archivist },
+        Some(&s),
+    )
+}
+
+async fn transfer_view(
+    s: &super::session::Session,
+    app: &App,
+    id: &str,
+) -> Result<crate::transfer::BatchView, HttpResponse> {
+    match app.transfers().view(id).await {
+        Ok(v) => Ok(v),
+        Err(crate::transfer::TransferError::NotFound(_)) => Err(not_found(s, "没有这个移交批次")),
+        Err(e) => Err(unavailable(e, s)),
+    }
+}
+
+/// A transfer batch: state, blockers, decisions, approval (four eyes), build, delivery; its
+/// progress refreshes itself (htmx) while something runs.
+pub async fn transfer(
+    req: HttpRequest,
+    path: web::Path<String>,
+    app: web::Data<Arc<App>>,
+) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if !reads_records(&s) {
+        return forbidden(&s);
+    }
+    let v = match transfer_view(&s, &app, &path).await {
+        Ok(v) => v,
+        Err(r) => return r,
+    };
+    let mine = v.batch.prepared_by == s.who.id
+        || v.batch.prepared_by_name.as_deref() == Some(s.who.name.as_str());
+    let (archivist, admin, _) = role_flags(&s);
+    render(
+        "transfer.html",
+        minijinja::context! { t => minijinja::Value::from_serialize(&v), archivist => archivist, admin => admin, mine => mine },
+        Some(&s),
+    )
+}
+
+/// The progress part of a batch's page alone (what htmx swaps in).
+pub async fn transfer_progress(
+    req: HttpRequest,
+    path: web::Path<String>,
+    app: web::Data<Arc<App>>,
+) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if !reads_records(&s) {
+        return forbidden(&s);
+    }
+    match transfer_view(&s, &app, &path).await {
+        Ok(v) => super::templates::fragment(
+            "transfer_progress.html",
+            minijinja::context! { t => minijinja::Value::from_serialize(&v) },
+        ),
+        Err(r) => r,
+    }
+}
+
+#[derive(Deserialize)]
+pub struct VersionQuery {
+    version: Option<String>,
+}
+
+/// The retention rules, any version; administrators publish a new one.
+pub async fn retention(
+    req: HttpRequest,
+    q: web::Query<VersionQuery>,
+    app: web::Data<Arc<App>>,
+) -> HttpResponse {
+    let s = signed_in!(req, app);
+    if !reads_records(&s) {
+        return forbidden(&s);
+    }
+    let rules = app.rules();
+    let set = match q.version.as_deref().and_then(|v| v.trim().parse::<i64>().ok()) {
+        Some(v) => match rules.version(v).await {
+            Ok(Some(set)) => set,
+            Ok(None) => return not_found(&s, "没有这个版本的规则"),
+            Err(e) => return unavailable(e, &s),
+        },
+        None => match rules.current().await {
+            Ok(set) => (*set).clone(),
+            Err(e) => return unavailable(e, &s),
+        },
+    };
+    let st = rules.settings();
+    let view = serde_json::json!({
+        "version": set.version,
+        "rules": set.rules,
+        "created_at": set.created_at,
+        "floor_years": st.floor_years,
+        "default": {"retention": st.default, "basis": st.default_basis},
+    });
+    let rules_json = serde_json::to_string_pretty(&serde_json::json!({ "rules": set.rules }))
+        .unwrap_or_default();
+    let (_, admin, _) = role_flags(&s);
+    render(
+        "retention.html",
+        minijinja::context! { rules => minijinja::Value::from_serialize(&view), rules_json => rules_json, admin => admin },
+        Some(&s),
+    )
+}
+
+fn not_found(s: &super::session::Session, title: &str) -> HttpResponse {
+    page(
+        StatusCode::NOT_FOUND,
+        "error.html",
+        minijinja::context! { title => title, message => "请检查链接或返回列表" },
+        Some(s),
+    )
 }

@@ -22,6 +22,14 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "rejections.html",
     "audit.html",
     "tokens.html",
+    "import.html",
+    "filing.html",
+    "disposal.html",
+    "disposal_list.html",
+    "transfers.html",
+    "transfer.html",
+    "transfer_progress.html",
+    "retention.html",
 );
 
 fn env() -> &'static Environment<'static> {
@@ -86,6 +94,19 @@ fn zh_status(s: String) -> String {
         "disposed" => "已销毁",
         "transferred" => "已移交",
         "pending" => "待归档",
+        "proposed" => "待审批",
+        "approved" => "已批准",
+        "rejected" => "已驳回",
+        "executing" => "执行中",
+        "executed" => "已执行",
+        "destroyed" => "已销毁",
+        "draft" => "草稿",
+        "building" => "生成载体中",
+        "built" => "载体已生成",
+        "sending" => "发送中",
+        "failed" => "失败",
+        "running" => "进行中",
+        "complete" => "已完成",
         _ => return s,
     }
     .into()
@@ -185,6 +206,16 @@ pub fn page(
                 .body("页面生成失败，请查看服务器日志")
         }
     }
+}
+
+/// A part of a page (what htmx swaps in): the same headers, no layout.
+pub fn fragment(name: &str, ctx: minijinja::Value) -> HttpResponse {
+    page(StatusCode::OK, name, ctx, None)
+}
+
+/// The templates' size in bytes (the console's embedded assets are reported together).
+pub fn bytes() -> usize {
+    TEMPLATES.iter().map(|(_, src)| src.len()).sum()
 }
 
 pub fn render(

@@ -89,6 +89,8 @@ fn app_of(req: &HttpRequest) -> Option<Arc<App>> {
 enum Credential {
     Bearer(String),
     Session(HttpRequest),
+    /// The console acting: the session cookie with its CSRF token in `X-CSRF-Token`.
+    SessionWrite(HttpRequest, String),
     None,
 }
 
@@ -104,6 +106,15 @@ fn credential(req: &HttpRequest) -> Credential {
     ) && req.headers().contains_key(actix_web::http::header::COOKIE)
     {
         return Credential::Session(req.clone());
+    }
+    // A write with the cookie only counts with the session's CSRF token beside it.
+    if req.headers().contains_key(actix_web::http::header::COOKIE)
+        && let Some(csrf) = req
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+    {
+        return Credential::SessionWrite(req.clone(), csrf.to_string());
     }
     Credential::None
 }
@@ -125,6 +136,11 @@ async fn authorize(
         Credential::Session(req) => crate::console::signed_in(&req, &app)
             .await
             .ok_or(ApiError::Unauthorized)?,
+        Credential::SessionWrite(req, csrf) => {
+            crate::console::signed_in_for_write(&req, &app, &csrf)
+                .await
+                .ok_or(ApiError::Unauthorized)?
+        }
         Credential::None => return Err(ApiError::Unauthorized),
     };
     if !roles.contains(&p.role) {
