@@ -7,6 +7,10 @@ cd "$(dirname "$0")/.."
 need=()
 command -v xmllint >/dev/null || need+=(libxml2-utils)
 command -v clamscan >/dev/null || need+=(clamav)
+# The console's browser test: Debian's Chromium and its WebDriver, and CJK fonts for the pages.
+command -v chromium >/dev/null || need+=(chromium)
+command -v chromedriver >/dev/null || need+=(chromium-driver)
+[ -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ] || need+=(fonts-wqy-microhei)
 if [ ${#need[@]} -gt 0 ]; then
   echo "installing ${need[*]}"
   export DEBIAN_FRONTEND=noninteractive

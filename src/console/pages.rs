@@ -663,7 +663,11 @@ pub async fn retention(
         return forbidden(&s);
     }
     let rules = app.rules();
-    let set = match q.version.as_deref().and_then(|v| v.trim().parse::<i64>().ok()) {
+    let set = match q
+        .version
+        .as_deref()
+        .and_then(|v| v.trim().parse::<i64>().ok())
+    {
         Some(v) => match rules.version(v).await {
             Ok(Some(set)) => set,
             Ok(None) => return not_found(&s, "没有这个版本的规则"),

@@ -265,7 +265,17 @@ impl Db {
         if let Some(o) = &f.org {
             add("social_code = ?", Bind::S(o.clone()), &mut binds);
         }
-        if let Some(q) = &f.q {
+        if let Some(q) = &f.q
+            && identifier_like(q)
+        {
+            // An archival code, archive id or project id: exact, through their indexes (a
+            // substring search would read every row).
+            binds.push(Bind::S(q.clone()));
+            let m = binds.len();
+            clauses.push(format!(
+                "(archival_code = ${m} OR archive_id = ${m} OR project_id = ${m})"
+            ));
+        } else if let Some(q) = &f.q {
             let like = format!(
                 "%{}%",
                 q.replace('\\', "\\\\")
@@ -277,7 +287,7 @@ impl Db {
             binds.push(Bind::S(q.clone()));
             let m = binds.len();
             clauses.push(format!(
-                "(project_name LIKE ${n} ESCAPE '\\' OR task_name LIKE ${n} ESCAPE '\\' OR project_id = ${m} OR archive_id = ${m})"
+                "(project_name LIKE ${n} ESCAPE '\\' OR task_name LIKE ${n} ESCAPE '\\' OR archival_code = ${m} OR project_id = ${m} OR archive_id = ${m})"
             ));
         }
         let wh = if clauses.is_empty() {
@@ -303,6 +313,15 @@ impl Db {
             .await?;
         Ok((rows.iter().map(case_from).collect::<Result<_, _>>()?, total))
     }
+}
+
+/// Whether a search text is an identifier (archival code, archive id, project id) rather than
+/// words: no spaces, no CJK, only the characters codes are made of.
+fn identifier_like(q: &str) -> bool {
+    q.len() >= 4
+        && q.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '·' | '_' | '.' | '/'))
+        && q.chars().any(|c| c.is_ascii_digit())
 }
 
 /// Records a case, its files and events, and clears its ingest intent, on a transaction the

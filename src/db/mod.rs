@@ -202,6 +202,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
     (11, "transfer_receipts", include_str!("../../migrations/0011_transfer_receipts.sql")),
     (12, "transfer_delivery", include_str!("../../migrations/0012_transfer_delivery.sql")),
     (13, "console_sessions", include_str!("../../migrations/0013_console_sessions.sql")),
+    (14, "case_search", include_str!("../../migrations/0014_case_search.sql")),
 ];
 
 #[derive(Clone)]

@@ -13,6 +13,9 @@ pub enum ApiError {
     Unauthorized,
     #[error("{0}")]
     Forbidden(String),
+    /// 403 `forbidden` because the caller proposed or prepared what it would decide.
+    #[error("{0}")]
+    FourEyes(String),
     #[error("{0}")]
     NotFound(String),
     #[error("{0}")]
@@ -93,7 +96,9 @@ impl ApiError {
                 "unauthorized",
                 "send Authorization: Bearer TOKEN with a valid token".into(),
             ),
-            ApiError::Forbidden(m) | ApiError::Ingest(IngestError::Forbidden(m)) => {
+            ApiError::Forbidden(m)
+            | ApiError::FourEyes(m)
+            | ApiError::Ingest(IngestError::Forbidden(m)) => {
                 p(S::FORBIDDEN, "forbidden", m.clone())
             }
             ApiError::NotFound(m) => p(S::NOT_FOUND, "not_found", m.clone()),
@@ -200,7 +205,11 @@ impl ResponseError for ApiError {
                 b.insert(k.clone(), v.clone());
             }
         }
-        let zh = chinese(&body);
+        let mut zh = chinese(&body);
+        if matches!(self, ApiError::FourEyes(_)) {
+            zh["message"] =
+                json!("四眼原则：提出或起草的人不能审批自己的清单或批次，须由另一位管理员审批");
+        }
         let mut res = HttpResponse::build(parts.status);
         if parts.status == StatusCode::SERVICE_UNAVAILABLE {
             res.insert_header((
@@ -373,7 +382,7 @@ impl From<crate::disposal::DisposalError> for ApiError {
             D::NoCase | D::NoList | D::NoHold => ApiError::NotFound(e.to_string()),
             D::Invalid(m) => ApiError::BadRequest(m),
             D::State(m) => ApiError::Conflict("wrong_state", m),
-            D::FourEyes(m) => ApiError::Forbidden(m),
+            D::FourEyes(m) => ApiError::FourEyes(m),
             D::Refused(list) => ApiError::Unprocessable(
                 "not_disposable",
                 format!("{} case(s) cannot be put on a disposal list; nothing was proposed", list.len()),
@@ -436,7 +445,7 @@ impl From<crate::transfer::TransferError> for ApiError {
                 problems,
             } => ApiError::Unprocessable(code, message, serde_json::Value::Array(problems)),
             T::State(m) => ApiError::Conflict("wrong_state", m),
-            T::FourEyes(m) => ApiError::Forbidden(m),
+            T::FourEyes(m) => ApiError::FourEyes(m),
             T::NotReady(ref blockers) => ApiError::Unprocessable(
                 "not_ready",
                 e.to_string(),

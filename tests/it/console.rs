@@ -298,3 +298,83 @@ async fn auditors_see_masked_personal_data_and_revoked_tokens_end_sessions() {
     let (s, _, h) = get(&app, &c, &cookie, &format!("/cases/{id}")).await;
     assert_eq!((s, h["location"].to_str().unwrap()), (303, "/login"));
 }
+
+/// The console in headless Chromium (tests/browser/console_test.py over WebDriver): the whole
+/// path of an archivist and two administrators, every page checked for console errors, labels,
+/// keyboard access and axe-core's serious violations, and photographed into
+/// target/browser-screenshots/.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_console_works_in_a_real_browser() {
+    use serde_json::json;
+    let app = TestApp::spawn().await;
+    app.put_rules(json!({"rules": [
+        {"task_type": "XK", "retention": "D10", "basis": "许可类办件 10 年（示例依据）"},
+    ]}))
+    .await;
+    // Two cases of 2012 kept ten years: filed, due for disposal now.
+    for p in ["B-1", "B-2"] {
+        app.archive_case(p, "2012-05-05T10:00:00+08:00", "D10")
+            .await;
+    }
+    let (s, f) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2012}))
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let (_, list) = app
+        .get_json(&app.archivist, "/api/v1/cases?year=2012")
+        .await;
+    let code = list["items"][0]["archival_code"]
+        .as_str()
+        .expect("an archival code")
+        .to_string();
+    let token = |role: &'static str, name: &'static str| {
+        let db = app.archive.clone();
+        async move {
+            guidang::auth::create_token(db.db(), role, None, Some(name))
+                .await
+                .unwrap()
+                .0
+        }
+    };
+    let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("target/browser-screenshots")
+        .join(if use_postgres() { "postgres" } else { "sqlite" });
+    let cfg = json!({
+        "base": app.addr,
+        "archivist": token("archivist", "档案室 张敏").await,
+        "admin_same_person": token("admin", "档案室 张敏").await,
+        "admin_other": token("admin", "分管领导 刘强").await,
+        "archival_code": code,
+        "year": 2012,
+        "import_zip": fixtures().join("valid/food-licence.zip"),
+        "rejected_zip": fixtures().join("bad/encrypted_file-user-password.zip"),
+        "screenshots": shots,
+    });
+    let file = app.dir.path().join("browser.json");
+    std::fs::write(&file, serde_json::to_vec(&cfg).unwrap()).unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/browser/console_test.py");
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .arg(file)
+            .stdin(std::process::Stdio::null())
+            .output()
+    })
+    .await
+    .unwrap()
+    .expect("python3 (scripts/test.sh puts the venv with selenium first on PATH)");
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("browser test passed"), "{text}");
+    // What the pages did went through the API: the disposal list is approved by the second
+    // administrator, and the imported case exists.
+    let (_, lists) = app.get_json(&app.admin, "/api/v1/disposal/lists").await;
+    assert_eq!(lists["items"][0]["state"], "approved", "{lists}");
+    let (_, all) = app.get_json(&app.archivist, "/api/v1/cases").await;
+    assert_eq!(all["total"], 3, "{all}");
+}
