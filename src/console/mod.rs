@@ -57,6 +57,10 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
         .route("/filing", web::get().to(pages::filing))
         .route("/disposal", web::get().to(pages::disposal))
         .route("/disposal/{list_id}", web::get().to(pages::disposal_list))
+        .route(
+            "/disposal/{list_id}/print",
+            web::get().to(pages::disposal_list),
+        )
         .route("/transfers", web::get().to(pages::transfers))
         .route("/transfers/{transfer_id}", web::get().to(pages::transfer))
         .route(

@@ -123,6 +123,8 @@ pub struct CasesQuery {
     q: Option<String>,
     year: Option<String>,
     task_code: Option<String>,
+    status: Option<String>,
+    social_code: Option<String>,
     page: Option<String>,
 }
 
@@ -151,9 +153,9 @@ pub async fn cases(
     let f = CaseFilter {
         year,
         task_code: text(&q.task_code),
-        status: None,
+        status: text(&q.status),
         q: text(&q.q),
-        org: None,
+        org: text(&q.social_code),
         page: page_no,
         per_page: 50,
     };
@@ -168,6 +170,8 @@ pub async fn cases(
             q => text(&q.q).unwrap_or_default(),
             year => year.map(|y| y.to_string()).unwrap_or_default(),
             task_code => text(&q.task_code).unwrap_or_default(),
+            status => text(&q.status).unwrap_or_default(),
+            social_code => text(&q.social_code).unwrap_or_default(),
             list => minijinja::Value::from_serialize(&list),
             page => page_no,
             pages => pages,
@@ -369,9 +373,19 @@ pub async fn audit(
         }
         Err(e) => return unavailable(e, &s),
     };
+    let checkpoint = match app.evidence().log().latest().await {
+        Ok(c) => c.map(|c| c.note),
+        Err(e) => return unavailable(e, &s),
+    };
+    let keys = match app.keys().published().await {
+        Ok(k) => k,
+        Err(e) => return unavailable(e, &s),
+    };
     render(
         "audit.html",
         minijinja::context! {
+            checkpoint => checkpoint,
+            keys => minijinja::Value::from_serialize(&keys),
             rows => minijinja::Value::from_serialize(&rows),
             chain => chain,
             actor => f.actor.unwrap_or_default(),
@@ -564,6 +578,13 @@ pub async fn disposal_list(
         Ok(None) => return not_found(&s, "没有这份销毁清单"),
         Err(e) => return unavailable(e, &s),
     };
+    if req.path().ends_with("/print") {
+        return render(
+            "disposal_print.html",
+            minijinja::context! { l => minijinja::Value::from_serialize(&l) },
+            Some(&s),
+        );
+    }
     let mine = l.list.proposed_by.as_deref() == Some(s.who.id.as_str())
         || l.list.proposed_by_name.as_deref() == Some(s.who.name.as_str());
     let (_, admin, keeper) = role_flags(&s);

@@ -30,6 +30,7 @@ const TEMPLATES: &[(&str, &str)] = templates!(
     "transfer.html",
     "transfer_progress.html",
     "retention.html",
+    "disposal_print.html",
 );
 
 fn env() -> &'static Environment<'static> {

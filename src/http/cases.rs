@@ -70,6 +70,8 @@ pub struct ListQuery {
     task_code: Option<String>,
     status: Option<String>,
     q: Option<String>,
+    /// The organisation (unified social credit code); a submitter sees its own anyway.
+    social_code: Option<String>,
     page: Option<i64>,
     per_page: Option<i64>,
 }
@@ -85,7 +87,7 @@ pub async fn list(
         task_code: q.task_code.filter(|s| !s.is_empty()),
         status: q.status.filter(|s| !s.is_empty()),
         q: q.q.filter(|s| !s.is_empty()),
-        org: None,
+        org: q.social_code.filter(|s| !s.is_empty()),
         page,
         per_page,
     };

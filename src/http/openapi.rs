@@ -109,7 +109,7 @@ pub const OPERATIONS: &[Operation] = &[
     op!("post" "/cases", "submitCase", "cases", "Archives a case: the body is its submission ZIP (metadata.xml and files). 201 new, 200 the identical submission again, 422 with every problem.", &["submitter", "archivist"],
         query: &[], body: Body::Zip, ok: &[(201, Out::Json("Archived")), (200, Out::Json("Archived"))], errors: &[408, 409, 413, 415, 422]),
     op!("get" "/cases", "listCases", "cases", "Cases, newest first, by archival year, task code, status or text (archival code, task name, organisation, project id); a submitter sees its own organisation's.", CASE_READERS,
-        query: &[("year", "integer", "archival year"), ("task_code", "string", "事项编码"), ("status", "string", "archived, disposed or transferred"), ("q", "string", "text in the archival code, task name, organisation or project id"), PAGING[0], PAGING[1]],
+        query: &[("year", "integer", "archival year"), ("task_code", "string", "事项编码"), ("status", "string", "archived, disposed or transferred"), ("q", "string", "an archival code, archive id or project id (exact), or words of the task or project name"), ("social_code", "string", "the organisation's unified social credit code"), PAGING[0], PAGING[1]],
         body: Body::None, ok: &[(200, Out::Json("CaseList"))], errors: &[]),
     op!("get" "/cases/{archive_id}", "showCase", "cases", "A case: metadata (personal data masked for auditors without content), files, licences, retention, versions, archival code.", CASE_READERS,
         query: &[], body: Body::None, ok: &[(200, Out::Json("Case"))], errors: &[]),

@@ -165,6 +165,7 @@ def main():
         d.find_element(By.CSS_SELECTOR, "form[data-api$='/decision'] button[type=submit]").click()
         c.wait(lambda d: "已批准" in d.find_element(By.TAG_NAME, "main").text, 30)
         c.page("disposal-approved")
+        c.go(list_url.replace(c.base, "") + "/print", "disposal-print")
         c.go("/audit", "audit")
         c.sign_out()
         c.page("signed-out")

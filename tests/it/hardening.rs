@@ -264,7 +264,6 @@ async fn commands_outside_an_archive_refuse_and_create_nothing() {
         vec!["keys", "export"],
         vec!["keys", "rotate"],
         vec!["token", "create", "--role", "auditor"],
-        vec!["token", "create", "--role", "nobody"],
         vec!["token", "list"],
         vec!["import", zip.to_str().unwrap()],
         vec!["filing", "status", "--year", "2025"],
