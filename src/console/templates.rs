@@ -70,6 +70,7 @@ fn env() -> &'static Environment<'static> {
         env.add_filter("zh_result", zh_result);
         env.add_filter("zh_property", zh_property);
         env.add_filter("zh_term", zh_term);
+        env.add_filter("zh_gd", zh_gd);
         env
     })
 }
@@ -132,6 +133,33 @@ fn zh_term(s: String) -> String {
         "online" => "在线",
         "offline" => "离线导入",
         _ => return s,
+    }
+    .into()
+}
+
+/// The GD check items in Chinese, by code (the report's own text is kept beside in English).
+fn zh_gd(code: String) -> String {
+    match code.as_str() {
+        "GD-1-1" => "固化信息有效性（摘要值与签名）",
+        "GD-1-2" => "电子文件内容真实性（摘要值比对）",
+        "GD-1-3" => "元数据项准确性（长度、类型、值域、格式）",
+        "GD-1-4" => "文件属性与元数据一致",
+        "GD-1-5" => "档案包结构符合规范",
+        "GD-1-6" => "电子签名与印章有效性",
+        "GD-1-7" => "元数据不含非法字符",
+        "GD-2-1" => "文件数量相符",
+        "GD-2-2" => "必填元数据项齐全",
+        "GD-2-3" => "办理过程记录齐全",
+        "GD-2-4" => "电子证照及其元数据已归档",
+        "GD-2-5" => "无重复归档",
+        "GD-2-6" => "归档环境信息已记录",
+        "GD-3-1" => "元数据可读",
+        "GD-3-2" => "内容格式允许且可读",
+        "GD-3-3" => "未加密、无非标准压缩",
+        "GD-4-1" => "病毒检测",
+        "GD-4-2" => "载体检测",
+        "GD-4-3" => "归档过程安全",
+        _ => return String::new(),
     }
     .into()
 }

@@ -335,8 +335,8 @@ pub fn document(version: &str) -> Value {
         if op.roles.is_empty() {
             o["security"] = json!([]);
         } else if op.method != "get" && op.method != "head" {
-            // A write needs the token: the console's session reads only.
-            o["security"] = json!([{"bearer": []}]);
+            // A write needs the token, or the console's session with its CSRF token beside it.
+            o["security"] = json!([{"bearer": []}, {"session": [], "csrf": []}]);
         }
         let body = match op.body {
             Body::None => None,
@@ -392,7 +392,8 @@ pub fn document(version: &str) -> Value {
         "components": {
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "description": "a token made by `guidang token create` or POST /api/v1/tokens"},
-                "session": {"type": "apiKey", "in": "cookie", "name": crate::console::SESSION_COOKIE, "description": "the console's session (GET routes only)"},
+                "session": {"type": "apiKey", "in": "cookie", "name": crate::console::SESSION_COOKIE, "description": "the console's session: reads alone, writes with `X-CSRF-Token`"},
+                "csrf": {"type": "apiKey", "in": "header", "name": "X-CSRF-Token", "description": "the session's CSRF token (the console's pages carry it)"},
             },
             "schemas": schemas(),
         },
