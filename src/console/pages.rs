@@ -12,11 +12,30 @@ use super::templates::{page, render};
 use crate::app::App;
 use crate::db::cases::CaseFilter;
 
+/// The page's session (or the redirect to sign-in) and, given a role test, 403 for roles the
+/// matching API route refuses.
 macro_rules! signed_in {
     ($req:expr, $app:expr) => {
         match required(&$req, &$app).await {
             Ok(s) => s,
             Err(redirect) => return redirect,
+        }
+    };
+    ($req:expr, $app:expr, $may:expr) => {{
+        let s = signed_in!($req, $app);
+        if !$may(&s) {
+            return forbidden(&s);
+        }
+        s
+    }};
+}
+
+/// A service's answer, or the page that says the database is unavailable.
+macro_rules! or_unavailable {
+    ($e:expr, $s:expr) => {
+        match $e.await {
+            Ok(v) => v,
+            Err(e) => return unavailable(e, &$s),
         }
     };
 }
@@ -76,10 +95,7 @@ fn month_chart(months: &[(String, i64)]) -> String {
 
 pub async fn overview(req: HttpRequest, app: web::Data<Arc<App>>) -> HttpResponse {
     let s = signed_in!(req, app);
-    let o = match app.db().overview().await {
-        Ok(o) => o,
-        Err(e) => return unavailable(e, &s),
-    };
+    let o = or_unavailable!(app.db().overview(), s);
     let year = chrono::Utc::now()
         .with_timezone(&chrono_tz::Asia::Shanghai)
         .format("%Y")
@@ -87,10 +103,7 @@ pub async fn overview(req: HttpRequest, app: web::Data<Arc<App>>) -> HttpRespons
         .parse::<i64>()
         .unwrap_or(2026)
         - 1;
-    let filing = match app.filing().status(year).await {
-        Ok(f) => f,
-        Err(e) => return unavailable(e, &s),
-    };
+    let filing = or_unavailable!(app.filing().status(year), s);
     let transfers: Vec<_> = match app.transfers().list().await {
         Ok(t) => t.into_iter().filter(|t| t.state != "transferred").collect(),
         Err(e) => return unavailable(e, &s),
@@ -133,10 +146,7 @@ pub async fn cases(
     q: web::Query<CasesQuery>,
     app: web::Data<Arc<App>>,
 ) -> HttpResponse {
-    let s = signed_in!(req, app);
-    if !reads_cases(&s) {
-        return forbidden(&s);
-    }
+    let s = signed_in!(req, app, reads_cases);
     let q = q.into_inner();
     let text = |v: &Option<String>| {
         v.as_deref()
@@ -159,10 +169,7 @@ pub async fn cases(
         page: page_no,
         per_page: 50,
     };
-    let list = match app.cases().list(&s.who, f).await {
-        Ok(l) => l,
-        Err(e) => return unavailable(e, &s),
-    };
+    let list = or_unavailable!(app.cases().list(&s.who, f), s);
     let pages = (list.total + 49) / 50;
     render(
         "cases.html",
@@ -185,10 +192,7 @@ pub async fn case(
     path: web::Path<String>,
     app: web::Data<Arc<App>>,
 ) -> HttpResponse {
-    let s = signed_in!(req, app);
-    if !reads_cases(&s) {
-        return forbidden(&s);
-    }
+    let s = signed_in!(req, app, reads_cases);
     let id = path.into_inner();
     let view = match app.cases().read(&s.who, &id).await {
         Ok(Some(v)) => v,
@@ -202,14 +206,8 @@ pub async fn case(
         }
         Err(e) => return unavailable(e, &s),
     };
-    let checks = match app.cases().checks(&s.who, &id).await {
-        Ok(c) => c,
-        Err(e) => return unavailable(e, &s),
-    };
-    let holds = match app.disposal().holds_of(&id).await {
-        Ok(h) => h,
-        Err(e) => return unavailable(e, &s),
-    };
+    let checks = or_unavailable!(app.cases().checks(&s.who, &id), s);
+    let holds = or_unavailable!(app.disposal().holds_of(&id), s);
     render(
         "case.html",
         minijinja::context! {
@@ -362,10 +360,7 @@ pub async fn audit(
         until: None,
         limit: 200,
     };
-    let rows = match crate::evidence::trail::list(app.db(), &f).await {
-        Ok(r) => r,
-        Err(e) => return unavailable(e, &s),
-    };
+    let rows = or_unavailable!(crate::evidence::trail::list(app.db(), &f), s);
     let chain = match crate::evidence::trail::verify_chain(app.db()).await {
         Ok(Ok(n)) => minijinja::context! { intact => true, rows => n },
         Ok(Err((seq, why))) => {
@@ -377,10 +372,7 @@ pub async fn audit(
         Ok(c) => c.map(|c| c.note),
         Err(e) => return unavailable(e, &s),
     };
-    let keys = match app.keys().published().await {
-        Ok(k) => k,
-        Err(e) => return unavailable(e, &s),
-    };
+    let keys = or_unavailable!(app.keys().published(), s);
     render(
         "audit.html",
         minijinja::context! {
@@ -424,10 +416,7 @@ pub async fn tokens(req: HttpRequest, app: web::Data<Arc<App>>) -> HttpResponse 
     if s.who.role != crate::auth::Role::Admin {
         return forbidden(&s);
     }
-    let rows = match app.tokens().list().await {
-        Ok(r) => r,
-        Err(e) => return unavailable(e, &s),
-    };
+    let rows = or_unavailable!(app.tokens().list(), s);
     let me = s.who.id.clone();
     render(
         "tokens.html",
@@ -515,20 +504,14 @@ pub async fn filing(
     q: web::Query<YearQuery>,
     app: web::Data<Arc<App>>,
 ) -> HttpResponse {
-    let s = signed_in!(req, app);
-    if !reads_records(&s) {
-        return forbidden(&s);
-    }
+    let s = signed_in!(req, app, reads_records);
     let year = q
         .year
         .as_deref()
         .and_then(|y| y.trim().parse::<i64>().ok())
         .filter(|y| (1990..=2100).contains(y))
         .unwrap_or_else(last_year);
-    let status = match app.filing().status(year).await {
-        Ok(st) => st,
-        Err(e) => return unavailable(e, &s),
-    };
+    let status = or_unavailable!(app.filing().status(year), s);
     let (_, _, keeper) = role_flags(&s);
     render(
         "filing.html",
@@ -539,18 +522,9 @@ pub async fn filing(
 
 /// Due cases, proposal (archivists) and the lists.
 pub async fn disposal(req: HttpRequest, app: web::Data<Arc<App>>) -> HttpResponse {
-    let s = signed_in!(req, app);
-    if !reads_records(&s) {
-        return forbidden(&s);
-    }
-    let due = match app.disposal().due(1, 200).await {
-        Ok(d) => d,
-        Err(e) => return unavailable(e, &s),
-    };
-    let lists = match app.disposal().lists().await {
-        Ok(l) => l,
-        Err(e) => return unavailable(e, &s),
-    };
+    let s = signed_in!(req, app, reads_records);
+    let due = or_unavailable!(app.disposal().due(1, 200), s);
+    let lists = or_unavailable!(app.disposal().lists(), s);
     let (archivist, _, _) = role_flags(&s);
     render(
         "disposal.html",
@@ -569,10 +543,7 @@ pub async fn disposal_list(
     path: web::Path<String>,
     app: web::Data<Arc<App>>,
 ) -> HttpResponse {
-    let s = signed_in!(req, app);
-    if !reads_records(&s) {
-        return forbidden(&s);
-    }
+    let s = signed_in!(req, app, reads_records);
     let l = match app.disposal().list(&path).await {
         Ok(Some(l)) => l,
         Ok(None) => return not_found(&s, "没有这份销毁清单"),
@@ -596,14 +567,8 @@ pub async fn disposal_list(
 }
 
 pub async fn transfers(req: HttpRequest, app: web::Data<Arc<App>>) -> HttpResponse {
-    let s = signed_in!(req, app);
-    if !reads_records(&s) {
-        return forbidden(&s);
-    }
-    let items = match app.transfers().list().await {
-        Ok(t) => t,
-        Err(e) => return unavailable(e, &s),
-    };
+    let s = signed_in!(req, app, reads_records);
+    let items = or_unavailable!(app.transfers().list(), s);
     let (archivist, _, _) = role_flags(&s);
     render(
         "transfers.html",
@@ -631,10 +596,7 @@ pub async fn transfer(
     path: web::Path<String>,
     app: web::Data<Arc<App>>,
 ) -> HttpResponse {
-    let s = signed_in!(req, app);
-    if !reads_records(&s) {
-        return forbidden(&s);
-    }
+    let s = signed_in!(req, app, reads_records);
     let v = match transfer_view(&s, &app, &path).await {
         Ok(v) => v,
         Err(r) => return r,
@@ -655,10 +617,7 @@ pub async fn transfer_progress(
     path: web::Path<String>,
     app: web::Data<Arc<App>>,
 ) -> HttpResponse {
-    let s = signed_in!(req, app);
-    if !reads_records(&s) {
-        return forbidden(&s);
-    }
+    let s = signed_in!(req, app, reads_records);
     match transfer_view(&s, &app, &path).await {
         Ok(v) => super::templates::fragment(
             "transfer_progress.html",
@@ -679,10 +638,7 @@ pub async fn retention(
     q: web::Query<VersionQuery>,
     app: web::Data<Arc<App>>,
 ) -> HttpResponse {
-    let s = signed_in!(req, app);
-    if !reads_records(&s) {
-        return forbidden(&s);
-    }
+    let s = signed_in!(req, app, reads_records);
     let rules = app.rules();
     let set = match q
         .version
