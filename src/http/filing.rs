@@ -190,8 +190,11 @@ pub async fn put_expected(
 pub fn stream_document(opened: Option<Opened>, name: &str) -> Result<HttpResponse, ApiError> {
     let Opened { doc, size, stream } =
         opened.ok_or_else(|| ApiError::NotFound(format!("no document {name} (yet)")))?;
+    // The registration form's HTML is the one to print and sign: served as a page, not as XML.
     let ct = if name.ends_with(".csv") {
         "text/csv; charset=utf-8"
+    } else if name.ends_with(".html") {
+        "text/html; charset=utf-8"
     } else {
         "application/xml"
     };

@@ -389,6 +389,17 @@ async fn filing_over_http_codes_registers_reports_and_files_late_arrivals() {
                 }
             }
             "form.html" => {
+                // Served as a page a browser shows and prints, not as XML.
+                let r = app
+                    .client
+                    .get(app.url(&format!(
+                        "/api/v1/filings/2025/batches/{batch_id}/form.html"
+                    )))
+                    .bearer_auth(&app.archivist)
+                    .send()
+                    .await
+                    .unwrap();
+                assert_eq!(r.headers()["content-type"], "text/html; charset=utf-8");
                 // The form to print: the same numbers, the checks with their results.
                 assert!(
                     text.starts_with("<!DOCTYPE html>") && text.contains("归档登记表"),
