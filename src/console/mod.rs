@@ -68,5 +68,7 @@ pub fn routes(cfg: &mut web::ServiceConfig) {
             web::get().to(pages::transfer_progress),
         )
         .route("/retention", web::get().to(pages::retention))
-        .route("/static/{file}", web::get().to(pages::asset));
+        .route("/static/{file}", web::get().to(pages::asset))
+        // Browsers ask for it on documents without a <link rel="icon"> (fragments, printouts).
+        .route("/favicon.ico", web::get().to(pages::favicon));
 }

@@ -233,6 +233,13 @@ pub fn embedded_bytes() -> usize {
     CSS.len() + FAVICON.len() + SCRIPT.len() + HTMX.len() + super::templates::bytes()
 }
 
+pub async fn favicon() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("image/svg+xml")
+        .insert_header(("Cache-Control", "public, max-age=86400"))
+        .body(FAVICON)
+}
+
 pub async fn asset(path: web::Path<String>) -> HttpResponse {
     let script = |body: &'static str| {
         HttpResponse::Ok()

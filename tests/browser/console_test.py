@@ -134,6 +134,11 @@ def main():
 
         c.go("/filing?year=%d" % cfg["year"], "filing")
         c.go("/transfers", "transfers")
+        c.go("/transfers/" + cfg["transfer_id"], "transfer")
+        # The progress part htmx swaps in every few seconds: the page asks for it by itself.
+        c.text_appears("#progress", "草稿", 30)
+        d.get(c.base + "/transfers/" + cfg["transfer_id"] + "/progress")
+        assert "办件" in d.find_element(By.TAG_NAME, "body").text, "the progress part"
         c.go("/retention", "retention")
         c.go("/rejections", "rejections")
 

@@ -320,6 +320,16 @@ async fn the_console_works_in_a_real_browser() {
         .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2012}))
         .await;
     assert_eq!(s, 201, "{f}");
+    // A filed 2013 case drafted for transfer: the batch page and its progress part.
+    app.archive_case("B-3", "2013-05-05T10:00:00+08:00", "Y").await;
+    let (s, f) = app
+        .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2013}))
+        .await;
+    assert_eq!(s, 201, "{f}");
+    let (s, t) = app
+        .post_json(&app.archivist, "/api/v1/transfers", json!({"year": 2013}))
+        .await;
+    assert_eq!(s, 201, "{t}");
     let (_, list) = app
         .get_json(&app.archivist, "/api/v1/cases?year=2012")
         .await;
@@ -346,6 +356,7 @@ async fn the_console_works_in_a_real_browser() {
         "admin_other": token("admin", "分管领导 刘强").await,
         "archival_code": code,
         "year": 2012,
+        "transfer_id": t["transfer_id"],
         "import_zip": fixtures().join("valid/food-licence.zip"),
         "rejected_zip": fixtures().join("bad/encrypted_file-user-password.zip"),
         "screenshots": shots,
@@ -376,5 +387,5 @@ async fn the_console_works_in_a_real_browser() {
     let (_, lists) = app.get_json(&app.admin, "/api/v1/disposal/lists").await;
     assert_eq!(lists["items"][0]["state"], "approved", "{lists}");
     let (_, all) = app.get_json(&app.archivist, "/api/v1/cases").await;
-    assert_eq!(all["total"], 3, "{all}");
+    assert_eq!(all["total"], 4, "{all}");
 }
