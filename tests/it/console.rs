@@ -349,6 +349,8 @@ async fn the_console_works_in_a_real_browser() {
     let shots = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("target/browser-screenshots")
         .join(if use_postgres() { "postgres" } else { "sqlite" });
+    // This run's pictures only.
+    let _ = std::fs::remove_dir_all(&shots);
     let cfg = json!({
         "base": app.addr,
         "archivist": token("archivist", "档案室 张敏").await,
