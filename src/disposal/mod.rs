@@ -198,7 +198,9 @@ fn this_year(disposal: &Disposal) -> i64 {
 
 /// The condition for "due": a fixed term that has run by 1 January of `this_year`.
 /// (D10 of year Y runs to the end of Y+10; it is due from Y+11.)
-const DUE: &str = "status IN ('archived', 'filed') AND ((retention = 'D10' AND year + 10 < $1) OR (retention = 'D30' AND year + 30 < $1))";
+/// Written so that each branch is a range on the `cases_due` index (retention, year): `year <
+/// $1 - 10`, not `year + 10 < $1`, which would read every case.
+const DUE: &str = "status IN ('archived', 'filed') AND ((retention = 'D10' AND year < $1 - 10) OR (retention = 'D30' AND year < $1 - 30))";
 
 pub use crate::db::holds::Hold;
 

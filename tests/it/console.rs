@@ -321,7 +321,8 @@ async fn the_console_works_in_a_real_browser() {
         .await;
     assert_eq!(s, 201, "{f}");
     // A filed 2013 case drafted for transfer: the batch page and its progress part.
-    app.archive_case("B-3", "2013-05-05T10:00:00+08:00", "Y").await;
+    app.archive_case("B-3", "2013-05-05T10:00:00+08:00", "Y")
+        .await;
     let (s, f) = app
         .post_json(&app.archivist, "/api/v1/filings", json!({"year": 2013}))
         .await;
