@@ -10,3 +10,6 @@ CREATE INDEX cases_year_counts ON cases (year, status, filing_problem, filing_la
 CREATE INDEX cases_year_transferred ON cases (year, transferred_in);
 -- Cases due for disposal: a range of years per retention term.
 CREATE INDEX cases_due ON cases (retention, year, status);
+-- A year's refused cases in archive-id order: few, so a partial index (a whole-year index
+-- looks unselective to the planner while the year is still pending, and it reads every row).
+CREATE INDEX cases_refused ON cases (year, archive_id) WHERE status = 'archived' AND filing_problem IS NOT NULL;
